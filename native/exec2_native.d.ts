@@ -1,0 +1,140 @@
+/**
+ * Typed surface of the Node-API addon `build/Release/exec2_native.node`.
+ *
+ * The addon is deliberately small: everything that can be plain data or a
+ * file write lives in TypeScript; only what needs raw syscalls lives here.
+ * Errors thrown by the addon are `NativeError`-shaped: an `Error` with a
+ * string `code` (see NativeErrorCode), an optional `errno` and `path`.
+ */
+
+/** Stable error codes thrown by the addon (err.code). */
+export type NativeErrorCode =
+  /** the command was not found on PATH (or the given path does not exist) */
+  | 'EXEC2_COMMAND_NOT_FOUND'
+  /** the command exists but could not be executed (EACCES, ENOEXEC, not unveiled with x, ...) */
+  | 'EXEC2_COMMAND_NOT_EXECUTABLE'
+  /** an unveil path that is not optional does not exist or cannot be opened */
+  | 'EXEC2_UNVEIL_PATH'
+  /** Landlock is unavailable or refused the ruleset; the task never runs unconfined */
+  | 'EXEC2_LANDLOCK'
+  /** setgroups/setgid/setuid failed */
+  | 'EXEC2_CREDENTIALS'
+  /** chdir to the working directory failed */
+  | 'EXEC2_WORKDIR'
+  /** joining the network namespace failed */
+  | 'EXEC2_NETNS'
+  /** joining a cgroup (v1 cgroup.procs write) failed */
+  | 'EXEC2_CGROUP'
+  /** namespace / mount / clone3 / fork setup failed */
+  | 'EXEC2_SPAWN'
+  /** bad arguments given to the addon (programming error) */
+  | 'EXEC2_INVALID_ARGUMENT'
+  /** any other syscall failure */
+  | 'EXEC2_SYSCALL';
+
+export interface UnveilRule {
+  /** absolute path */
+  path: string;
+  /** any combination of the letters r, w, x, c (already validated by TS) */
+  mode: string;
+  /** true: silently skipped when the path does not exist (default path sets) */
+  optional: boolean;
+}
+
+export interface LaunchSpec {
+  /** absolute path of the static init helper (build/Release/exec2-init) */
+  initPath: string;
+  /** O_PATH|O_DIRECTORY fd of a cgroup v2 directory to clone into, or -1 (v1 hosts) */
+  cgroupFd: number;
+  /** fds of v1 `cgroup.procs` files (opened O_WRONLY) that pid 1 joins before forking the task */
+  cgroupProcsFds: number[];
+  /** fd that becomes the task's stdout / stderr (FIFO or /dev/null), opened by the caller */
+  stdoutFd: number;
+  stderrFd: number;
+  /** O_DIRECTORY fd where pid 1 writes `status` (atomically, via a temp file + rename) */
+  statusDirFd: number;
+  /** fd of a network namespace to join (GROUP mode), or -1 for the host namespace */
+  netnsFd: number;
+  /** argv[0] is the command as configured (resolved on the task env's PATH if it has no '/') */
+  argv: string[];
+  /** the exact task environment, "KEY=VALUE" */
+  env: string[];
+  uid: number;
+  gid: number;
+  /** supplementary groups (empty for dynamic users) */
+  groups: number[];
+  /** absolute working directory of the task */
+  cwd: string;
+  unveil: UnveilRule[];
+  /** written to /proc/self/oom_score_adj of the task before exec; null leaves it inherited */
+  oomScoreAdj: number | null;
+}
+
+export interface LaunchResult {
+  /** host pid of pid 1 (the init helper) of the task's pid namespace */
+  pid: number;
+  /** pidfd of that process (CLONE_PIDFD); owned by the caller */
+  pidfd: number;
+  /** process.hrtime.bigint()-compatible monotonic ns timestamps */
+  tCloneNs: bigint;
+  /** when the task's execve was confirmed (error pipe reached EOF) */
+  tExecNs: bigint;
+}
+
+/** Status word as reported by waitid: exactly one of code/signal is meaningful. */
+export interface WaitStatus {
+  /** exit code if exited normally, else 128 + signal */
+  exitCode: number;
+  /** terminating signal, 0 if exited normally */
+  signal: number;
+}
+
+export interface UserRecord {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  /** supplementary group ids from the group database (getgrouplist), including gid */
+  groups: number[];
+}
+
+/** Target of a signal sent through pid 1. */
+export const enum SignalTarget {
+  /** the task's process group (exec2 semantics) */
+  Group = 0,
+  /** every process in the task's pid namespace except pid 1 */
+  All = 1,
+}
+
+export interface Exec2Native {
+  /** Landlock ABI version of the running kernel; 0 when unavailable (errno in `error`). */
+  landlockAbi(): { abi: number; error: string | null };
+  /** getpwnam_r + getgrouplist; null when the user does not exist. Blocking (NSS): call from a worker. */
+  lookupUser(name: string): UserRecord | null;
+  /**
+   * clone3(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWNS[|CLONE_INTO_CGROUP])
+   * and execve of the init helper. Blocks until the task's execve succeeded or
+   * failed. On failure the init helper is reaped, the pidfd closed and a
+   * NativeError thrown: nothing is left behind. Call from a worker thread.
+   * Does not close any of the fds in the spec.
+   */
+  launch(spec: LaunchSpec): LaunchResult;
+  /**
+   * Main thread only: watch a pidfd with a libuv poll handle. When the process
+   * exits, reap it with waitid(P_PIDFD) if it is our child (status) or report
+   * null (not our child: e.g. a recovered task), close the pidfd, and call back once.
+   */
+  watchExit(pidfd: number, onExit: (status: WaitStatus | null) => void): void;
+  /** pidfd_open(pid, 0); throws NativeError (errno ESRCH when gone). */
+  pidfdOpen(pid: number): number;
+  /**
+   * Ask pid 1 to deliver `signal` to the target: pidfd_send_signal of the
+   * control signal (SIGRTMIN, si_code SI_QUEUE, value = target << 8 | signal).
+   * Returns false if the process is already gone (ESRCH).
+   */
+  signalTask(pidfd: number, signal: number, target: SignalTarget): boolean;
+  /** pidfd_send_signal of a plain signal straight to pid 1 (last resort: SIGKILL). */
+  pidfdKill(pidfd: number, signal: number): boolean;
+  /** close(2) */
+  close(fd: number): void;
+}
