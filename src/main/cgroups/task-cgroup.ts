@@ -1,0 +1,260 @@
+/**
+ * One small interface over the two cgroup layouts a task can be handed:
+ * v2 (Nomad 1.7+: .../share.slice/<alloc>.<task>.scope) and v1/hybrid (Nomad
+ * makes <controller>/<parent>/<alloc>.<task>; cpuset_cgroup is the cpuset
+ * path). Paths are derived here, limits written here, kill and accounting
+ * read here; the worker and the main thread both use this module.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { CPU_PERIOD_US } from '../topology';
+import type { CgroupLayout } from './detect';
+
+export interface CgroupV2 {
+  mode: 'v2';
+  dir: string;
+}
+
+export interface CgroupV1 {
+  mode: 'v1';
+  /** controller → directory (cpu, memory, freezer, cpuset, and cpuacct/pids when present) */
+  dirs: Record<string, string>;
+  /** directories this driver created itself (and so may remove) */
+  created: string[];
+}
+
+export type TaskCgroup = CgroupV2 | CgroupV1;
+
+export interface Limits {
+  /** cpu.max quota in µs per CPU_PERIOD_US; 0 = no cap */
+  cpuQuotaUs: number;
+  /** MHz, for v1 cpu.shares */
+  cpuShares: number;
+  /** reserved cores, e.g. "2,3"; "" when none */
+  cpusetCpus: string;
+  /** bytes; 0 = none */
+  memoryMax: number;
+  /** bytes; 0 = none (soft reservation with memory_max) */
+  memoryLow: number;
+}
+
+export class CgroupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CgroupError';
+  }
+}
+
+/** v1 controllers the driver places a task in, when the host has them. */
+const V1_NOMAD_CONTROLLERS = ['cpu', 'memory', 'freezer'] as const;
+/** Controllers Nomad does not create task cgroups in but we use for accounting. */
+const V1_OWN_CONTROLLERS = ['cpuacct', 'pids'] as const;
+
+/**
+ * Work out the task cgroup from what Nomad passed. In v2 the path is used as
+ * is. In v1 the cpuset path is `<cpuset>/<parent>/share` or
+ * `<cpuset>/<parent>/reserve/<alloc>.<task>`, the other controllers are
+ * `<mount>/<parent>/<alloc>.<task>`.
+ */
+export function resolveTaskCgroup(layout: CgroupLayout, cpusetCgroup: string, allocId: string, taskName: string): TaskCgroup {
+  if (!cpusetCgroup) throw new CgroupError('no task cgroup was given (linux_resources.cpuset_cgroup is empty)');
+  if (!path.isAbsolute(cpusetCgroup)) throw new CgroupError(`task cgroup "${cpusetCgroup}" is not an absolute path`);
+  const norm = path.normalize(cpusetCgroup);
+  if (layout.mode === 'v2') {
+    if (!norm.startsWith(`${layout.root}/`)) throw new CgroupError(`task cgroup ${norm} is not below ${layout.root}`);
+    return { mode: 'v2', dir: norm };
+  }
+  if (layout.mode === 'none') throw new CgroupError('no cgroup filesystem is mounted');
+  const cpusetMount = layout.v1.get('cpuset');
+  if (!cpusetMount) throw new CgroupError('the cpuset controller is not mounted');
+  if (!norm.startsWith(`${cpusetMount}/`)) throw new CgroupError(`task cgroup ${norm} is not below the cpuset mount ${cpusetMount}`);
+  const rel = norm.slice(cpusetMount.length + 1).split('/');
+  const name = `${allocId}.${taskName}`;
+  let parent: string[];
+  if (rel.length >= 2 && rel[rel.length - 1] === 'share') parent = rel.slice(0, -1);
+  else if (rel.length >= 3 && rel[rel.length - 2] === 'reserve' && rel[rel.length - 1] === name) parent = rel.slice(0, -2);
+  else throw new CgroupError(`cpuset cgroup ${norm} is neither <parent>/share nor <parent>/reserve/${name}`);
+  const dirs: Record<string, string> = { cpuset: norm };
+  for (const c of [...V1_NOMAD_CONTROLLERS, ...V1_OWN_CONTROLLERS]) {
+    const mount = layout.v1.get(c);
+    if (mount) dirs[c] = path.join(mount, ...parent, name);
+  }
+  return { mode: 'v1', dirs, created: [] };
+}
+
+/**
+ * Create what the driver itself owns (v1 accounting controllers) and check
+ * that what Nomad owns exists. Returns the cgroup with `created` filled in.
+ */
+export function prepareTaskCgroup(cg: TaskCgroup): TaskCgroup {
+  if (cg.mode === 'v2') {
+    if (!isDir(cg.dir)) throw new CgroupError(`task cgroup ${cg.dir} does not exist (Nomad creates it before StartTask)`);
+    return cg;
+  }
+  const created: string[] = [];
+  for (const [c, dir] of Object.entries(cg.dirs)) {
+    if (isDir(dir)) continue;
+    if ((V1_OWN_CONTROLLERS as readonly string[]).includes(c)) {
+      mkdirSync(dir, { recursive: true });
+      created.push(dir);
+    } else {
+      throw new CgroupError(`task cgroup ${dir} does not exist (Nomad creates it before StartTask)`);
+    }
+  }
+  return { ...cg, created: [...cg.created, ...created] };
+}
+
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function write(dir: string, file: string, value: string): void {
+  try {
+    writeFileSync(path.join(dir, file), value);
+  } catch (err) {
+    throw new CgroupError(`cannot write "${value}" to ${path.join(dir, file)}: ${(err as Error).message}`);
+  }
+}
+
+function countCpus(list: string): number {
+  let n = 0;
+  for (const part of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [a, b] = part.split('-').map(Number);
+    n += b === undefined ? 1 : (b as number) - (a as number) + 1;
+  }
+  return n;
+}
+
+/** The values written, per file, for tests and logs. */
+export function limitFiles(cg: TaskCgroup, limits: Limits): Array<[string, string, string]> {
+  const out: Array<[string, string, string]> = [];
+  const quota = limits.cpusetCpus ? countCpus(limits.cpusetCpus) * CPU_PERIOD_US : limits.cpuQuotaUs;
+  if (cg.mode === 'v2') {
+    if (limits.cpusetCpus) out.push([cg.dir, 'cpuset.cpus', limits.cpusetCpus]);
+    if (quota > 0) out.push([cg.dir, 'cpu.max', `${quota} ${CPU_PERIOD_US}`]);
+    if (limits.memoryLow > 0) out.push([cg.dir, 'memory.low', String(limits.memoryLow)]);
+    if (limits.memoryMax > 0) out.push([cg.dir, 'memory.max', String(limits.memoryMax)]);
+    return out;
+  }
+  const { cpu, memory, cpuset } = cg.dirs;
+  if (cpuset && limits.cpusetCpus) {
+    out.push([cpuset, 'cpuset.cpus', limits.cpusetCpus]);
+  }
+  if (cpu) {
+    if (limits.cpuShares > 0) out.push([cpu, 'cpu.shares', String(Math.max(2, limits.cpuShares))]);
+    if (quota > 0) {
+      out.push([cpu, 'cpu.cfs_period_us', String(CPU_PERIOD_US)]);
+      out.push([cpu, 'cpu.cfs_quota_us', String(quota)]);
+    }
+  }
+  if (memory) {
+    if (limits.memoryMax > 0) out.push([memory, 'memory.limit_in_bytes', String(limits.memoryMax)]);
+    if (limits.memoryLow > 0) out.push([memory, 'memory.soft_limit_in_bytes', String(limits.memoryLow)]);
+  }
+  return out;
+}
+
+export function writeLimits(cg: TaskCgroup, limits: Limits): void {
+  if (cg.mode === 'v1' && cg.dirs.cpuset && limits.cpusetCpus) {
+    // A v1 cpuset accepts no process until both cpus and mems are set.
+    const mems = path.join(cg.dirs.cpuset, 'cpuset.mems');
+    if (readFileSync(mems, 'utf8').trim() === '') {
+      write(cg.dirs.cpuset, 'cpuset.mems', readFileSync(path.join(path.dirname(cg.dirs.cpuset), 'cpuset.mems'), 'utf8').trim());
+    }
+  }
+  for (const [dir, file, value] of limitFiles(cg, limits)) write(dir, file, value);
+}
+
+/** Files pid 1 writes "0" to so it and the task join each v1 controller. */
+export function v1ProcsFiles(cg: TaskCgroup): string[] {
+  return cg.mode === 'v1' ? Object.values(cg.dirs).map((d) => path.join(d, 'cgroup.procs')) : [];
+}
+
+export function readProcs(dir: string): number[] {
+  try {
+    return readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** No process left in any of the task's cgroups. */
+export function isEmpty(cg: TaskCgroup): boolean {
+  const dirs = cg.mode === 'v2' ? [cg.dir] : Object.values(cg.dirs).filter((d) => !d.includes('/cpuset/') || !d.endsWith('/share'));
+  return dirs.every((d) => readProcs(d).length === 0);
+}
+
+/** Count of OOM kills so far: v2 memory.events oom_kill, v1 memory.oom_control oom_kill. */
+export function oomKillCount(cg: TaskCgroup): number {
+  try {
+    if (cg.mode === 'v2') {
+      const m = /^oom_kill (\d+)$/m.exec(readFileSync(path.join(cg.dir, 'memory.events'), 'utf8'));
+      return m ? Number(m[1]) : 0;
+    }
+    const mem = cg.dirs.memory;
+    if (!mem) return 0;
+    const m = /^oom_kill (\d+)$/m.exec(readFileSync(path.join(mem, 'memory.oom_control'), 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Kill everything in the task's cgroup. v2: cgroup.kill (5.14+). v1: freeze,
+ * SIGKILL every pid, thaw, so no process can fork its way out in between.
+ * The shared v1 cpuset cgroup (…/share) holds other tasks and is never used
+ * to find pids.
+ */
+export function killAll(cg: TaskCgroup): void {
+  if (cg.mode === 'v2') {
+    const killFile = path.join(cg.dir, 'cgroup.kill');
+    if (existsSync(killFile)) {
+      writeFileSync(killFile, '1');
+      return;
+    }
+    for (const pid of readProcs(cg.dir)) safeKill(pid);
+    return;
+  }
+  const freezer = cg.dirs.freezer;
+  const memberDir = cg.dirs.memory ?? cg.dirs.cpu ?? freezer;
+  if (freezer) tryWrite(path.join(freezer, 'freezer.state'), 'FROZEN');
+  try {
+    if (memberDir) for (const pid of readProcs(memberDir)) safeKill(pid);
+    if (freezer && freezer !== memberDir) for (const pid of readProcs(freezer)) safeKill(pid);
+  } finally {
+    if (freezer) tryWrite(path.join(freezer, 'freezer.state'), 'THAWED');
+  }
+}
+
+function safeKill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+function tryWrite(file: string, value: string): void {
+  try {
+    writeFileSync(file, value);
+  } catch {
+    // best effort
+  }
+}
+
+/** Remove the cgroups this driver created (never Nomad's). */
+export function removeOwnCgroups(cg: TaskCgroup): void {
+  if (cg.mode !== 'v1') return;
+  for (const dir of [...cg.created].reverse()) {
+    try {
+      if (readdirSync(dir).length >= 0) rmdirSync(dir);
+    } catch {
+      // still busy or gone; the next destroy or Nomad's cleanup will retry
+    }
+  }
+}

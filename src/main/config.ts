@@ -1,0 +1,121 @@
+/**
+ * The agent's `plugin { config {} }` block and the job's task `config {}`
+ * block: their schemas (sent to Nomad) and their decoding and validation.
+ */
+import { CtyDecodeError, decodeObject, type CtyValue } from './cty';
+import { invalidArgument, invalidConfig, DriverError } from './errors';
+import { decoderSchema, objectSpec, type BlockDef } from './hclspec';
+import { parseUnveil, normalisePath, UnveilSyntaxError } from './unveil';
+import type { Spec } from '../gen/hashicorp/nomad/plugins/shared/hclspec/hclspec';
+
+export const DEFAULT_STATE_DIR = '/run/nomad-driver-exec2';
+
+export const PLUGIN_CONFIG_BLOCK: BlockDef = {
+  unveil_defaults: { type: 'bool', default: 'true' },
+  unveil_by_task: { type: 'bool', default: 'false' },
+  unveil_paths: { type: { list: 'string' } },
+  // Our own: where pid 1 of each task records its exit status (root only).
+  state_dir: { type: 'string', default: JSON.stringify(DEFAULT_STATE_DIR) },
+};
+
+export const TASK_CONFIG_BLOCK: BlockDef = {
+  command: { type: 'string', required: true },
+  args: { type: { list: 'string' } },
+  unveil: { type: { list: 'string' } },
+  oom_score_adj: { type: 'number' },
+  work_dir: { type: 'string' },
+};
+
+export const PLUGIN_CONFIG_SPEC: Spec = objectSpec(PLUGIN_CONFIG_BLOCK);
+export const TASK_CONFIG_SPEC: Spec = objectSpec(TASK_CONFIG_BLOCK);
+export const PLUGIN_CONFIG_SCHEMA = decoderSchema(PLUGIN_CONFIG_BLOCK);
+export const TASK_CONFIG_SCHEMA = decoderSchema(TASK_CONFIG_BLOCK);
+
+export interface PluginConfig {
+  unveilDefaults: boolean;
+  unveilByTask: boolean;
+  unveilPaths: string[];
+  stateDir: string;
+}
+
+export const DEFAULT_PLUGIN_CONFIG: PluginConfig = {
+  unveilDefaults: true,
+  unveilByTask: false,
+  unveilPaths: [],
+  stateDir: DEFAULT_STATE_DIR,
+};
+
+export interface TaskConfigBlock {
+  command: string;
+  args: string[];
+  unveil: string[];
+  oomScoreAdj: number | null;
+  workDir: string | null;
+}
+
+function decode(bytes: Uint8Array, schema: typeof PLUGIN_CONFIG_SCHEMA, what: string, mkErr: (m: string) => DriverError) {
+  try {
+    return decodeObject(bytes, schema, what);
+  } catch (err) {
+    if (err instanceof CtyDecodeError) throw mkErr(err.message);
+    throw err;
+  }
+}
+
+const strings = (v: CtyValue): string[] => (v === null ? [] : (v as string[]));
+
+function checkUnveilList(list: string[], where: string, mkErr: (m: string) => DriverError): void {
+  list.forEach((s, i) => {
+    try {
+      parseUnveil(s);
+    } catch (err) {
+      if (err instanceof UnveilSyntaxError) throw mkErr(`${where}[${i}]: ${err.message}`);
+      throw err;
+    }
+  });
+}
+
+export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
+  const what = 'plugin config';
+  const v = decode(bytes, PLUGIN_CONFIG_SCHEMA, what, invalidConfig);
+  const unveilPaths = strings(v.unveil_paths ?? null);
+  checkUnveilList(unveilPaths, `${what}: attribute "unveil_paths"`, invalidConfig);
+  const stateDir = (v.state_dir as string | null) ?? DEFAULT_STATE_DIR;
+  if (!stateDir.startsWith('/')) throw invalidConfig(`${what}: attribute "state_dir": "${stateDir}" must be an absolute path`);
+  return {
+    unveilDefaults: (v.unveil_defaults as boolean | null) ?? true,
+    unveilByTask: (v.unveil_by_task as boolean | null) ?? false,
+    unveilPaths,
+    stateDir: normalisePath(stateDir),
+  };
+}
+
+export function parseTaskConfig(bytes: Uint8Array): TaskConfigBlock {
+  const what = 'task config';
+  const v = decode(bytes, TASK_CONFIG_SCHEMA, what, invalidArgument);
+  const command = v.command as string;
+  if (command.trim() === '') throw invalidArgument(`${what}: attribute "command" must not be empty`);
+  if (command.includes('\0')) throw invalidArgument(`${what}: attribute "command" contains a NUL byte`);
+  const args = strings(v.args ?? null);
+  args.forEach((a, i) => {
+    if (a.includes('\0')) throw invalidArgument(`${what}: attribute "args"[${i}] contains a NUL byte`);
+  });
+  const unveil = strings(v.unveil ?? null);
+  checkUnveilList(unveil, `${what}: attribute "unveil"`, invalidArgument);
+  let oomScoreAdj: number | null = null;
+  if (v.oom_score_adj !== null && v.oom_score_adj !== undefined) {
+    const n = v.oom_score_adj as number;
+    // Negative values would shield a task from the OOM killer at the host's expense.
+    if (!Number.isInteger(n) || n < 0 || n > 1000) {
+      throw invalidArgument(`${what}: attribute "oom_score_adj": ${n} is not an integer between 0 and 1000`);
+    }
+    oomScoreAdj = n;
+  }
+  let workDir: string | null = null;
+  if (v.work_dir !== null && v.work_dir !== undefined) {
+    const w = v.work_dir as string;
+    if (!w.startsWith('/')) throw invalidArgument(`${what}: attribute "work_dir": "${w}" must be an absolute path`);
+    workDir = normalisePath(w);
+  }
+  return { command, args, unveil, oomScoreAdj, workDir };
+}

@@ -1,0 +1,161 @@
+/** The Driver gRPC service: protocol in, TaskManager calls out. */
+import {
+  DriverCapabilities_FSIsolation as FSIsolation,
+  DriverCapabilities_MountConfigs as MountConfigs,
+  NetworkIsolationSpec_NetworkIsolationMode as NetMode,
+  TaskState,
+  type DriverCapabilities,
+  type DriverServer,
+  type TaskStatus,
+} from '../gen/hashicorp/nomad/plugins/drivers/driver';
+import type { Duration } from '../gen/google/protobuf/duration';
+import { TASK_CONFIG_SPEC } from './config';
+import { DriverError, toServiceError } from './errors';
+import { fingerprintFromFacts, FINGERPRINT_PERIOD_MS, gatherHostFacts } from './fingerprint';
+import { unary } from './grpc-util';
+import type { Logger } from './log';
+import type { PluginState } from './plugin-state';
+import type { TaskManager, TaskRecord } from './tasks/task-manager';
+import { sampleTaskStats } from './stats';
+import { toTimestamp } from './time';
+
+export const CAPABILITIES: DriverCapabilities = {
+  sendSignals: true,
+  exec: false,
+  fsIsolation: FSIsolation.UNVEIL,
+  networkIsolationModes: [NetMode.NONE, NetMode.HOST, NetMode.GROUP],
+  mustCreateNetwork: false,
+  mountConfigs: MountConfigs.NO_MOUNTS,
+  disableLogCollection: false,
+  dynamicWorkloadUsers: true,
+};
+
+export function durationMs(d: Duration | undefined): number {
+  if (!d) return 0;
+  return d.seconds * 1000 + Math.floor(d.nanos / 1e6);
+}
+
+export function taskStatus(t: TaskRecord): TaskStatus {
+  return {
+    id: t.id,
+    name: t.name,
+    state: t.phase === 'running' ? TaskState.RUNNING : t.exit?.err ? TaskState.UNKNOWN : TaskState.EXITED,
+    startedAt: toTimestamp(t.startedAt),
+    completedAt: toTimestamp(t.completedAt),
+    result: t.exit?.result ?? { exitCode: 0, signal: 0, oomKilled: false },
+  };
+}
+
+const unimplemented = (what: string): DriverError => new DriverError('UNIMPLEMENTED', `${what} is not supported by the exec2 driver`);
+
+export function driverServer(state: PluginState, tasks: TaskManager, logger: Logger): DriverServer {
+  return {
+    init: unary(logger, 'Init', () => ({})),
+    shutdown: unary(logger, 'Shutdown', () => ({})), // tasks must outlive us: nothing to do
+    taskConfigSchema: unary(logger, 'TaskConfigSchema', () => ({ spec: TASK_CONFIG_SPEC })),
+    capabilities: unary(logger, 'Capabilities', () => ({ capabilities: CAPABILITIES })),
+
+    fingerprint(call) {
+      const send = (): void => {
+        try {
+          call.write(fingerprintFromFacts(gatherHostFacts(), state.effectiveConfig));
+        } catch (err) {
+          logger.error('fingerprint failed', { error: err });
+        }
+      };
+      send();
+      const timer = setInterval(send, FINGERPRINT_PERIOD_MS);
+      const stop = (): void => {
+        clearInterval(timer);
+      };
+      call.on('cancelled', () => {
+        stop();
+        call.end();
+      });
+      call.on('close', stop);
+      call.on('error', stop);
+    },
+
+    taskEvents(call) {
+      // No events to send yet; the stream stays open for the plugin's lifetime.
+      call.on('cancelled', () => call.end());
+      call.on('error', () => undefined);
+    },
+
+    startTask: unary(logger, 'StartTask', async (req) => {
+      if (!req.task) throw new DriverError('INVALID_ARGUMENT', 'StartTask needs a task config');
+      const { handle } = await tasks.start(req.task);
+      return { result: 0, driverErrorMsg: '', handle };
+    }),
+
+    waitTask: unary(logger, 'WaitTask', async (req, call) => {
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      const exit = await tasks.wait(req.taskId, abort.signal);
+      return { result: exit.result, err: exit.err };
+    }),
+
+    stopTask: unary(logger, 'StopTask', async (req) => {
+      await tasks.stop(req.taskId, durationMs(req.timeout), req.signal);
+      return {};
+    }),
+
+    destroyTask: unary(logger, 'DestroyTask', async (req) => {
+      await tasks.destroy(req.taskId, req.force);
+      return {};
+    }),
+
+    inspectTask: unary(logger, 'InspectTask', (req) => {
+      const t = tasks.inspect(req.taskId);
+      return { task: taskStatus(t), driver: { attributes: { pid: String(t.state.pid) } } };
+    }),
+
+    signalTask: unary(logger, 'SignalTask', (req) => {
+      tasks.signal(req.taskId, req.signal);
+      return {};
+    }),
+
+    recoverTask: unary(logger, 'RecoverTask', (req) => {
+      tasks.recover(req.handle);
+      return {};
+    }),
+
+    taskStats(call) {
+      const id = call.request.taskId;
+      const interval = Math.max(100, durationMs(call.request.collectionInterval) || 1000);
+      const task = tasks.get(id);
+      if (!task) {
+        call.emit('error', toServiceError(new DriverError('NOT_FOUND', 'task not found for given id')));
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      let previous: ReturnType<typeof sampleTaskStats> | undefined;
+      const tick = (): void => {
+        if (task.phase !== 'running') {
+          clearInterval(timer);
+          call.end();
+          return;
+        }
+        previous = sampleTaskStats(task, state.compute?.mhzPerCore ?? 0, previous);
+        call.write({ stats: previous.stats });
+      };
+      tick();
+      timer = setInterval(tick, interval);
+      call.on('cancelled', () => clearInterval(timer));
+      call.on('error', () => clearInterval(timer));
+    },
+
+    execTask: unary(logger, 'ExecTask', () => {
+      throw unimplemented('ExecTask');
+    }),
+    execTaskStreaming(call) {
+      call.emit('error', toServiceError(unimplemented('ExecTaskStreaming (nomad alloc exec)')));
+    },
+    createNetwork: unary(logger, 'CreateNetwork', () => {
+      throw unimplemented('CreateNetwork');
+    }),
+    destroyNetwork: unary(logger, 'DestroyNetwork', () => {
+      throw unimplemented('DestroyNetwork');
+    }),
+  };
+}

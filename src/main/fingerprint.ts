@@ -1,0 +1,106 @@
+/**
+ * Host health as Nomad's scheduler sees it. HEALTHY only when this host can
+ * really run an isolated task; otherwise the description says exactly what
+ * is missing, so an operator can act on `nomad node status -verbose`.
+ */
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { FingerprintResponse_HealthState as Health, type FingerprintResponse } from '../gen/hashicorp/nomad/plugins/drivers/driver';
+import type { Attribute } from '../gen/hashicorp/nomad/plugins/shared/structs/structs';
+import { detectCgroupLayout, type CgroupLayout } from './cgroups/detect';
+import type { PluginConfig } from './config';
+import { INIT_HELPER_PATH, loadNative } from '../native/binding';
+import { PLUGIN_VERSION } from './version';
+
+/** Controllers a task's limits and accounting need, per mode. */
+export const REQUIRED_V2_CONTROLLERS = ['cpu', 'memory'];
+// The controllers Nomad itself creates task cgroups in on v1 hosts.
+export const REQUIRED_V1_CONTROLLERS = ['cpu', 'memory', 'freezer', 'cpuset'];
+
+export interface HostFacts {
+  platform: string;
+  uid: number;
+  kernel: string;
+  landlockAbi: number;
+  landlockError: string | null;
+  nativeError: string | null;
+  initHelperError: string | null;
+  cgroups: CgroupLayout;
+  v2Controllers: string[];
+}
+
+export function gatherHostFacts(): HostFacts {
+  let landlockAbi = 0;
+  let landlockError: string | null = null;
+  let nativeError: string | null = null;
+  try {
+    const r = loadNative().landlockAbi();
+    landlockAbi = r.abi;
+    landlockError = r.error;
+  } catch (err) {
+    nativeError = (err as Error).message;
+  }
+  let initHelperError: string | null = null;
+  try {
+    accessSync(INIT_HELPER_PATH, fsConstants.X_OK);
+  } catch (err) {
+    initHelperError = `init helper ${INIT_HELPER_PATH} is missing or not executable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+  const cgroups = detectCgroupLayout();
+  let v2Controllers: string[] = [];
+  if (cgroups.mode === 'v2') {
+    try {
+      v2Controllers = readFileSync(`${cgroups.root}/cgroup.controllers`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    } catch {
+      v2Controllers = [];
+    }
+  }
+  return {
+    platform: process.platform,
+    uid: typeof process.getuid === 'function' ? process.getuid() : -1,
+    kernel: os.release(),
+    landlockAbi,
+    landlockError,
+    nativeError,
+    initHelperError,
+    cgroups,
+    v2Controllers,
+  };
+}
+
+const boolAttr = (v: boolean): Attribute => ({ boolVal: v, unit: '' });
+const intAttr = (v: number): Attribute => ({ intVal: v, unit: '' });
+const strAttr = (v: string): Attribute => ({ stringVal: v, unit: '' });
+
+/** Pure: facts + config → the message Nomad receives. */
+export function fingerprintFromFacts(facts: HostFacts, config: PluginConfig): FingerprintResponse {
+  const attributes: Record<string, Attribute> = {
+    'driver.exec2.unveil.defaults': boolAttr(config.unveilDefaults),
+    'driver.exec2.unveil.tasks': boolAttr(config.unveilByTask),
+    'driver.exec2.version': strAttr(PLUGIN_VERSION),
+    'driver.exec2.landlock.abi': intAttr(facts.landlockAbi),
+    'driver.exec2.cgroup.mode': strAttr(facts.cgroups.mode),
+  };
+  const answer = (health: Health, description: string): FingerprintResponse => ({ attributes, health, healthDescription: description, err: '' });
+
+  if (facts.platform !== 'linux') return answer(Health.UNDETECTED, `exec2 needs Linux (this is ${facts.platform})`);
+  if (facts.uid !== 0) return answer(Health.UNDETECTED, 'Driver must run as root');
+  if (facts.nativeError) return answer(Health.UNHEALTHY, `native launcher unavailable: ${facts.nativeError}`);
+  if (facts.initHelperError) return answer(Health.UNHEALTHY, facts.initHelperError);
+  if (facts.landlockAbi < 1) {
+    return answer(Health.UNHEALTHY, `Landlock is not available on kernel ${facts.kernel} (${facts.landlockError ?? 'unknown reason'}); enable it with lsm=...,landlock on the kernel command line (Linux 5.13+)`);
+  }
+  const cg = facts.cgroups;
+  if (cg.mode === 'none') return answer(Health.UNHEALTHY, 'no cgroup filesystem is mounted at /sys/fs/cgroup');
+  if (cg.mode === 'v2') {
+    const missing = REQUIRED_V2_CONTROLLERS.filter((c) => !facts.v2Controllers.includes(c));
+    if (missing.length > 0) return answer(Health.UNHEALTHY, `cgroup v2 controllers not available at ${cg.root}: ${missing.join(', ')}`);
+  } else {
+    const missing = REQUIRED_V1_CONTROLLERS.filter((c) => !cg.v1.has(c));
+    if (missing.length > 0) return answer(Health.UNHEALTHY, `cgroup v1 controllers not mounted: ${missing.join(', ')}`);
+  }
+  return answer(Health.HEALTHY, 'Healthy');
+}
+
+/** How often the stream re-checks the host, like exec2. */
+export const FINGERPRINT_PERIOD_MS = 90_000;

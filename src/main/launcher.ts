@@ -1,0 +1,58 @@
+/**
+ * The worker pool that performs launches. Created lazily (the short-lived
+ * catalog and validation processes Nomad starts never need it) and warmed
+ * when the long-lived instance is configured.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Piscina from 'piscina';
+import type { LaunchReply, LaunchRequest } from '../workers/messages';
+
+export interface Launcher {
+  launch(req: LaunchRequest): Promise<LaunchReply>;
+  warm(): void;
+  close(): Promise<void>;
+  /** queued launches, for metrics */
+  queueSize(): number;
+  utilization(): number;
+}
+
+export class PiscinaLauncher implements Launcher {
+  private pool: Piscina | undefined;
+
+  private get piscina(): Piscina {
+    if (!this.pool) {
+      const threads = Math.max(2, Math.min(4, os.availableParallelism()));
+      this.pool = new Piscina({
+        filename: path.join(__dirname, '..', 'workers', 'launch-worker.js'),
+        minThreads: threads,
+        maxThreads: threads,
+        // Launch calls block their worker for well under a millisecond each;
+        // more in flight per thread only adds queueing inside the worker.
+        concurrentTasksPerWorker: 1,
+        idleTimeout: 60_000,
+      });
+    }
+    return this.pool;
+  }
+
+  warm(): void {
+    void this.piscina;
+  }
+
+  launch(req: LaunchRequest): Promise<LaunchReply> {
+    return this.piscina.run(req) as Promise<LaunchReply>;
+  }
+
+  queueSize(): number {
+    return this.pool ? this.pool.queueSize : 0;
+  }
+
+  utilization(): number {
+    return this.pool ? this.pool.utilization : 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.pool) await this.pool.destroy();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The plugin process: checks it was started by Nomad, serves every service
+ * on one unix socket, prints the handshake, and shuts down on request
+ * without touching tasks.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { BasePluginService } from '../gen/hashicorp/nomad/plugins/base/base';
+import { DriverService } from '../gen/hashicorp/nomad/plugins/drivers/driver';
+import { loadNative } from '../native/binding';
+import { basePluginServer } from './base-plugin';
+import { detectCgroupLayout } from './cgroups/detect';
+import { driverServer } from './driver-service';
+import { addGoPluginServices, applySocketGroup, checkCookie, handshakeLine, HandshakeError, negotiateVersion, removeSocket, socketPathFor } from './go-plugin';
+import { PiscinaLauncher } from './launcher';
+import { rootLogger } from './log';
+import { PluginState } from './plugin-state';
+import { TaskManager } from './tasks/task-manager';
+
+/** Nomad may send large StartTask payloads (big environments). */
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export function servePlugin(): void {
+  // Nothing but the handshake may reach stdout, and a broken pipe must not kill us.
+  process.stdout.on('error', () => undefined);
+  const logger = rootLogger();
+  let version: number;
+  try {
+    checkCookie(process.env);
+    version = negotiateVersion(process.env);
+  } catch (err) {
+    if (err instanceof HandshakeError) {
+      try {
+        process.stderr.write(err.message);
+      } catch {
+        // nowhere left to complain
+      }
+      process.exit(1);
+    }
+    throw err;
+  }
+  // go-plugin ignores SIGINT: we share Nomad's process group and must not die with a Ctrl-C.
+  process.on('SIGINT', () => logger.debug('ignoring SIGINT'));
+  process.on('uncaughtException', (err) => {
+    logger.error('uncaught exception; exiting (tasks keep running)', { error: err.stack ?? err.message });
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    logger.error('unhandled rejection; exiting (tasks keep running)', { error: err instanceof Error ? err.stack ?? err.message : String(err) });
+    process.exit(1);
+  });
+
+  const state = new PluginState();
+  const launcher = new PiscinaLauncher();
+  const tasks = new TaskManager({ native: loadNative, launcher, logger, plugin: state, layout: detectCgroupLayout });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  });
+  const socketPath = socketPathFor(process.env);
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.debug('plugin shutting down');
+    server.forceShutdown();
+    removeSocket(socketPath);
+    // Exit promptly: go-plugin waits only 2 s before SIGKILL. Tasks live on.
+    setImmediate(() => process.exit(0));
+  };
+  process.on('SIGTERM', shutdown);
+  addGoPluginServices(server, { onShutdown: shutdown });
+  server.addService(BasePluginService, basePluginServer(state, logger, { onConfigured: () => launcher.warm() }));
+  server.addService(DriverService, driverServer(state, tasks, logger));
+  server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
+    if (err) {
+      logger.error('cannot listen on unix socket', { path: socketPath, error: err.message });
+      process.exit(1);
+    }
+    try {
+      applySocketGroup(socketPath, process.env);
+    } catch (e) {
+      logger.error('cannot apply PLUGIN_UNIX_SOCKET_GROUP', { error: e });
+      removeSocket(socketPath);
+      process.exit(1);
+    }
+    process.stdout.write(handshakeLine(socketPath, version));
+    logger.debug('plugin serving', { path: socketPath, pid: process.pid });
+  });
+}

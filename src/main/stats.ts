@@ -1,0 +1,155 @@
+/**
+ * TaskStats from the task's cgroup files: memory as the kernel accounts it,
+ * CPU percentages from usage deltas over real elapsed time.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { CPUUsage_Fields as CpuField, MemoryUsage_Fields as MemField, type TaskStats } from '../gen/hashicorp/nomad/plugins/drivers/driver';
+import type { TaskCgroup } from './cgroups/task-cgroup';
+import type { TaskRecord } from './tasks/task-manager';
+import { toTimestamp } from './time';
+
+export interface CpuCounters {
+  usageUs: number;
+  userUs: number;
+  systemUs: number;
+  periods: number;
+  throttledPeriods: number;
+  throttledNs: number;
+}
+
+export interface MemCounters {
+  usage: number | null;
+  rss: number | null;
+  cache: number | null;
+  swap: number | null;
+  maxUsage: number | null;
+  kernel: number | null;
+}
+
+function read(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function num(text: string | null): number | null {
+  if (text === null) return null;
+  const n = Number(text.trim());
+  return Number.isFinite(n) ? n : null;
+}
+
+export function parseKeyed(text: string | null): Map<string, number> {
+  const m = new Map<string, number>();
+  if (!text) return m;
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k && v !== undefined) m.set(k, Number(v));
+  }
+  return m;
+}
+
+/** USER_HZ for cpuacct.stat; 100 on every Linux ABI Nomad runs on. */
+const USER_HZ = 100;
+
+export function readCpu(cg: TaskCgroup): CpuCounters {
+  if (cg.mode === 'v2') {
+    const s = parseKeyed(read(path.join(cg.dir, 'cpu.stat')));
+    return {
+      usageUs: s.get('usage_usec') ?? 0,
+      userUs: s.get('user_usec') ?? 0,
+      systemUs: s.get('system_usec') ?? 0,
+      periods: s.get('nr_periods') ?? 0,
+      throttledPeriods: s.get('nr_throttled') ?? 0,
+      throttledNs: (s.get('throttled_usec') ?? 0) * 1000,
+    };
+  }
+  const acct = cg.dirs.cpuacct;
+  const usageNs = acct ? num(read(path.join(acct, 'cpuacct.usage'))) ?? 0 : 0;
+  const st = acct ? parseKeyed(read(path.join(acct, 'cpuacct.stat'))) : new Map<string, number>();
+  const cpuStat = cg.dirs.cpu ? parseKeyed(read(path.join(cg.dirs.cpu, 'cpu.stat'))) : new Map<string, number>();
+  return {
+    usageUs: usageNs / 1000,
+    userUs: ((st.get('user') ?? 0) * 1e6) / USER_HZ,
+    systemUs: ((st.get('system') ?? 0) * 1e6) / USER_HZ,
+    periods: cpuStat.get('nr_periods') ?? 0,
+    throttledPeriods: cpuStat.get('nr_throttled') ?? 0,
+    throttledNs: cpuStat.get('throttled_time') ?? 0,
+  };
+}
+
+export function readMemory(cg: TaskCgroup): MemCounters {
+  if (cg.mode === 'v2') {
+    const stat = parseKeyed(read(path.join(cg.dir, 'memory.stat')));
+    return {
+      usage: num(read(path.join(cg.dir, 'memory.current'))),
+      rss: stat.get('anon') ?? null,
+      cache: stat.get('file') ?? null,
+      swap: num(read(path.join(cg.dir, 'memory.swap.current'))),
+      maxUsage: num(read(path.join(cg.dir, 'memory.peak'))),
+      kernel: stat.get('kernel') ?? null,
+    };
+  }
+  const dir = cg.dirs.memory;
+  if (!dir) return { usage: null, rss: null, cache: null, swap: null, maxUsage: null, kernel: null };
+  const stat = parseKeyed(read(path.join(dir, 'memory.stat')));
+  return {
+    usage: num(read(path.join(dir, 'memory.usage_in_bytes'))),
+    rss: stat.get('total_rss') ?? stat.get('rss') ?? null,
+    cache: stat.get('total_cache') ?? stat.get('cache') ?? null,
+    swap: stat.get('total_swap') ?? stat.get('swap') ?? null,
+    maxUsage: num(read(path.join(dir, 'memory.max_usage_in_bytes'))),
+    kernel: num(read(path.join(dir, 'memory.kmem.usage_in_bytes'))),
+  };
+}
+
+export interface StatsSample {
+  stats: TaskStats;
+  cpu: CpuCounters;
+  atMs: number;
+}
+
+const pct = (deltaUs: number, elapsedMs: number): number => (elapsedMs > 0 ? (deltaUs / 1000 / elapsedMs) * 100 : 0);
+
+/**
+ * One sample. CPU percentages come from the delta to `previous`; the first
+ * sample of a stream uses the task's whole lifetime as its interval, so it is
+ * an average rather than a bogus spike.
+ */
+export function sampleTaskStats(task: TaskRecord, mhzPerCore: number, previous?: StatsSample): StatsSample {
+  const now = Date.now();
+  const cg = task.state.cgroup;
+  const cpu = readCpu(cg);
+  const mem = readMemory(cg);
+  const base = previous?.cpu ?? { usageUs: 0, userUs: 0, systemUs: 0, periods: 0, throttledPeriods: 0, throttledNs: 0 };
+  const elapsed = now - (previous?.atMs ?? task.startedAt.getTime());
+  const percent = pct(cpu.usageUs - base.usageUs, elapsed);
+  const memFields: MemField[] = [];
+  const memory = { rss: 0, cache: 0, maxUsage: 0, kernelUsage: 0, kernelMaxUsage: 0, usage: 0, swap: 0, measuredFields: memFields };
+  if (mem.usage !== null) { memory.usage = mem.usage; memFields.push(MemField.USAGE); }
+  if (mem.rss !== null) { memory.rss = mem.rss; memFields.push(MemField.RSS); }
+  if (mem.cache !== null) { memory.cache = mem.cache; memFields.push(MemField.CACHE); }
+  if (mem.swap !== null) { memory.swap = mem.swap; memFields.push(MemField.SWAP); }
+  if (mem.maxUsage !== null) { memory.maxUsage = mem.maxUsage; memFields.push(MemField.MAX_USAGE); }
+  if (mem.kernel !== null) { memory.kernelUsage = mem.kernel; memFields.push(MemField.KERNEL_USAGE); }
+  const stats: TaskStats = {
+    id: task.id,
+    timestamp: toTimestamp(new Date(now)),
+    aggResourceUsage: {
+      cpu: {
+        systemMode: pct(cpu.systemUs - base.systemUs, elapsed),
+        userMode: pct(cpu.userUs - base.userUs, elapsed),
+        totalTicks: (percent / 100) * mhzPerCore,
+        throttledPeriods: cpu.throttledPeriods,
+        throttledTime: cpu.throttledNs,
+        percent,
+        measuredFields: [CpuField.SYSTEM_MODE, CpuField.USER_MODE, CpuField.TOTAL_TICKS, CpuField.THROTTLED_PERIODS, CpuField.THROTTLED_TIME, CpuField.PERCENT],
+      },
+      memory,
+    },
+    resourceUsageByPid: {},
+  };
+  return { stats, cpu, atMs: now };
+}

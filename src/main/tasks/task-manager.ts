@@ -1,0 +1,424 @@
+/**
+ * The main thread's task state: every task this plugin process started or
+ * recovered, its exit, and the RPC semantics Nomad relies on (protocol
+ * reference §5.7–5.16). Launch work is delegated to the worker pool; exits
+ * arrive from the native pidfd watcher on this thread.
+ */
+import { rmSync } from 'node:fs';
+import * as path from 'node:path';
+import type { ExitResult, TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
+import { NetworkIsolationSpec_NetworkIsolationMode as NetMode, TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
+import { INIT_HELPER_PATH, SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native, type WaitStatus } from '../../native/binding';
+import type { LaunchFailure, LaunchRequest, LaunchTimings } from '../../workers/messages';
+import { CgroupError, isEmpty, killAll, oomKillCount, removeOwnCgroups, resolveTaskCgroup, type Limits, type TaskCgroup } from '../cgroups/task-cgroup';
+import type { CgroupLayout } from '../cgroups/detect';
+import { parseTaskConfig } from '../config';
+import { DriverError, failedPrecondition, internal, invalidArgument, notFound } from '../errors';
+import type { Launcher } from '../launcher';
+import type { Logger } from '../log';
+import type { PluginState } from '../plugin-state';
+import { parseSignal } from '../signals';
+import { cpuQuotaUs } from '../topology';
+import { buildUnveilRules, isUnveiled } from '../unveil';
+import { checkUserString, dynamicUser } from '../users';
+import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
+import { readStatus } from './exit-status';
+import { pidStartTime } from './proc';
+
+const MiB = 1024 * 1024;
+/** Environment variables exec2 removes besides LD_* (display and mail leftovers). */
+const DROPPED_ENV = new Set(['LS_COLORS', 'XAUTHORITY', 'DISPLAY', 'COLORTERM', 'MAIL']);
+/** After a forced kill, how long pid 1 gets to record the status before the cgroup is killed. */
+const KILL_GRACE_MS = 1000;
+
+export type TaskPhase = 'running' | 'exited';
+
+export interface TaskExit {
+  result: ExitResult;
+  err: string;
+}
+
+export interface TaskRecord {
+  id: string;
+  name: string;
+  allocId: string;
+  handleConfig: TaskConfig;
+  state: DriverStateV1;
+  phase: TaskPhase;
+  startedAt: Date;
+  completedAt: Date | null;
+  exit: TaskExit | null;
+  /** open while running; closed by the native watcher on exit */
+  pidfd: number;
+  recovered: boolean;
+  exited: Promise<TaskExit>;
+  timings: LaunchTimings | null;
+}
+
+export interface TaskEventsSink {
+  onTaskExit?(task: TaskRecord): void;
+  onStartFailure?(reason: string): void;
+  onStarted?(task: TaskRecord): void;
+}
+
+export interface TaskManagerDeps {
+  native: () => Exec2Native;
+  launcher: Launcher;
+  logger: Logger;
+  plugin: PluginState;
+  layout: () => CgroupLayout;
+  initPath?: string;
+  events?: TaskEventsSink;
+}
+
+export interface StartOutcome {
+  handle: TaskHandle;
+  task: TaskRecord;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class TaskManager {
+  private readonly tasks = new Map<string, TaskRecord>();
+  private readonly starting = new Set<string>();
+
+  constructor(private readonly deps: TaskManagerDeps) {}
+
+  get size(): number {
+    return this.tasks.size;
+  }
+
+  list(): TaskRecord[] {
+    return [...this.tasks.values()];
+  }
+
+  get(id: string): TaskRecord | undefined {
+    return this.tasks.get(id);
+  }
+
+  private require(id: string): TaskRecord {
+    const t = this.tasks.get(id);
+    if (!t) throw notFound('task not found for given id');
+    return t;
+  }
+
+  // ---------------------------------------------------------------- start
+
+  async start(cfg: TaskConfig): Promise<StartOutcome> {
+    const receivedNs = process.hrtime.bigint();
+    const config = this.deps.plugin.config;
+    if (!config) throw failedPrecondition('plugin is not configured yet (SetConfig with nomad_config has not been called)');
+    if (!cfg.id) throw invalidArgument('task id must be set');
+    if (this.tasks.has(cfg.id) || this.starting.has(cfg.id)) throw new DriverError('ALREADY_EXISTS', `task with ID "${cfg.id}" already started`);
+    this.starting.add(cfg.id);
+    try {
+      return await this.launch(cfg, receivedNs);
+    } catch (err) {
+      const reason = err instanceof DriverError ? err.code : 'INTERNAL';
+      this.deps.events?.onStartFailure?.(reason);
+      throw err;
+    } finally {
+      this.starting.delete(cfg.id);
+    }
+  }
+
+  private buildRequest(cfg: TaskConfig, receivedNs: bigint): { req: LaunchRequest; taskDir: string } {
+    const config = this.deps.plugin.config!;
+    const block = parseTaskConfig(cfg.msgpackDriverConfig);
+    if (block.unveil.length > 0 && !config.unveilByTask) {
+      throw failedPrecondition('task config "unveil" is not allowed: the plugin config has unveil_by_task = false');
+    }
+    checkUserString(cfg.user);
+
+    const env = cfg.env;
+    const taskDir = env.NOMAD_TASK_DIR || path.join(cfg.allocDir, cfg.name, 'local');
+    const allocDir = env.NOMAD_ALLOC_DIR || path.join(cfg.allocDir, 'alloc');
+    const secretsDir = env.NOMAD_SECRETS_DIR || path.join(cfg.allocDir, cfg.name, 'secrets');
+    if (!path.isAbsolute(taskDir)) throw invalidArgument(`task directory "${taskDir}" is not an absolute path`);
+    const taskRoot = path.dirname(taskDir);
+
+    let unveil;
+    try {
+      unveil = buildUnveilRules({
+        unveilDefaults: config.unveilDefaults,
+        pluginPaths: config.unveilPaths,
+        taskPaths: block.unveil,
+        dirs: { taskDir, allocDir, secretsDir, stdoutPath: cfg.stdoutPath, stderrPath: cfg.stderrPath },
+      });
+    } catch (err) {
+      throw invalidArgument((err as Error).message);
+    }
+    const cwd = block.workDir ?? taskRoot;
+    if (block.workDir && !isUnveiled(block.workDir, unveil)) {
+      throw invalidArgument(`task config: attribute "work_dir": ${block.workDir} is not inside an unveiled path`);
+    }
+
+    const taskEnv: Record<string, string> = {};
+    for (const [k, v] of Object.entries(env)) if (!k.startsWith('LD_') && !DROPPED_ENV.has(k)) taskEnv[k] = v;
+    taskEnv.TMPDIR = path.join(taskRoot, 'tmp');
+
+    let netnsPath: string | null = null;
+    const net = cfg.networkIsolationSpec;
+    if (net && net.mode !== NetMode.HOST) {
+      if (net.mode === NetMode.TASK) throw failedPrecondition('network isolation mode TASK is not supported by exec2');
+      if (!net.path) throw failedPrecondition(`network isolation mode ${NetMode[net.mode]} needs a namespace path`);
+      netnsPath = net.path;
+    }
+
+    const res = cfg.resources;
+    const lin = res?.linuxResources;
+    const alloc = res?.allocatedResources;
+    const cpuMhz = alloc?.cpu?.cpuShares || lin?.cpuShares || 0;
+    const memMb = alloc?.memory?.memoryMb ?? 0;
+    const memMaxMb = alloc?.memory?.memoryMaxMb ?? 0;
+    const compute = this.deps.plugin.compute;
+    const limits: Limits = {
+      cpuQuotaUs: compute ? cpuQuotaUs(cpuMhz, compute.mhzPerCore) : 0,
+      cpuShares: cpuMhz,
+      cpusetCpus: lin?.cpusetCpus ?? '',
+      memoryMax: (memMaxMb > 0 ? memMaxMb : memMb) * MiB,
+      memoryLow: memMaxMb > 0 ? memMb * MiB : 0,
+    };
+    if (!compute && cpuMhz > 0) this.deps.logger.warn('no CPU topology from Nomad; cpu bandwidth not limited', { task_id: cfg.id });
+
+    let cgroup: TaskCgroup;
+    try {
+      cgroup = resolveTaskCgroup(this.deps.layout(), lin?.cpusetCgroup ?? '', cfg.allocId, cfg.name);
+    } catch (err) {
+      if (err instanceof CgroupError) throw failedPrecondition(err.message);
+      throw err;
+    }
+
+    const dyn = dynamicUser(cfg.user);
+    const req: LaunchRequest = {
+      kind: 'launch',
+      taskId: cfg.id,
+      user: { name: cfg.user, resolved: dyn ? { uid: dyn.uid, gid: dyn.gid, groups: dyn.groups, home: dyn.home } : null },
+      cgroup,
+      limits,
+      stdoutPath: cfg.stdoutPath || '/dev/null',
+      stderrPath: cfg.stderrPath || '/dev/null',
+      chownFifos: true,
+      statusDir: path.join(config.stateDir, 'tasks', encodeURIComponent(cfg.id)),
+      netnsPath,
+      argv: [block.command, ...block.args],
+      env: taskEnv,
+      cwd,
+      unveil,
+      oomScoreAdj: block.oomScoreAdj,
+      initPath: this.deps.initPath ?? INIT_HELPER_PATH,
+      receivedNs: receivedNs.toString(),
+    };
+    return { req, taskDir: taskRoot };
+  }
+
+  private async launch(cfg: TaskConfig, receivedNs: bigint): Promise<StartOutcome> {
+    const { req, taskDir } = this.buildRequest(cfg, receivedNs);
+    const reply = await this.deps.launcher.launch(req);
+    if (!reply.ok) throw launchError(reply);
+
+    const startTime = pidStartTime(reply.pid);
+    const startedAt = new Date();
+    const state: DriverStateV1 = {
+      format: 'nomad-driver-exec2-ts',
+      v: 1,
+      pid: reply.pid,
+      pidStartTime: startTime ?? '0',
+      statusDir: req.statusDir,
+      cgroup: reply.cgroup,
+      user: { name: req.user.name, uid: reply.uid, gid: reply.gid },
+      taskDir,
+      startedAt: startedAt.toISOString(),
+      oomKillsBefore: reply.oomKillsBefore,
+    };
+    const task = this.register(cfg, state, reply.pidfd, startedAt, false);
+    task.timings = reply.timings;
+    this.deps.logger.debug('task started', {
+      task_id: cfg.id,
+      pid: reply.pid,
+      user: req.user.name,
+      to_exec_us: Math.round(reply.timings.totalToExecNs / 1000),
+    });
+    this.deps.events?.onStarted?.(task);
+    return { handle: this.handleFor(task), task };
+  }
+
+  private handleFor(task: TaskRecord): TaskHandle {
+    const { pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore } = task.state;
+    return {
+      version: HANDLE_VERSION,
+      config: task.handleConfig,
+      state: task.phase === 'running' ? TaskState.RUNNING : TaskState.EXITED,
+      driverState: Buffer.from(encodeDriverState({ pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore })),
+    };
+  }
+
+  /** Track a task and arm its exit watcher (pidfd >= 0) or settle it now (pidfd < 0). */
+  private register(cfg: TaskConfig, state: DriverStateV1, pidfd: number, startedAt: Date, recovered: boolean): TaskRecord {
+    let settle!: (e: TaskExit) => void;
+    const exited = new Promise<TaskExit>((resolve) => {
+      settle = resolve;
+    });
+    const task: TaskRecord = {
+      id: cfg.id,
+      name: cfg.name,
+      allocId: cfg.allocId,
+      handleConfig: cfg,
+      state,
+      phase: 'running',
+      startedAt,
+      completedAt: null,
+      exit: null,
+      pidfd,
+      recovered,
+      exited,
+      timings: null,
+    };
+    this.tasks.set(cfg.id, task);
+    const finish = (status: WaitStatus | null): void => {
+      task.pidfd = -1;
+      task.phase = 'exited';
+      task.completedAt = new Date();
+      task.exit = this.exitFor(task, status);
+      this.deps.logger.debug('task exited', {
+        task_id: task.id,
+        exit_code: task.exit.result.exitCode,
+        signal: task.exit.result.signal,
+        oom_killed: task.exit.result.oomKilled,
+      });
+      this.deps.events?.onTaskExit?.(task);
+      settle(task.exit);
+    };
+    if (pidfd >= 0) this.deps.native().watchExit(pidfd, finish);
+    else setImmediate(() => finish(null));
+    return task;
+  }
+
+  private exitFor(task: TaskRecord, status: WaitStatus | null): TaskExit {
+    const recorded = readStatus(task.state.statusDir);
+    const oomKilled = oomKillCount(task.state.cgroup) > task.state.oomKillsBefore;
+    if (recorded) return { result: { exitCode: recorded.exitCode, signal: recorded.signal, oomKilled }, err: '' };
+    // pid 1 itself was killed (cgroup kill, OOM of pid 1) before it could record anything.
+    if (status) return { result: { exitCode: status.exitCode, signal: status.signal, oomKilled }, err: '' };
+    return { result: { exitCode: -1, signal: 0, oomKilled }, err: 'task process complete but status is missing' };
+  }
+
+  // ---------------------------------------------------------------- wait / inspect
+
+  async wait(id: string, abort?: AbortSignal): Promise<TaskExit> {
+    const task = this.require(id);
+    if (task.exit) return task.exit;
+    if (!abort) return task.exited;
+    return new Promise<TaskExit>((resolve, reject) => {
+      const onAbort = (): void => reject(new DriverError('INTERNAL', 'wait cancelled'));
+      abort.addEventListener('abort', onAbort, { once: true });
+      void task.exited.then((e) => {
+        abort.removeEventListener('abort', onAbort);
+        resolve(e);
+      });
+    });
+  }
+
+  inspect(id: string): TaskRecord {
+    return this.require(id);
+  }
+
+  // ---------------------------------------------------------------- signals, stop, destroy
+
+  signal(id: string, name: string): void {
+    const sig = parseSignal(name);
+    const task = this.tasks.get(id);
+    if (!task) return;
+    if (task.phase !== 'running') throw failedPrecondition(`task ${id} is not running`);
+    this.deps.native().signalTask(task.pidfd, sig, SIGNAL_TARGET_GROUP);
+  }
+
+  async stop(id: string, timeoutMs: number, signalName: string): Promise<void> {
+    const task = this.tasks.get(id);
+    if (!task || task.phase !== 'running') return;
+    const sig = parseSignal(signalName || 'SIGINT');
+    this.deps.logger.debug('stopping task', { task_id: id, signal: sig, timeout_ms: timeoutMs });
+    this.deps.native().signalTask(task.pidfd, sig, SIGNAL_TARGET_GROUP);
+    if (await this.exitedWithin(task, timeoutMs)) return;
+    await this.forceKill(task);
+  }
+
+  private async exitedWithin(task: TaskRecord, ms: number): Promise<boolean> {
+    if (task.phase === 'exited') return true;
+    if (ms <= 0) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), ms);
+    });
+    const done = await Promise.race([task.exited.then(() => true as const), timedOut]);
+    clearTimeout(timer);
+    return done;
+  }
+
+  /**
+   * SIGKILL everything in the task's namespace through pid 1 (which then
+   * records `signaled 9`); if pid 1 itself does not go, kill the cgroup.
+   */
+  private async forceKill(task: TaskRecord): Promise<void> {
+    if (task.phase !== 'running') return;
+    this.deps.logger.debug('killing task', { task_id: task.id });
+    this.deps.native().signalTask(task.pidfd, 9, SIGNAL_TARGET_ALL);
+    if (await this.exitedWithin(task, KILL_GRACE_MS)) return;
+    this.deps.logger.warn('task pid 1 did not exit after SIGKILL; killing its cgroup', { task_id: task.id });
+    killAll(task.state.cgroup);
+    if (await this.exitedWithin(task, KILL_GRACE_MS)) return;
+    if (task.phase === 'running') this.deps.native().pidfdKill(task.pidfd, 9);
+    await task.exited;
+  }
+
+  async destroy(id: string, force: boolean): Promise<void> {
+    const task = this.tasks.get(id);
+    if (!task) return;
+    if (task.phase === 'running') {
+      if (!force) throw failedPrecondition('cannot destroy running task');
+      // exec2: SIGABRT first so a task can dump state, then the kill.
+      this.deps.native().signalTask(task.pidfd, 6, SIGNAL_TARGET_GROUP);
+      if (!(await this.exitedWithin(task, 100))) await this.forceKill(task);
+    }
+    if (!isEmpty(task.state.cgroup)) killAll(task.state.cgroup);
+    removeOwnCgroups(task.state.cgroup);
+    try {
+      rmSync(task.state.statusDir, { recursive: true, force: true });
+    } catch (err) {
+      throw internal(`cannot remove task state ${task.state.statusDir}: ${(err as Error).message}`);
+    }
+    this.tasks.delete(id);
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  recover(handle: TaskHandle | undefined): void {
+    if (!handle || !handle.config) throw invalidArgument('RecoverTask needs a handle with its task config');
+    const cfg = handle.config;
+    if (!cfg.id) throw invalidArgument('task handle has no task id');
+    if (this.tasks.has(cfg.id)) return;
+    const state = decodeDriverState(handle.driverState, handle.version);
+    let pidfd = -1;
+    try {
+      pidfd = this.deps.native().pidfdOpen(state.pid);
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== 3 /* ESRCH */) throw internal(`cannot open pidfd for task ${cfg.id} (pid ${state.pid}): ${(err as Error).message}`);
+    }
+    // Only adopt the pid if it is still the process we started: pids get reused.
+    if (pidfd >= 0 && pidStartTime(state.pid) !== state.pidStartTime) {
+      this.deps.native().close(pidfd);
+      pidfd = -1;
+    }
+    this.register(cfg, state, pidfd, new Date(state.startedAt), true);
+    this.deps.logger.info('task recovered', { task_id: cfg.id, pid: state.pid, running: pidfd >= 0 });
+  }
+}
+
+function launchError(f: LaunchFailure): DriverError {
+  const code = f.kind === 'invalid-argument' ? 'INVALID_ARGUMENT' : f.kind === 'not-found' ? 'NOT_FOUND' : f.kind === 'failed-precondition' ? 'FAILED_PRECONDITION' : 'INTERNAL';
+  return new DriverError(code, f.message, { recoverable: f.recoverable });
+}
+
+export { sleep };

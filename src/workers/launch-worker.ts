@@ -1,0 +1,202 @@
+/**
+ * Piscina worker: turns a LaunchRequest into a running task. Blocking work
+ * belongs here so the main thread keeps serving gRPC.
+ */
+import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, v1ProcsFiles, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
+import { loadNative, type LaunchSpec } from '../native/binding';
+import type { LaunchFailure, LaunchReply, LaunchRequest } from './messages';
+
+const O_PATH = 0o10000000;
+/** How long to wait for a log reader (logmon) on a FIFO before giving up. */
+const FIFO_READER_WAIT_MS = 10_000;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+const sleepMs = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
+
+class LaunchError extends Error {
+  constructor(readonly failure: Omit<LaunchFailure, 'ok'>) {
+    super(failure.message);
+  }
+}
+
+const fail = (kind: LaunchFailure['kind'], code: string, message: string, recoverable = false): LaunchError =>
+  new LaunchError({ kind, code, message, recoverable });
+
+/**
+ * Open a log FIFO for writing without following a symlink in its last
+ * component. O_NONBLOCK so a missing reader is ENXIO rather than a worker
+ * stuck forever; the task gets the file description back in blocking mode.
+ */
+function openLogSink(p: string, uid: number, gid: number, chown: boolean): number {
+  const deadline = Date.now() + FIFO_READER_WAIT_MS;
+  for (;;) {
+    try {
+      const fd = openSync(p, C.O_WRONLY | C.O_NONBLOCK | C.O_NOFOLLOW | C.O_NOCTTY);
+      const st = fstatSync(fd);
+      if (st.isDirectory()) {
+        closeSync(fd);
+        throw fail('invalid-argument', 'EXEC2_LOG_PATH', `log path ${p} is a directory`);
+      }
+      if (chown && st.isFIFO()) fchownSync(fd, uid, gid);
+      return fd;
+    } catch (err) {
+      if (err instanceof LaunchError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENXIO' && Date.now() < deadline) {
+        sleepMs(5);
+        continue;
+      }
+      if (code === 'ENXIO') throw fail('failed-precondition', 'EXEC2_LOG_READER', `no reader on log FIFO ${p} after ${FIFO_READER_WAIT_MS} ms (is logmon running?)`, true);
+      if (code === 'ELOOP') throw fail('invalid-argument', 'EXEC2_LOG_PATH', `log path ${p} is a symlink; refusing to follow it`);
+      if (code === 'ENOENT') throw fail('not-found', 'EXEC2_LOG_PATH', `log FIFO ${p} does not exist`);
+      throw fail('internal', 'EXEC2_LOG_PATH', `cannot open log FIFO ${p}: ${(err as Error).message}`);
+    }
+  }
+}
+
+function openDir(p: string, what: string, flags = C.O_RDONLY | C.O_DIRECTORY): number {
+  try {
+    return openSync(p, flags);
+  } catch (err) {
+    throw fail('internal', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${(err as Error).message}`);
+  }
+}
+
+function nativeFailure(err: unknown): LaunchError {
+  const e = err as Error & { code?: string };
+  const code = typeof e.code === 'string' ? e.code : 'EXEC2_SYSCALL';
+  switch (code) {
+    case 'EXEC2_COMMAND_NOT_FOUND':
+    case 'EXEC2_UNVEIL_PATH':
+    case 'EXEC2_WORKDIR':
+      return fail('not-found', code, e.message);
+    case 'EXEC2_COMMAND_NOT_EXECUTABLE':
+    case 'EXEC2_CREDENTIALS':
+    case 'EXEC2_INVALID_ARGUMENT':
+      return fail('invalid-argument', code, e.message);
+    case 'EXEC2_LANDLOCK':
+    case 'EXEC2_NETNS':
+    case 'EXEC2_CGROUP':
+      return fail('failed-precondition', code, e.message);
+    default:
+      return fail('internal', code, e.message);
+  }
+}
+
+export default function launch(req: LaunchRequest): LaunchReply {
+  const t0 = process.hrtime.bigint();
+  const fds: number[] = [];
+  let ownCgroups: TaskCgroup | null = null;
+  let madeStatusDir = false;
+  const track = (fd: number): number => {
+    fds.push(fd);
+    return fd;
+  };
+  try {
+    const native = loadNative();
+    let cgroup = req.cgroup;
+    try {
+      cgroup = prepareTaskCgroup(cgroup);
+      ownCgroups = cgroup;
+      writeLimits(cgroup, req.limits);
+    } catch (err) {
+      if (err instanceof CgroupError) throw fail('failed-precondition', 'EXEC2_CGROUP', err.message);
+      throw err;
+    }
+    const t1 = process.hrtime.bigint();
+
+    let creds = req.user.resolved;
+    if (!creds) {
+      const rec = native.lookupUser(req.user.name);
+      if (!rec) throw fail('not-found', 'EXEC2_USER', `user "${req.user.name}" does not exist on this host`);
+      creds = { uid: rec.uid, gid: rec.gid, groups: rec.groups, home: rec.home };
+    }
+    const env = { ...req.env, USER: req.user.name, HOME: creds.home };
+
+    const stdoutFd = track(openLogSink(req.stdoutPath, creds.uid, creds.gid, req.chownFifos));
+    const stderrFd = req.stderrPath === req.stdoutPath ? stdoutFd : track(openLogSink(req.stderrPath, creds.uid, creds.gid, req.chownFifos));
+    let statusDirFd: number;
+    try {
+      mkdirSync(req.statusDir, { recursive: true, mode: 0o700 });
+      madeStatusDir = true;
+    } catch (err) {
+      throw fail('internal', 'EXEC2_STATE_DIR', `cannot create task state directory ${req.statusDir}: ${(err as Error).message}`);
+    }
+    statusDirFd = track(openDir(req.statusDir, 'task state directory'));
+    const oomKillsBefore = oomKillCount(cgroup);
+    const cgroupFd = cgroup.mode === 'v2' ? track(openDir(cgroup.dir, 'task cgroup', O_PATH | C.O_DIRECTORY)) : -1;
+    const cgroupProcsFds = v1ProcsFiles(cgroup).map((f) => {
+      try {
+        return track(openSync(f, C.O_WRONLY));
+      } catch (err) {
+        throw fail('failed-precondition', 'EXEC2_CGROUP', `cannot open ${f}: ${(err as Error).message}`);
+      }
+    });
+    let netnsFd = -1;
+    if (req.netnsPath) {
+      try {
+        netnsFd = track(openSync(req.netnsPath, C.O_RDONLY));
+      } catch (err) {
+        throw fail('failed-precondition', 'EXEC2_NETNS', `cannot open network namespace ${req.netnsPath}: ${(err as Error).message}`, true);
+      }
+    }
+    const t2 = process.hrtime.bigint();
+
+    const spec: LaunchSpec = {
+      initPath: req.initPath,
+      cgroupFd,
+      cgroupProcsFds,
+      stdoutFd,
+      stderrFd,
+      statusDirFd,
+      netnsFd,
+      argv: req.argv,
+      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      uid: creds.uid,
+      gid: creds.gid,
+      groups: creds.groups,
+      cwd: req.cwd,
+      unveil: req.unveil,
+      oomScoreAdj: req.oomScoreAdj,
+    };
+    let result;
+    try {
+      result = native.launch(spec);
+    } catch (err) {
+      throw nativeFailure(err);
+    }
+    const received = BigInt(req.receivedNs);
+    return {
+      ok: true,
+      pid: result.pid,
+      pidfd: result.pidfd,
+      uid: creds.uid,
+      gid: creds.gid,
+      home: creds.home,
+      cgroup,
+      oomKillsBefore,
+      timings: {
+        queueNs: Number(t0 - received),
+        cgroupNs: Number(t1 - t0),
+        prepareNs: Number(t2 - t1),
+        spawnNs: Number(result.tExecNs - t2),
+        totalToExecNs: Number(result.tExecNs - received),
+      },
+    };
+  } catch (err) {
+    // Leave nothing behind: cgroups we made for this attempt go again.
+    if (ownCgroups) removeOwnCgroups(ownCgroups);
+    if (madeStatusDir) rmSync(req.statusDir, { recursive: true, force: true });
+    if (err instanceof LaunchError) return { ok: false, ...err.failure };
+    return { ok: false, kind: 'internal', code: 'EXEC2_INTERNAL', message: (err as Error).message, recoverable: false };
+  } finally {
+    for (const fd of fds) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Messages across the piscina thread boundary: plain, structured-clone-safe
+ * data only. The main thread decides everything; the worker does the
+ * blocking work (cgroup writes, FIFO and directory opens, user lookup, the
+ * native launch) and reports phase timings.
+ */
+import type { Limits, TaskCgroup } from '../main/cgroups/task-cgroup';
+import type { UnveilRule } from '../main/unveil';
+
+export interface LaunchRequest {
+  kind: 'launch';
+  taskId: string;
+  /** "nomad-<n>" users arrive resolved; named users are looked up by the worker */
+  user: { name: string; resolved: { uid: number; gid: number; groups: number[]; home: string } | null };
+  cgroup: TaskCgroup;
+  limits: Limits;
+  stdoutPath: string;
+  stderrPath: string;
+  /** FIFO owner so the task can reopen /dev/stdout like exec2 allows */
+  chownFifos: boolean;
+  /** directory (root only) where pid 1 writes the exit status */
+  statusDir: string;
+  netnsPath: string | null;
+  argv: string[];
+  /** without USER/HOME: those depend on the resolved user */
+  env: Record<string, string>;
+  cwd: string;
+  unveil: UnveilRule[];
+  oomScoreAdj: number | null;
+  initPath: string;
+  /** main thread hrtime (ns, as string) when StartTask arrived */
+  receivedNs: string;
+}
+
+export interface LaunchTimings {
+  /** queue wait: arrival in main → start in worker */
+  queueNs: number;
+  /** cgroup creation and limit writes */
+  cgroupNs: number;
+  /** user lookup, fd opens */
+  prepareNs: number;
+  /** native launch: clone3 → confirmed execve of the task */
+  spawnNs: number;
+  /** arrival in main → confirmed execve */
+  totalToExecNs: number;
+}
+
+export interface LaunchSuccess {
+  ok: true;
+  pid: number;
+  pidfd: number;
+  uid: number;
+  gid: number;
+  home: string;
+  cgroup: TaskCgroup;
+  /** the cgroup's OOM kill count before the task started */
+  oomKillsBefore: number;
+  timings: LaunchTimings;
+}
+
+export type LaunchFailureKind =
+  | 'invalid-argument'
+  | 'not-found'
+  | 'failed-precondition'
+  | 'internal';
+
+export interface LaunchFailure {
+  ok: false;
+  kind: LaunchFailureKind;
+  /** NativeErrorCode or our own code */
+  code: string;
+  message: string;
+  /** a later attempt may succeed (e.g. no log reader yet) */
+  recoverable: boolean;
+}
+
+export type LaunchReply = LaunchSuccess | LaunchFailure;
