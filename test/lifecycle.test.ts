@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TaskState } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { encode } from '@msgpack/msgpack';
-import { NomadLikeClient, type PreparedTask } from './harness/nomad-client';
+import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
 import { isRoot, skipUnless } from './harness/skip';
 
 async function expectStatus(p: Promise<unknown>, code: grpc.status, message: RegExp): Promise<void> {

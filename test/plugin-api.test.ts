@@ -4,8 +4,8 @@ import { encode } from '@msgpack/msgpack';
 import * as grpc from '@grpc/grpc-js';
 import { PluginType } from '../src/gen/hashicorp/nomad/plugins/base/base';
 import { FingerprintResponse_HealthState as Health, TaskConfig, type FingerprintResponse } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import { call, PluginProcess } from './harness/plugin-process';
-import { encodePluginConfig, topology } from './harness/nomad-client';
+import { call, PluginProcess } from '../src/client/plugin-process';
+import { encodePluginConfig, topology } from '../src/client/nomad-client';
 import { isRoot } from './harness/skip';
 
 const attr = (name: string, type: string, required = false) => ({ Attr: { name, type, required } });

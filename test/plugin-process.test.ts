@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../src/main/go-plugin';
-import { call, PluginProcess, PLUGIN_BIN } from './harness/plugin-process';
+import { call, PluginProcess, PLUGIN_BIN } from '../src/client/plugin-process';
 
 const HCLOG_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];

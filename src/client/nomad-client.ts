@@ -1,0 +1,336 @@
+/**
+ * A Nomad client in miniature, for integration tests: builds TaskConfigs
+ * exactly as the real client does for an UNVEIL-isolation driver (spec §6):
+ * ids, environment, allocation directory and bind-mounted task view, FIFOs
+ * with a reader, dynamic users, resources, a pre-created task cgroup; and it
+ * drives the plugin over gRPC with Nomad's call sequence.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import type { SetConfigRequest } from '../gen/hashicorp/nomad/plugins/base/base';
+import {
+  NetworkIsolationSpec_NetworkIsolationMode as NetMode,
+  type ExitResult,
+  type TaskConfig,
+  type TaskHandle,
+  type TaskStatsResponse,
+} from '../gen/hashicorp/nomad/plugins/drivers/driver';
+import { encodeObject, type CtyValue } from '../main/cty';
+import { PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA } from '../main/config';
+import { CgroupFixture, type TaskCgroupPaths } from './cgroups';
+import { FifoReader } from './log-reader';
+import { call, PluginProcess, type StartOptions } from './plugin-process';
+
+export const MHZ_PER_CORE = 2500;
+
+export interface PluginConfigInput {
+  unveil_defaults?: boolean;
+  unveil_by_task?: boolean;
+  unveil_paths?: string[];
+  state_dir?: string;
+}
+
+export interface TaskInput {
+  command: string;
+  args?: string[];
+  unveil?: string[];
+  oom_score_adj?: number;
+  work_dir?: string;
+  /** job `user`; default: a dynamic workload user nomad-<n> */
+  user?: string;
+  cpuMhz?: number;
+  memoryMb?: number;
+  memoryMaxMb?: number;
+  /** reserved cores, e.g. "0" */
+  cores?: string;
+  env?: Record<string, string>;
+  name?: string;
+  allocId?: string;
+  /** network namespace path for GROUP mode */
+  netns?: string;
+  /** raw msgpack instead of the encoded config (malformed-input tests) */
+  rawConfig?: Uint8Array;
+  logsDisabled?: boolean;
+}
+
+export interface PreparedTask {
+  config: TaskConfig;
+  stdout: FifoReader | null;
+  stderr: FifoReader | null;
+  uid: number;
+  /** host paths */
+  allocDir: string;
+  taskDir: string;
+  /** NOMAD_TASK_DIR etc. as the task sees them */
+  env: Record<string, string>;
+  cgroup: TaskCgroupPaths;
+  mounts: string[];
+}
+
+export function topology(cores = os.availableParallelism()) {
+  return {
+    nodeIds: [0],
+    distances: { dimension: 1, values: [10] },
+    cores: Array.from({ length: cores }, (_, i) => ({
+      socketId: 0, nodeId: 0, coreId: i, coreGrade: 0, disable: false, baseSpeed: MHZ_PER_CORE, maxSpeed: 0, guessSpeed: 0,
+    })),
+    overrideTotalCompute: 0,
+    overrideWitholdCompute: 0,
+  };
+}
+
+export function encodePluginConfig(c: PluginConfigInput = {}): Uint8Array {
+  const v: Record<string, CtyValue> = {
+    unveil_defaults: c.unveil_defaults ?? true,
+    unveil_by_task: c.unveil_by_task ?? false,
+    unveil_paths: c.unveil_paths ?? null,
+    state_dir: c.state_dir ?? '/run/nomad-driver-exec2',
+  };
+  return encodeObject(v, PLUGIN_CONFIG_SCHEMA);
+}
+
+export function encodeTaskConfig(t: Pick<TaskInput, 'command' | 'args' | 'unveil' | 'oom_score_adj' | 'work_dir'>): Uint8Array {
+  return encodeObject(
+    { command: t.command, args: t.args ?? null, unveil: t.unveil ?? null, oom_score_adj: t.oom_score_adj ?? null, work_dir: t.work_dir ?? null },
+    TASK_CONFIG_SCHEMA,
+  );
+}
+
+export class NomadLikeClient {
+  readonly root: string;
+  readonly allocRoot: string;
+  readonly mountsRoot: string;
+  readonly stateDir: string;
+  readonly cgroups: CgroupFixture;
+  readonly prepared = new Map<string, PreparedTask>();
+  plugin!: PluginProcess;
+  private statsStreams: Array<ClientReadableStream<TaskStatsResponse>> = [];
+
+  constructor() {
+    this.root = mkdtempSync(path.join(os.tmpdir(), 'exec2-nomad-'));
+    chmodSync(this.root, 0o711);
+    this.allocRoot = path.join(this.root, 'data', 'alloc');
+    this.mountsRoot = path.join(this.root, 'alloc_mounts');
+    this.stateDir = path.join(this.root, 'plugin-state');
+    mkdirSync(this.allocRoot, { recursive: true, mode: 0o711 });
+    chmodSync(path.join(this.root, 'data'), 0o711);
+    mkdirSync(this.mountsRoot, { mode: 0o711 });
+    this.cgroups = new CgroupFixture();
+  }
+
+  /** Process #3 of spec §1.2: start, SetConfig with nomad_config, Init. */
+  async startPlugin(config: PluginConfigInput = {}, opts: StartOptions = {}): Promise<PluginProcess> {
+    this.plugin = await PluginProcess.start(opts);
+    await this.configure(config);
+    return this.plugin;
+  }
+
+  async configure(config: PluginConfigInput = {}): Promise<void> {
+    const req: SetConfigRequest = {
+      msgpackConfig: Buffer.from(encodePluginConfig({ state_dir: this.stateDir, ...config })),
+      nomadConfig: { driver: { ClientMaxPort: 14512, ClientMinPort: 14000, Topology: topology() } },
+      pluginApiVersion: '0.1.0',
+    };
+    await call(this.plugin.base, this.plugin.base.setConfig, req);
+    await call(this.plugin.driver, this.plugin.driver.init, {});
+  }
+
+  /** Nomad's prestart hooks for one task: dirs, mounts, FIFOs, user, cgroup. */
+  prepareTask(input: TaskInput): PreparedTask {
+    const allocId = input.allocId ?? randomUUID();
+    const name = input.name ?? 'task';
+    const uid = input.user === undefined ? randomInt(80000, 89999) : -1;
+    const user = input.user ?? `nomad-${uid}`;
+    const allocDir = path.join(this.allocRoot, allocId);
+    const shared = path.join(allocDir, 'alloc');
+    const taskHost = path.join(allocDir, name);
+    mkdirSync(allocDir, { recursive: true, mode: 0o755 });
+    for (const d of ['', 'logs', 'tmp', 'data']) mkdirSync(path.join(shared, d), { recursive: true });
+    for (const d of ['logs', 'tmp', 'data']) chmodSync(path.join(shared, d), 0o777);
+    for (const d of ['', 'local', 'tmp', 'secrets', 'private', 'alloc']) mkdirSync(path.join(taskHost, d), { recursive: true });
+    chmodSync(taskHost, 0o777);
+    chmodSync(path.join(taskHost, 'local'), 0o777);
+    chmodSync(path.join(taskHost, 'tmp'), 0o1777);
+
+    // UNVEIL isolation: the task sees its dirs through <mounts>/<alloc>-<task>.
+    const view = path.join(this.mountsRoot, `${allocId}-${name}`);
+    mkdirSync(view, { mode: 0o710 });
+    const mounts: string[] = [];
+    const bind = (src: string, dst: string): void => {
+      execFileSync('mount', ['--bind', '-o', 'nosuid,noatime', src, dst]);
+      mounts.push(dst);
+    };
+    bind(taskHost, view);
+    bind(shared, path.join(view, 'alloc'));
+    const owner = uid >= 0 ? uid : 0;
+    chownSync(view, owner, owner);
+    chmodSync(view, 0o710);
+    chownSync(path.join(view, 'secrets'), owner, owner);
+    chmodSync(path.join(view, 'secrets'), 0o710);
+
+    let stdout: FifoReader | null = null;
+    let stderr: FifoReader | null = null;
+    let stdoutPath = '/dev/null';
+    let stderrPath = '/dev/null';
+    if (!input.logsDisabled) {
+      stdoutPath = path.join(shared, 'logs', `.${name}.stdout.fifo`);
+      stderrPath = path.join(shared, 'logs', `.${name}.stderr.fifo`);
+      stdout = new FifoReader(stdoutPath);
+      stderr = new FifoReader(stderrPath);
+    }
+
+    const cgroup = this.cgroups.createTask(allocId, name, input.cores ?? '');
+    const cpuMhz = input.cores ? input.cores.split(',').length * MHZ_PER_CORE : input.cpuMhz ?? 100;
+    const memoryMb = input.memoryMb ?? 300;
+    const memoryMaxMb = input.memoryMaxMb ?? 0;
+    const env: Record<string, string> = {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      LANG: 'C.UTF-8',
+      LD_PRELOAD: '/nonexistent/should-be-dropped.so',
+      DISPLAY: ':0',
+      NOMAD_ALLOC_DIR: path.join(view, 'alloc'),
+      NOMAD_TASK_DIR: path.join(view, 'local'),
+      NOMAD_SECRETS_DIR: path.join(view, 'secrets'),
+      NOMAD_MEMORY_LIMIT: String(memoryMb),
+      NOMAD_CPU_LIMIT: String(cpuMhz),
+      NOMAD_CPU_CORES: input.cores ?? ' ',
+      NOMAD_ALLOC_ID: allocId,
+      NOMAD_SHORT_ALLOC_ID: allocId.slice(0, 8),
+      NOMAD_ALLOC_NAME: 'example.group[0]',
+      NOMAD_ALLOC_INDEX: '0',
+      NOMAD_TASK_NAME: name,
+      NOMAD_GROUP_NAME: 'group',
+      NOMAD_JOB_ID: 'example',
+      NOMAD_JOB_NAME: 'example',
+      NOMAD_JOB_PARENT_ID: '',
+      NOMAD_DC: 'dc1',
+      NOMAD_REGION: 'global',
+      NOMAD_NAMESPACE: 'default',
+      NOMAD_PARENT_CGROUP: this.cgroups.parent,
+      ...(memoryMaxMb ? { NOMAD_MEMORY_MAX_LIMIT: String(memoryMaxMb) } : {}),
+      ...input.env,
+    };
+    const id = `${allocId}/${name}/${randomBytes(4).toString('hex')}`;
+    const config: TaskConfig = {
+      id,
+      name,
+      msgpackDriverConfig: Buffer.from(input.rawConfig ?? encodeTaskConfig(input)),
+      env,
+      deviceEnv: {},
+      resources: {
+        allocatedResources: { cpu: { cpuShares: cpuMhz }, memory: { memoryMb, memoryMaxMb }, networks: [] },
+        linuxResources: {
+          cpuPeriod: 0, cpuQuota: 0, cpuShares: cpuMhz,
+          memoryLimitBytes: Math.max(memoryMb, memoryMaxMb) * 1024 * 1024,
+          oomScoreAdj: 0, cpusetCpus: input.cores ?? '', PercentTicks: 0, cpusetCgroup: cgroup.cpusetCgroup,
+        },
+        ports: [],
+      },
+      mounts: [],
+      devices: [],
+      user,
+      allocDir,
+      stdoutPath,
+      stderrPath,
+      taskGroupName: 'group',
+      jobName: 'example',
+      allocId,
+      networkIsolationSpec: input.netns ? { mode: NetMode.GROUP, path: input.netns, labels: {}, hostsConfig: undefined } : undefined,
+      dns: undefined,
+      jobId: 'example',
+      namespace: 'default',
+      nodeName: os.hostname(),
+      nodeId: randomUUID(),
+      parentJobId: '',
+    };
+    const prepared: PreparedTask = { config, stdout, stderr, uid, allocDir, taskDir: taskHost, env, cgroup, mounts };
+    this.prepared.set(id, prepared);
+    return prepared;
+  }
+
+  startTask(task: PreparedTask): Promise<TaskHandle> {
+    return call(this.plugin.driver, this.plugin.driver.startTask, { task: task.config }).then((r) => r.handle!);
+  }
+
+  /** prepare + StartTask */
+  async run(input: TaskInput): Promise<{ task: PreparedTask; handle: TaskHandle }> {
+    const task = this.prepareTask(input);
+    const handle = await this.startTask(task);
+    return { task, handle };
+  }
+
+  async wait(id: string): Promise<{ result: ExitResult; err: string }> {
+    const r = await call(this.plugin.driver, this.plugin.driver.waitTask, { taskId: id });
+    return { result: r.result ?? { exitCode: 0, signal: 0, oomKilled: false }, err: r.err };
+  }
+
+  stop(id: string, timeoutMs: number, signal = ''): Promise<unknown> {
+    return call(this.plugin.driver, this.plugin.driver.stopTask, {
+      taskId: id,
+      timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 },
+      signal,
+    });
+  }
+
+  destroy(id: string, force = true): Promise<unknown> {
+    return call(this.plugin.driver, this.plugin.driver.destroyTask, { taskId: id, force });
+  }
+
+  signal(id: string, signal: string): Promise<unknown> {
+    return call(this.plugin.driver, this.plugin.driver.signalTask, { taskId: id, signal });
+  }
+
+  inspect(id: string) {
+    return call(this.plugin.driver, this.plugin.driver.inspectTask, { taskId: id });
+  }
+
+  /** Nomad's exit handling: wait, DestroyTask(force), then its own cgroup cleanup. */
+  async finish(task: PreparedTask): Promise<{ result: ExitResult; err: string }> {
+    const r = await this.wait(task.config.id);
+    await this.destroy(task.config.id, true);
+    this.releaseTask(task);
+    return r;
+  }
+
+  /** Post-stop hooks: logmon stops, mounts go, cgroup removed. */
+  releaseTask(task: PreparedTask): void {
+    task.stdout?.close();
+    task.stderr?.close();
+    for (const m of [...task.mounts].reverse()) {
+      try {
+        execFileSync('umount', [m]);
+      } catch {
+        execFileSync('umount', ['-l', m]);
+      }
+    }
+    task.mounts.length = 0;
+    this.cgroups.removeTask(task.cgroup);
+    this.prepared.delete(task.config.id);
+  }
+
+  openStats(id: string, intervalMs: number): ClientReadableStream<TaskStatsResponse> {
+    const s = this.plugin.driver.taskStats({ taskId: id, collectionInterval: { seconds: Math.floor(intervalMs / 1000), nanos: (intervalMs % 1000) * 1e6 } });
+    this.statsStreams.push(s);
+    return s;
+  }
+
+  /** Stop everything still running, kill the plugin Nomad's way, remove all fixtures. */
+  async cleanup(): Promise<string[]> {
+    for (const s of this.statsStreams) s.cancel();
+    for (const t of [...this.prepared.values()]) {
+      if (this.plugin && !this.plugin.exited) {
+        await this.stop(t.config.id, 0).catch(() => undefined);
+        await this.destroy(t.config.id, true).catch(() => undefined);
+      }
+      this.releaseTask(t);
+    }
+    if (this.plugin) await this.plugin.kill();
+    const failures = this.cgroups.cleanup();
+    rmSync(this.root, { recursive: true, force: true });
+    return failures;
+  }
+}
