@@ -162,7 +162,8 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
     });
 
     it('gives the task the Nomad environment, USER=nomad-<n>, HOME, TMPDIR, and no LD_* or DISPLAY', async () => {
-      const { task } = await nomad.run({ command: 'env' });
+      // the agent's own environment reaches Nomad's TaskConfig; exec2 strips these
+      const { task } = await nomad.run({ command: 'env', env: { LD_PRELOAD: '/nonexistent/x.so', LD_LIBRARY_PATH: '/x', DISPLAY: ':0' } });
       const r = await output(task);
       const env = new Map(r.out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]));
       assert.equal(env.get('USER'), `nomad-${task.uid}`);
@@ -172,6 +173,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
         assert.equal(env.get(k), task.env[k], k);
       }
       assert.equal(env.has('LD_PRELOAD'), false);
+      assert.equal(env.has('LD_LIBRARY_PATH'), false);
       assert.equal(env.has('DISPLAY'), false);
     });
 

