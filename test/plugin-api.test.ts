@@ -45,6 +45,8 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
           unveil_by_task: dflt(attr('unveil_by_task', 'bool'), 'false'),
           unveil_paths: attr('unveil_paths', 'list(string)'),
           state_dir: dflt(attr('state_dir', 'string'), '"/run/nomad-driver-exec2"'),
+          metrics_address: attr('metrics_address', 'string'),
+          metrics_per_task: dflt(attr('metrics_per_task', 'bool'), 'false'),
         },
       },
     });
@@ -119,6 +121,8 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
       ['an unknown attribute', encode({ unveil_defaults: true, colour: 'blue' }), /unknown attribute "colour"/],
       ['an invalid unveil mode', encode({ unveil_paths: ['rz:/etc'] }), /attribute "unveil_paths"\[0\]: unveil "rz:\/etc": invalid mode "rz"/],
       ['a relative unveil path', encode({ unveil_paths: ['r:etc'] }), /attribute "unveil_paths"\[0\]: .*must be absolute/],
+      ['a metrics address without a port', encode({ metrics_address: 'localhost' }), /attribute "metrics_address": "localhost" is not host:port/],
+      ['a relative state_dir', encode({ state_dir: 'run/x' }), /attribute "state_dir": "run\/x" must be an absolute path/],
     ];
     for (const [what, bytes, re] of bad) {
       it(`rejects ${what} with INVALID_ARGUMENT naming the problem, and keeps serving`, async () => {

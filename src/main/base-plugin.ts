@@ -12,7 +12,7 @@ export const PLUGIN_API_VERSION = '0.1.0';
 
 export interface BasePluginHooks {
   /** the long-lived instance got its config: warm pools, start metrics */
-  onConfigured?(state: PluginState): void;
+  onConfigured?(state: PluginState): void | Promise<void>;
 }
 
 export function basePluginServer(state: PluginState, logger: Logger, hooks: BasePluginHooks = {}): BasePluginServer {
@@ -24,7 +24,7 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
       name: DRIVER_NAME,
     })),
     configSchema: unary(logger, 'ConfigSchema', () => ({ spec: PLUGIN_CONFIG_SPEC })),
-    setConfig: unary(logger, 'SetConfig', (req: SetConfigRequest) => {
+    setConfig: unary(logger, 'SetConfig', async (req: SetConfigRequest) => {
       const config = parsePluginConfig(req.msgpackConfig);
       // Without nomad_config this is Nomad's validation probe: validate, keep nothing.
       if (!req.nomadConfig) return {};
@@ -37,7 +37,7 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
         unveil_paths: config.unveilPaths.length,
         mhz_per_core: state.compute?.mhzPerCore ?? 0,
       });
-      hooks.onConfigured?.(state);
+      await hooks.onConfigured?.(state);
       return {};
     }),
   };

@@ -6,6 +6,7 @@ import { CtyDecodeError, decodeObject, type CtyValue } from './cty';
 import { invalidArgument, invalidConfig, DriverError } from './errors';
 import { decoderSchema, objectSpec, type BlockDef } from './hclspec';
 import { parseUnveil, normalisePath, UnveilSyntaxError } from './unveil';
+import { parseListenAddress } from './listen-address';
 import type { Spec } from '../gen/hashicorp/nomad/plugins/shared/hclspec/hclspec';
 
 export const DEFAULT_STATE_DIR = '/run/nomad-driver-exec2';
@@ -16,6 +17,9 @@ export const PLUGIN_CONFIG_BLOCK: BlockDef = {
   unveil_paths: { type: { list: 'string' } },
   // Our own: where pid 1 of each task records its exit status (root only).
   state_dir: { type: 'string', default: JSON.stringify(DEFAULT_STATE_DIR) },
+  // Our own: Prometheus endpoint (off when unset) and opt-in per-task series.
+  metrics_address: { type: 'string' },
+  metrics_per_task: { type: 'bool', default: 'false' },
 };
 
 export const TASK_CONFIG_BLOCK: BlockDef = {
@@ -36,6 +40,8 @@ export interface PluginConfig {
   unveilByTask: boolean;
   unveilPaths: string[];
   stateDir: string;
+  metricsAddress: string | null;
+  metricsPerTask: boolean;
 }
 
 export const DEFAULT_PLUGIN_CONFIG: PluginConfig = {
@@ -43,6 +49,8 @@ export const DEFAULT_PLUGIN_CONFIG: PluginConfig = {
   unveilByTask: false,
   unveilPaths: [],
   stateDir: DEFAULT_STATE_DIR,
+  metricsAddress: null,
+  metricsPerTask: false,
 };
 
 export interface TaskConfigBlock {
@@ -82,11 +90,15 @@ export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
   checkUnveilList(unveilPaths, `${what}: attribute "unveil_paths"`, invalidConfig);
   const stateDir = (v.state_dir as string | null) ?? DEFAULT_STATE_DIR;
   if (!stateDir.startsWith('/')) throw invalidConfig(`${what}: attribute "state_dir": "${stateDir}" must be an absolute path`);
+  const metricsAddress = (v.metrics_address as string | null) || null;
+  if (metricsAddress !== null) parseListenAddress(metricsAddress);
   return {
     unveilDefaults: (v.unveil_defaults as boolean | null) ?? true,
     unveilByTask: (v.unveil_by_task as boolean | null) ?? false,
     unveilPaths,
     stateDir: normalisePath(stateDir),
+    metricsAddress,
+    metricsPerTask: (v.metrics_per_task as boolean | null) ?? false,
   };
 }
 

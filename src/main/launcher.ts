@@ -5,7 +5,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import Piscina from 'piscina';
+import type Piscina from 'piscina';
 import type { LaunchReply, LaunchRequest } from '../workers/messages';
 
 export interface Launcher {
@@ -23,7 +23,10 @@ export class PiscinaLauncher implements Launcher {
   private get piscina(): Piscina {
     if (!this.pool) {
       const threads = Math.max(2, Math.min(4, os.availableParallelism()));
-      this.pool = new Piscina({
+      // Loaded on first use: Nomad's short-lived plugin processes never need it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const PiscinaCtor = require('piscina') as typeof Piscina;
+      this.pool = new PiscinaCtor({
         filename: path.join(__dirname, '..', 'workers', 'launch-worker.js'),
         minThreads: threads,
         maxThreads: threads,

@@ -15,6 +15,9 @@ import { PiscinaLauncher } from './launcher';
 import { rootLogger } from './log';
 import { PluginState } from './plugin-state';
 import { TaskManager } from './tasks/task-manager';
+import { gatherHostFacts } from './fingerprint';
+import type { MetricsServer } from './metrics';
+import { PLUGIN_VERSION } from './version';
 
 /** Nomad may send large StartTask payloads (big environments). */
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -69,7 +72,26 @@ export function servePlugin(): void {
   };
   process.on('SIGTERM', shutdown);
   addGoPluginServices(server, { onShutdown: shutdown });
-  server.addService(BasePluginService, basePluginServer(state, logger, { onConfigured: () => launcher.warm() }));
+  let metricsServer: MetricsServer | null = null;
+  const onConfigured = async (): Promise<void> => {
+    launcher.warm();
+    const addr = state.config?.metricsAddress ?? null;
+    if (addr && !metricsServer) {
+      // prom-client loads only in the long-lived instance that asked for metrics.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { DriverMetrics, MetricsServer } = require('./metrics') as typeof import('./metrics');
+      const facts = gatherHostFacts();
+      const metrics = new DriverMetrics(() => tasks, launcher, {
+        perTask: state.config?.metricsPerTask ?? false,
+        info: { landlockAbi: facts.landlockAbi, cgroupMode: facts.cgroups.mode, version: PLUGIN_VERSION },
+      });
+      const srv = new MetricsServer(metrics, logger);
+      await srv.listen(addr);
+      metricsServer = srv;
+      tasks.events = metrics;
+    }
+  };
+  server.addService(BasePluginService, basePluginServer(state, logger, { onConfigured }));
   server.addService(DriverService, driverServer(state, tasks, logger));
   server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
     if (err) {

@@ -59,6 +59,7 @@ export interface TaskEventsSink {
   onTaskExit?(task: TaskRecord): void;
   onStartFailure?(reason: string): void;
   onStarted?(task: TaskRecord): void;
+  onTaskDestroyed?(task: TaskRecord): void;
 }
 
 export interface TaskManagerDeps {
@@ -84,7 +85,12 @@ export class TaskManager {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly starting = new Set<string>();
 
-  constructor(private readonly deps: TaskManagerDeps) {}
+  /** Observers of starts and exits (metrics); settable once metrics are configured. */
+  events: TaskEventsSink | undefined;
+
+  constructor(private readonly deps: TaskManagerDeps) {
+    this.events = deps.events;
+  }
 
   get size(): number {
     return this.tasks.size;
@@ -117,7 +123,7 @@ export class TaskManager {
       return await this.launch(cfg, receivedNs);
     } catch (err) {
       const reason = err instanceof DriverError ? err.code : 'INTERNAL';
-      this.deps.events?.onStartFailure?.(reason);
+      this.events?.onStartFailure?.(reason);
       throw err;
     } finally {
       this.starting.delete(cfg.id);
@@ -241,7 +247,7 @@ export class TaskManager {
       user: req.user.name,
       to_exec_us: Math.round(reply.timings.totalToExecNs / 1000),
     });
-    this.deps.events?.onStarted?.(task);
+    this.events?.onStarted?.(task);
     return { handle: this.handleFor(task), task };
   }
 
@@ -288,7 +294,7 @@ export class TaskManager {
         signal: task.exit.result.signal,
         oom_killed: task.exit.result.oomKilled,
       });
-      this.deps.events?.onTaskExit?.(task);
+      this.events?.onTaskExit?.(task);
       settle(task.exit);
     };
     if (pidfd >= 0) this.deps.native().watchExit(pidfd, finish);
@@ -390,6 +396,7 @@ export class TaskManager {
       throw internal(`cannot remove task state ${task.state.statusDir}: ${(err as Error).message}`);
     }
     this.tasks.delete(id);
+    this.events?.onTaskDestroyed?.(task);
   }
 
   // ---------------------------------------------------------------- recovery

@@ -1,0 +1,200 @@
+/**
+ * Prometheus metrics (prom-client), off unless the plugin config names a
+ * listen address. Measurements arrive from one place each: launch phase
+ * timings from the worker's reply, exits from the task manager.
+ */
+import * as http from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LaunchTimings } from '../workers/messages';
+import { invalidConfig } from './errors';
+import { parseListenAddress } from './listen-address';
+import type { Launcher } from './launcher';
+import type { Logger } from './log';
+import { readCpu, readMemory } from './stats';
+import type { TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
+
+/** 50 µs to 10 s: a launch is ~0.2 ms when all is well and seconds when it is not. */
+export const LAUNCH_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export type ExitReason = 'success' | 'failure' | 'signal' | 'oom';
+
+export function exitReason(t: TaskRecord): ExitReason {
+  const r = t.exit?.result;
+  if (!r) return 'failure';
+  if (r.oomKilled) return 'oom';
+  if (r.signal > 0) return 'signal';
+  return r.exitCode === 0 && !t.exit?.err ? 'success' : 'failure';
+}
+
+const TASK_LABELS = ['namespace', 'job', 'task_group', 'alloc_id', 'task'] as const;
+
+export interface MetricsOptions {
+  perTask: boolean;
+  info: { landlockAbi: number; cgroupMode: string; version: string };
+}
+
+export class DriverMetrics implements TaskEventsSink {
+  readonly registry = new Registry();
+  private readonly launchDuration: Histogram<'phase'>;
+  private readonly startOutcomes: Counter<'outcome'>;
+  private readonly exits: Counter<'reason'>;
+  private readonly taskMemory: Gauge<(typeof TASK_LABELS)[number]> | null = null;
+  private readonly taskCpu: Gauge<(typeof TASK_LABELS)[number]> | null = null;
+
+  constructor(tasks: () => TaskManager, launcher: Launcher, opts: MetricsOptions) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.launchDuration = new Histogram({
+      name: 'exec2_launch_duration_seconds',
+      help: 'Time spent in each phase of a task launch: queue (waiting for a worker), cgroup (limits), prepare (user, fds), spawn (clone3 to confirmed execve), exec_confirmed (StartTask received to confirmed execve).',
+      labelNames: ['phase'],
+      buckets: LAUNCH_BUCKETS,
+      registers,
+    });
+    this.startOutcomes = new Counter({
+      name: 'exec2_start_task_total',
+      help: 'StartTask calls by outcome (success, or the error code).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.exits = new Counter({
+      name: 'exec2_task_exits_total',
+      help: 'Task exits by reason: success (code 0), failure (non-zero code), signal, oom.',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const r of ['success', 'failure', 'signal', 'oom']) this.exits.inc({ reason: r }, 0);
+    for (const o of ['success', 'INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'ALREADY_EXISTS', 'INTERNAL']) this.startOutcomes.inc({ outcome: o }, 0);
+    new Gauge({
+      name: 'exec2_tasks_running',
+      help: 'Tasks currently running under this plugin process.',
+      registers,
+      collect() {
+        this.set(tasks().list().filter((t) => t.phase === 'running').length);
+      },
+    });
+    new Gauge({
+      name: 'exec2_worker_queue_depth',
+      help: 'Launches waiting for a free worker thread.',
+      registers,
+      collect() {
+        this.set(launcher.queueSize());
+      },
+    });
+    new Gauge({
+      name: 'exec2_worker_utilization_ratio',
+      help: 'Share of time the launch workers were busy since the pool started (0-1).',
+      registers,
+      collect() {
+        this.set(launcher.utilization());
+      },
+    });
+    const info = new Gauge({
+      name: 'exec2_info',
+      help: 'Driver facts: Landlock ABI, cgroup mode and plugin version (value is always 1).',
+      labelNames: ['landlock_abi', 'cgroup_mode', 'version'],
+      registers,
+    });
+    info.set({ landlock_abi: String(opts.info.landlockAbi), cgroup_mode: opts.info.cgroupMode, version: opts.info.version }, 1);
+    if (opts.perTask) {
+      const labels = (t: TaskRecord): Record<(typeof TASK_LABELS)[number], string> => ({
+        namespace: t.handleConfig.namespace,
+        job: t.handleConfig.jobName,
+        task_group: t.handleConfig.taskGroupName,
+        alloc_id: t.allocId,
+        task: t.name,
+      });
+      this.taskMemory = new Gauge({
+        name: 'exec2_task_memory_usage_bytes',
+        help: 'Memory charged to the task cgroup (per task; opt-in).',
+        labelNames: TASK_LABELS,
+        registers,
+        collect() {
+          for (const t of tasks().list()) if (t.phase === 'running') this.set(labels(t), readMemory(t.state.cgroup).usage ?? 0);
+        },
+      });
+      this.taskCpu = new Gauge({
+        name: 'exec2_task_cpu_usage_seconds',
+        help: 'CPU time used by the task cgroup so far (per task; opt-in).',
+        labelNames: TASK_LABELS,
+        registers,
+        collect() {
+          for (const t of tasks().list()) if (t.phase === 'running') this.set(labels(t), readCpu(t.state.cgroup).usageUs / 1e6);
+        },
+      });
+      this.perTaskLabels = labels;
+    }
+  }
+
+  private perTaskLabels: ((t: TaskRecord) => Record<(typeof TASK_LABELS)[number], string>) | null = null;
+
+  observeLaunch(t: LaunchTimings): void {
+    this.launchDuration.observe({ phase: 'queue' }, t.queueNs / 1e9);
+    this.launchDuration.observe({ phase: 'cgroup' }, t.cgroupNs / 1e9);
+    this.launchDuration.observe({ phase: 'prepare' }, t.prepareNs / 1e9);
+    this.launchDuration.observe({ phase: 'spawn' }, t.spawnNs / 1e9);
+    this.launchDuration.observe({ phase: 'exec_confirmed' }, t.totalToExecNs / 1e9);
+  }
+
+  onStarted(task: TaskRecord): void {
+    this.startOutcomes.inc({ outcome: 'success' });
+    if (task.timings) this.observeLaunch(task.timings);
+  }
+
+  onStartFailure(reason: string): void {
+    this.startOutcomes.inc({ outcome: reason });
+  }
+
+  onTaskExit(task: TaskRecord): void {
+    this.exits.inc({ reason: exitReason(task) });
+  }
+
+  onTaskDestroyed(task: TaskRecord): void {
+    if (!this.perTaskLabels) return;
+    const l = this.perTaskLabels(task);
+    this.taskMemory?.remove(l);
+    this.taskCpu?.remove(l);
+  }
+}
+
+export class MetricsServer {
+  private server: http.Server | null = null;
+
+  constructor(private readonly metrics: DriverMetrics, private readonly logger: Logger) {}
+
+  get address(): string | null {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? `${a.address}:${a.port}` : null;
+  }
+
+  listen(addr: string): Promise<void> {
+    const { host, port } = parseListenAddress(addr);
+    const server = http.createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+        return;
+      }
+      this.metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+      );
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(invalidConfig(`plugin config: attribute "metrics_address": cannot listen on ${addr}: ${err.code ?? err.message}`));
+      });
+      server.listen(port, host, () => {
+        server.removeAllListeners('error');
+        server.on('error', (err) => this.logger.error('metrics server error', { error: err }));
+        this.server = server;
+        this.logger.info('serving metrics', { address: this.address });
+        resolve();
+      });
+    });
+  }
+
+  close(): void {
+    this.server?.close();
+    this.server = null;
+  }
+}
