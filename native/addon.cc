@@ -1,0 +1,643 @@
+// Node-API surface of exec2 (see native/exec2_native.d.ts for the contract).
+//
+// Only what needs raw syscalls lives here. launch() is the hot path and runs
+// in a piscina worker; watchExit() runs on the main loop.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <napi.h>
+
+#include "compat.h"
+#include "protocol.h"
+#include "spawn.h"
+
+namespace {
+
+// ---- errors ---------------------------------------------------------------
+
+std::string ErrnoText(int err) {
+  char buf[256];
+  // GNU strerror_r: returns a pointer that may or may not be buf.
+  return std::string(strerror_r(err, buf, sizeof buf));
+}
+
+// Typed error, better-sqlite3 style: message + code (+ errno, path, syscall).
+Napi::Error NativeError(Napi::Env env, const char* code, const std::string& message,
+                        int err = 0, const std::string* path = nullptr,
+                        const char* syscall_name = nullptr) {
+  Napi::Error e = Napi::Error::New(env, message);
+  Napi::Object o = e.Value();
+  o.Set("code", Napi::String::New(env, code));
+  if (err) o.Set("errno", Napi::Number::New(env, err));
+  if (path) o.Set("path", Napi::String::New(env, *path));
+  if (syscall_name && *syscall_name) o.Set("syscall", Napi::String::New(env, syscall_name));
+  return e;
+}
+
+[[noreturn]] void ThrowInvalid(Napi::Env env, const std::string& what) {
+  throw NativeError(env, "EXEC2_INVALID_ARGUMENT", what);
+}
+
+[[noreturn]] void ThrowSyscall(Napi::Env env, const char* syscall_name, int err) {
+  throw NativeError(env, "EXEC2_SYSCALL",
+                    std::string(syscall_name) + " failed: " + ErrnoText(err), err, nullptr,
+                    syscall_name);
+}
+
+// ---- argument access ------------------------------------------------------
+
+double GetNumber(Napi::Env env, const Napi::Value& v, const char* name, double min,
+                 double max) {
+  if (!v.IsNumber()) ThrowInvalid(env, std::string(name) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= min && d <= max) || std::floor(d) != d)
+    ThrowInvalid(env, std::string(name) + " must be an integer in [" +
+                          std::to_string((long long)min) + ", " +
+                          std::to_string((long long)max) + "]");
+  return d;
+}
+
+int GetFd(Napi::Env env, const Napi::Value& v, const char* name, int min) {
+  return (int)GetNumber(env, v, name, min, INT32_MAX);
+}
+
+// Strings headed for execve/open: an embedded NUL would silently truncate.
+std::string GetString(Napi::Env env, const Napi::Value& v, const char* name) {
+  if (!v.IsString()) ThrowInvalid(env, std::string(name) + " must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.find('\0') != std::string::npos)
+    ThrowInvalid(env, std::string(name) + " must not contain NUL bytes");
+  return s;
+}
+
+Napi::Array GetArray(Napi::Env env, const Napi::Value& v, const char* name) {
+  if (!v.IsArray()) ThrowInvalid(env, std::string(name) + " must be an array");
+  return v.As<Napi::Array>();
+}
+
+struct UniqueFd {
+  int fd = -1;
+  UniqueFd() = default;
+  explicit UniqueFd(int f) : fd(f) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+  void reset() {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+  int release() {
+    int f = fd;
+    fd = -1;
+    return f;
+  }
+};
+
+// ---- landlockAbi ----------------------------------------------------------
+
+Napi::Value LandlockAbi(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  int err = abi < 0 ? errno : 0;
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("abi", Napi::Number::New(env, abi < 0 ? 0 : (double)abi));
+  if (abi < 0)
+    r.Set("error", Napi::String::New(env, ErrnoText(err)));
+  else
+    r.Set("error", env.Null());
+  return r;
+}
+
+// ---- lookupUser -----------------------------------------------------------
+
+Napi::Value LookupUser(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = GetString(env, info[0], "name");
+  if (name.empty()) ThrowInvalid(env, "name must not be empty");
+
+  long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(hint > 0 ? (size_t)hint : 4096);
+  struct passwd pw, *res = nullptr;
+  int rc;
+  for (;;) {
+    rc = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &res);
+    if (rc != ERANGE) break;
+    if (buf.size() >= (1u << 24)) break;  // a sane NSS never needs 16 MiB
+    buf.resize(buf.size() * 2);
+  }
+  // "Not found" comes back as 0 + NULL, or from some NSS modules as one of
+  // these (getpwnam_r(3)).
+  if (rc == 0 && res == nullptr) return env.Null();
+  if (rc == ENOENT || rc == ESRCH) return env.Null();
+  if (rc != 0) {
+    throw NativeError(env, "EXEC2_SYSCALL",
+                      "getpwnam_r(\"" + name + "\") failed: " + ErrnoText(rc), rc, nullptr,
+                      "getpwnam_r");
+  }
+
+  std::vector<gid_t> groups(32);
+  for (;;) {
+    int n = (int)groups.size();
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) >= 0) {
+      groups.resize((size_t)n);
+      break;
+    }
+    // -1 with n updated to the needed count
+    if ((size_t)n <= groups.size()) n = (int)groups.size() * 2;
+    if (n > 65536 * 2) ThrowSyscall(env, "getgrouplist", E2BIG);
+    groups.resize((size_t)n);
+  }
+
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("name", Napi::String::New(env, pw.pw_name));
+  r.Set("uid", Napi::Number::New(env, pw.pw_uid));
+  r.Set("gid", Napi::Number::New(env, pw.pw_gid));
+  r.Set("home", Napi::String::New(env, pw.pw_dir ? pw.pw_dir : ""));
+  Napi::Array ga = Napi::Array::New(env, groups.size());
+  for (size_t i = 0; i < groups.size(); i++) ga.Set((uint32_t)i, Napi::Number::New(env, groups[i]));
+  r.Set("groups", ga);
+  return r;
+}
+
+// ---- launch ---------------------------------------------------------------
+
+constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
+constexpr int kMaxCgroupFds = E2_SPAWN_MAX_SLOTS - (E2_FD_CGROUP0 - E2_FD_ERR);
+
+struct LaunchPlan {
+  std::string init_path;
+  std::vector<std::string> args;  // init argv, storage
+  std::string argv0;
+  std::string path_env;  // the task's PATH, for messages
+  bool has_path_env = false;
+  std::string cwd;
+  uint32_t uid = 0, gid = 0;
+  int cgroup_fd = -1, stdout_fd = -1, stderr_fd = -1, status_fd = -1, netns_fd = -1;
+  std::vector<int> cgroup_procs;
+};
+
+void ParseSpec(Napi::Env env, const Napi::Value& v, LaunchPlan& p) {
+  if (!v.IsObject() || v.IsArray()) ThrowInvalid(env, "spec must be an object");
+  Napi::Object s = v.As<Napi::Object>();
+
+  p.init_path = GetString(env, s.Get("initPath"), "initPath");
+  if (p.init_path.empty() || p.init_path[0] != '/') ThrowInvalid(env, "initPath must be absolute");
+  p.cgroup_fd = GetFd(env, s.Get("cgroupFd"), "cgroupFd", -1);
+  p.stdout_fd = GetFd(env, s.Get("stdoutFd"), "stdoutFd", 0);
+  p.stderr_fd = GetFd(env, s.Get("stderrFd"), "stderrFd", 0);
+  p.status_fd = GetFd(env, s.Get("statusDirFd"), "statusDirFd", 0);
+  p.netns_fd = GetFd(env, s.Get("netnsFd"), "netnsFd", -1);
+  Napi::Array cg = GetArray(env, s.Get("cgroupProcsFds"), "cgroupProcsFds");
+  if (cg.Length() > (uint32_t)kMaxCgroupFds)
+    ThrowInvalid(env, "too many cgroupProcsFds (max " + std::to_string(kMaxCgroupFds) + ")");
+  for (uint32_t i = 0; i < cg.Length(); i++)
+    p.cgroup_procs.push_back(GetFd(env, cg.Get(i), "cgroupProcsFds[]", 0));
+
+  p.uid = (uint32_t)GetNumber(env, s.Get("uid"), "uid", 0, 4294967294.0);
+  p.gid = (uint32_t)GetNumber(env, s.Get("gid"), "gid", 0, 4294967294.0);
+  Napi::Array groups = GetArray(env, s.Get("groups"), "groups");
+  if (groups.Length() > 65536) ThrowInvalid(env, "too many groups");
+  std::string gstr;
+  for (uint32_t i = 0; i < groups.Length(); i++) {
+    if (i) gstr += ',';
+    gstr += std::to_string((uint32_t)GetNumber(env, groups.Get(i), "groups[]", 0, 4294967294.0));
+  }
+
+  p.cwd = GetString(env, s.Get("cwd"), "cwd");
+  if (p.cwd.empty() || p.cwd[0] != '/') ThrowInvalid(env, "cwd must be an absolute path");
+
+  std::string oom;
+  Napi::Value oomv = s.Get("oomScoreAdj");
+  if (!oomv.IsNull() && !oomv.IsUndefined())
+    oom = std::to_string((int)GetNumber(env, oomv, "oomScoreAdj", -1000, 1000));
+
+  Napi::Array argv = GetArray(env, s.Get("argv"), "argv");
+  Napi::Array envv = GetArray(env, s.Get("env"), "env");
+  Napi::Array unveil = GetArray(env, s.Get("unveil"), "unveil");
+  if (argv.Length() == 0) ThrowInvalid(env, "argv must not be empty");
+
+  std::vector<std::string>& a = p.args;
+  a.reserve(E2_ARG_FIXED + 2 * unveil.Length() + argv.Length() + envv.Length());
+  a.emplace_back("exec2-init");
+  a.emplace_back(E2_PROTO_MAGIC);
+  a.push_back(std::to_string(p.uid));
+  a.push_back(std::to_string(p.gid));
+  a.push_back(std::move(gstr));
+  a.push_back(p.cwd);
+  a.push_back(std::move(oom));
+  a.push_back(std::to_string(SIGRTMIN));
+  a.emplace_back(p.netns_fd >= 0 ? "1" : "0");
+  a.push_back(std::to_string(p.cgroup_procs.size()));
+  a.push_back(std::to_string(unveil.Length()));
+  a.push_back(std::to_string(argv.Length()));
+  a.push_back(std::to_string(envv.Length()));
+
+  for (uint32_t i = 0; i < unveil.Length(); i++) {
+    Napi::Value rv = unveil.Get(i);
+    if (!rv.IsObject()) ThrowInvalid(env, "unveil[] must be objects");
+    Napi::Object r = rv.As<Napi::Object>();
+    std::string mode = GetString(env, r.Get("mode"), "unveil[].mode");
+    std::string path = GetString(env, r.Get("path"), "unveil[].path");
+    Napi::Value opt = r.Get("optional");
+    if (!opt.IsBoolean()) ThrowInvalid(env, "unveil[].optional must be a boolean");
+    if (mode.empty() || mode.find_first_not_of("rwxc") != std::string::npos)
+      ThrowInvalid(env, "unveil mode must be letters of \"rwxc\": \"" + mode + "\"");
+    if (path.empty() || path[0] != '/') ThrowInvalid(env, "unveil path must be absolute: " + path);
+    if (opt.As<Napi::Boolean>().Value()) mode += '?';
+    a.push_back(std::move(mode));
+    a.push_back(std::move(path));
+  }
+  for (uint32_t i = 0; i < argv.Length(); i++) a.push_back(GetString(env, argv.Get(i), "argv[]"));
+  p.argv0 = a[a.size() - argv.Length()];
+  if (p.argv0.empty()) ThrowInvalid(env, "argv[0] (the command) must not be empty");
+  for (uint32_t i = 0; i < envv.Length(); i++) {
+    std::string e = GetString(env, envv.Get(i), "env[]");
+    if (e.find('=') == std::string::npos || e[0] == '=')
+      ThrowInvalid(env, "env entries must be KEY=VALUE: \"" + e + "\"");
+    // execve's getenv finds the first PATH; so does exec2-init.
+    if (!p.has_path_env && e.compare(0, 5, "PATH=") == 0) {
+      p.path_env = e.substr(5);
+      p.has_path_env = true;
+    }
+    a.push_back(std::move(e));
+  }
+}
+
+// The record from the error pipe, turned into the NativeError the contract
+// promises, with a message a job author can act on.
+Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, int err,
+                            const std::string& op, const std::string& path) {
+  const std::string* pp = path.empty() ? nullptr : &path;
+  const char* sc = op.c_str();
+  std::string reason = ErrnoText(err);
+  switch (stage) {
+    case E2_ST_NOT_FOUND:
+      if (p.argv0.find('/') != std::string::npos)
+        return NativeError(env, "EXEC2_COMMAND_NOT_FOUND",
+                           "command not found: \"" + p.argv0 + "\" (" + reason + ")", err, pp, sc);
+      return NativeError(env, "EXEC2_COMMAND_NOT_FOUND",
+                         "command not found: \"" + p.argv0 + "\" (searched PATH=" +
+                             (p.has_path_env ? p.path_env : std::string(kDefaultPath)) +
+                             (p.has_path_env ? "" : ", the default") + ")",
+                         err, pp, sc);
+    case E2_ST_NOT_EXEC: {
+      std::string hint;
+      if (err == EACCES) hint = " (is it unveiled with \"x\", and executable by the task user?)";
+      if (err == ENOEXEC) hint = " (neither a binary for this machine nor a script with #!)";
+      return NativeError(env, "EXEC2_COMMAND_NOT_EXECUTABLE",
+                         "cannot execute \"" + path + "\": " + reason + hint, err, pp, sc);
+    }
+    case E2_ST_UNVEIL_PATH:
+      if (err == ENOENT)
+        return NativeError(env, "EXEC2_UNVEIL_PATH", "unveil path does not exist: " + path, err,
+                           pp, sc);
+      return NativeError(env, "EXEC2_UNVEIL_PATH",
+                         "cannot open unveil path " + path + ": " + reason, err, pp, sc);
+    case E2_ST_LANDLOCK:
+      if (op == "landlock_create_ruleset" && (err == ENOSYS || err == EOPNOTSUPP))
+        return NativeError(env, "EXEC2_LANDLOCK",
+                           "Landlock is not available (" + reason +
+                               "); refusing to run the task unconfined",
+                           err, pp, sc);
+      return NativeError(env, "EXEC2_LANDLOCK",
+                         op + (path.empty() ? "" : " on " + path) + " failed: " + reason, err,
+                         pp, sc);
+    case E2_ST_CREDS:
+      return NativeError(env, "EXEC2_CREDENTIALS",
+                         "cannot switch to uid " + std::to_string(p.uid) + " gid " +
+                             std::to_string(p.gid) + ": " + op + " failed: " + reason,
+                         err, pp, sc);
+    case E2_ST_WORKDIR:
+      return NativeError(env, "EXEC2_WORKDIR",
+                         "cannot change to the working directory \"" + p.cwd + "\": " + reason,
+                         err, pp, sc);
+    case E2_ST_NETNS:
+      return NativeError(env, "EXEC2_NETNS", "cannot join the network namespace: " + reason,
+                         err, pp, sc);
+    case E2_ST_CGROUP:
+      return NativeError(env, "EXEC2_CGROUP",
+                         "cannot join the task cgroup (write to cgroup.procs): " + reason, err,
+                         pp, sc);
+    case E2_ST_INIT_EXEC:
+      return NativeError(env, "EXEC2_SPAWN",
+                         "cannot start the init helper \"" + path + "\": " + reason, err, pp, sc);
+    case E2_ST_ARGS:
+      return NativeError(env, "EXEC2_INVALID_ARGUMENT",
+                         "init helper rejected its arguments (" + op +
+                             (path.empty() ? "" : ": " + path) +
+                             "); is build/Release/exec2-init from the same build?",
+                         err, pp, sc);
+    case E2_ST_SPAWN_FDS:
+    case E2_ST_SETUP:
+    case E2_ST_FORK:
+      return NativeError(env, "EXEC2_SPAWN",
+                         "task setup failed: " + op + (path.empty() ? "" : " " + path) +
+                             ": " + reason,
+                         err, pp, sc);
+    default:  // STDIO, OOM, PRIVS
+      return NativeError(env, "EXEC2_SYSCALL",
+                         "task setup failed: " + op + (path.empty() ? "" : " " + path) +
+                             ": " + reason,
+                         err, pp, sc);
+  }
+}
+
+// Reaps exec2-init after a failed launch. It exits right after reporting (or
+// right after reaping the failed task), so blocking here is short.
+void ReapFailed(int pidfd) {
+  siginfo_t si;
+  while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR) {
+  }
+}
+
+Napi::Value Launch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LaunchPlan p;
+  ParseSpec(env, info[0], p);
+
+  std::vector<char*> argv;
+  argv.reserve(p.args.size() + 1);
+  for (auto& s : p.args) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
+  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
+
+  struct e2_spawn_req req;
+  memset(&req, 0, sizeof req);
+  req.init_path = p.init_path.c_str();
+  req.argv = argv.data();
+  req.envp = envp;
+  req.cgroup_fd = p.cgroup_fd;
+  int slot = 0;
+  req.src[slot++] = wr.fd;          // E2_FD_ERR
+  req.src[slot++] = p.stdout_fd;    // E2_FD_STDOUT
+  req.src[slot++] = p.stderr_fd;    // E2_FD_STDERR
+  req.src[slot++] = p.status_fd;    // E2_FD_STATUS
+  req.src[slot++] = p.netns_fd;     // E2_FD_NETNS (-1: closed)
+  for (int fd : p.cgroup_procs) req.src[slot++] = fd;
+  req.nslots = slot;
+  int wm = E2_FD_ERR + slot;
+  for (int i = 0; i < slot; i++)
+    if (req.src[i] >= wm) wm = req.src[i] + 1;
+  req.watermark = wm;
+
+  struct e2_spawn_res res;
+  int rc = e2_spawn(&req, &res);
+  if (rc < 0) {
+    int err = -rc;
+    bool cg = p.cgroup_fd >= 0 && (err == EBADF || err == EBUSY || err == EOPNOTSUPP ||
+                                   err == ENOENT || err == EACCES || err == EPERM);
+    throw NativeError(env, cg ? "EXEC2_CGROUP" : "EXEC2_SPAWN",
+                      std::string(cg ? "clone3 into the task cgroup failed: "
+                                     : "clone3 failed: ") +
+                          ErrnoText(err),
+                      err, nullptr, "clone3");
+  }
+  UniqueFd pidfd(res.pidfd);
+  // Only pid 1 and the task may hold the write end now; EOF means the task's
+  // execve went through.
+  wr.reset();
+
+  char buf[E2_ERR_MAX];
+  size_t got = 0;
+  for (;;) {
+    ssize_t n = read(rd.fd, buf + got, sizeof buf - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      // Cannot tell what happened: kill, reap, report.
+      syscall(SYS_pidfd_send_signal, pidfd.fd, SIGKILL, nullptr, 0);
+      ReapFailed(pidfd.fd);
+      ThrowSyscall(env, "read(error pipe)", err);
+    }
+    if (n == 0) break;
+    got += (size_t)n;
+    if (got == sizeof buf) break;  // one record fits; more would be garbage
+  }
+  int64_t t_exec = e2_monotonic_ns();
+
+  if (got > 0) {
+    ReapFailed(pidfd.fd);
+    // A failed task leaves pid 1's "exited 127" behind; the launch never
+    // happened as far as the caller is concerned.
+    unlinkat(p.status_fd, "status", 0);
+    struct e2_err_hdr h;
+    if (got < sizeof h) throw NativeError(env, "EXEC2_SPAWN", "truncated error record from the init helper");
+    memcpy(&h, buf, sizeof h);
+    if (h.magic != E2_ERR_MAGIC || sizeof h + h.op_len + h.path_len > got)
+      throw NativeError(env, "EXEC2_SPAWN", "malformed error record from the init helper");
+    std::string op(buf + sizeof h, h.op_len);
+    std::string path(buf + sizeof h + h.op_len, h.path_len);
+    throw ErrorFromRecord(env, p, h.stage, h.err, op, path);
+  }
+
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("pid", Napi::Number::New(env, res.pid));
+  r.Set("pidfd", Napi::Number::New(env, pidfd.release()));
+  r.Set("tCloneNs", Napi::BigInt::New(env, (int64_t)res.t_clone_ns));
+  r.Set("tExecNs", Napi::BigInt::New(env, (int64_t)t_exec));
+  return r;
+}
+
+// ---- watchExit ------------------------------------------------------------
+
+struct ExitWatch;
+
+// Per-env registry so that an env teardown (worker exit, process exit) can
+// close the handles it still owns.
+struct EnvWatches {
+  std::unordered_set<ExitWatch*> live;
+};
+
+struct ExitWatch {
+  uv_poll_t poll;
+  napi_env env;
+  Napi::FunctionReference cb;
+  int pidfd;
+  EnvWatches* owner;
+};
+
+void OnWatchClosed(uv_handle_t* h) { delete static_cast<ExitWatch*>(h->data); }
+
+// Stops polling and releases the pidfd; the struct is freed by the close
+// callback on a later loop turn.
+void FinishWatch(ExitWatch* w) {
+  uv_poll_stop(&w->poll);  // removes the fd from epoll before we close it
+  if (w->pidfd >= 0) close(w->pidfd);
+  w->pidfd = -1;
+  w->owner->live.erase(w);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnWatchClosed);
+}
+
+void OnPidfdReadable(uv_poll_t* handle, int status, int /*events*/) {
+  ExitWatch* w = static_cast<ExitWatch*>(handle->data);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int rc = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG);
+  if (rc == 0 && si.si_pid == 0 && status == 0) return;  // not a zombie yet: poll again
+  if (rc < 0 && errno == EINTR) return;                 // level-triggered: comes back
+
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  Napi::Value arg = env.Null();
+  if (rc == 0 && si.si_pid != 0) {
+    Napi::Object st = Napi::Object::New(env);
+    int code = 0, sig = 0;
+    if (si.si_code == CLD_EXITED) {
+      code = si.si_status;
+    } else {  // CLD_KILLED, CLD_DUMPED
+      sig = si.si_status;
+      code = 128 + sig;
+    }
+    st.Set("exitCode", Napi::Number::New(env, code));
+    st.Set("signal", Napi::Number::New(env, sig));
+    arg = st;
+  }
+  // ECHILD (not our child, e.g. a recovered task) and anything unexpected:
+  // the process is gone but its status is not ours to know -> null.
+
+  Napi::FunctionReference cb = std::move(w->cb);
+  FinishWatch(w);
+  try {
+    cb.MakeCallback(env.Global(), {arg});
+  } catch (const Napi::Error& e) {
+    // No JS frame to throw into: hand it to process 'uncaughtException'.
+    napi_fatal_exception(env, e.Value());
+  }
+}
+
+void CleanupEnvWatches(void* arg) {
+  EnvWatches* ew = static_cast<EnvWatches*>(arg);
+  std::vector<ExitWatch*> all(ew->live.begin(), ew->live.end());
+  for (ExitWatch* w : all) {
+    w->cb.Reset();
+    FinishWatch(w);
+  }
+}
+
+Napi::Value WatchExit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pidfd = GetFd(env, info[0], "pidfd", 0);
+  if (!info[1].IsFunction()) ThrowInvalid(env, "onExit must be a function");
+  EnvWatches* ew = env.GetInstanceData<EnvWatches>();
+
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop)
+    throw NativeError(env, "EXEC2_SYSCALL", "no libuv loop for this environment");
+
+  ExitWatch* w = new ExitWatch();
+  w->env = env;
+  w->pidfd = pidfd;
+  w->owner = ew;
+  w->poll.data = w;
+  int rc = uv_poll_init(loop, &w->poll, pidfd);
+  if (rc < 0) {
+    delete w;
+    throw NativeError(env, rc == UV_EBADF ? "EXEC2_INVALID_ARGUMENT" : "EXEC2_SYSCALL",
+                      std::string("cannot watch pidfd: ") + uv_strerror(rc), -rc, nullptr,
+                      "uv_poll_init");
+  }
+  rc = uv_poll_start(&w->poll, UV_READABLE, OnPidfdReadable);
+  if (rc < 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnWatchClosed);
+    throw NativeError(env, "EXEC2_SYSCALL", std::string("cannot watch pidfd: ") + uv_strerror(rc),
+                      -rc, nullptr, "uv_poll_start");
+  }
+  // Only now does the watch own the pidfd and the callback.
+  w->cb = Napi::Persistent(info[1].As<Napi::Function>());
+  ew->live.insert(w);
+  return env.Undefined();
+}
+
+// ---- pidfds and signals ---------------------------------------------------
+
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pid = (int)GetNumber(env, info[0], "pid", 1, INT32_MAX);
+  long fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) {
+    int err = errno;
+    throw NativeError(env, "EXEC2_SYSCALL",
+                      "pidfd_open(" + std::to_string(pid) + ") failed: " + ErrnoText(err), err,
+                      nullptr, "pidfd_open");
+  }
+  return Napi::Number::New(env, (double)fd);
+}
+
+Napi::Value SendSignal(Napi::Env env, int pidfd, int sig, siginfo_t* si) {
+  if (syscall(SYS_pidfd_send_signal, pidfd, sig, si, 0) == 0) return Napi::Boolean::New(env, true);
+  int err = errno;
+  if (err == ESRCH) return Napi::Boolean::New(env, false);
+  ThrowSyscall(env, "pidfd_send_signal", err);
+}
+
+Napi::Value SignalTask(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pidfd = GetFd(env, info[0], "pidfd", 0);
+  int sig = (int)GetNumber(env, info[1], "signal", 0, 64);
+  int target = (int)GetNumber(env, info[2], "target", 0, 1);
+  // SI_QUEUE is the one negative si_code the kernel lets us supply for
+  // another process; pid 1 only obeys control signals that carry it.
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int ctl = SIGRTMIN;
+  si.si_signo = ctl;
+  si.si_code = SI_QUEUE;
+  si.si_pid = getpid();
+  si.si_uid = getuid();
+  si.si_value.sival_int = target << 8 | sig;
+  return SendSignal(env, pidfd, ctl, &si);
+}
+
+Napi::Value PidfdKill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pidfd = GetFd(env, info[0], "pidfd", 0);
+  int sig = (int)GetNumber(env, info[1], "signal", 0, 64);
+  return SendSignal(env, pidfd, sig, nullptr);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = GetFd(env, info[0], "fd", 0);
+  // Linux closes the fd even when close() reports EINTR: never retry.
+  if (close(fd) < 0 && errno != EINTR) ThrowSyscall(env, "close", errno);
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  EnvWatches* ew = new EnvWatches();
+  env.SetInstanceData<EnvWatches>(ew);  // deleted by node-addon-api at teardown
+  napi_add_env_cleanup_hook(env, CleanupEnvWatches, ew);
+
+  exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
+  exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
+  exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
+  exports.Set("watchExit", Napi::Function::New(env, WatchExit, "watchExit"));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
+  exports.Set("signalTask", Napi::Function::New(env, SignalTask, "signalTask"));
+  exports.Set("pidfdKill", Napi::Function::New(env, PidfdKill, "pidfdKill"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(exec2_native, Init)

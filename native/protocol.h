@@ -1,0 +1,113 @@
+/*
+ * Private protocol between the addon (launcher) and exec2-init.
+ *
+ * Both programs are built from this tree at the same time, so the protocol is
+ * versioned only to catch a stale build (argv[1] must equal E2_PROTO_MAGIC).
+ * See docs/native.md for the narrative version.
+ */
+#ifndef EXEC2_PROTOCOL_H
+#define EXEC2_PROTOCOL_H
+
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#define E2_PROTO_MAGIC "exec2-init/1"
+
+/*
+ * Descriptors the launcher installs in exec2-init. Everything else is closed.
+ * 0,1,2 are /dev/null so that no stray write of init can reach Node's stdio
+ * and so that open() in init never lands on a standard descriptor.
+ */
+enum {
+  E2_FD_ERR = 3,    /* error pipe (write end) */
+  E2_FD_STDOUT = 4, /* task stdout */
+  E2_FD_STDERR = 5, /* task stderr */
+  E2_FD_STATUS = 6, /* status directory */
+  E2_FD_NETNS = 7,  /* network namespace, only when argv says so */
+  E2_FD_CGROUP0 = 8 /* first of N v1 cgroup.procs files */
+};
+
+/* argv positions of exec2-init; variable parts follow E2_ARG_FIXED. */
+enum {
+  E2_ARG_MAGIC = 1,
+  E2_ARG_UID,
+  E2_ARG_GID,
+  E2_ARG_GROUPS,   /* comma separated decimal gids, "" for none */
+  E2_ARG_CWD,
+  E2_ARG_OOM,      /* decimal oom_score_adj for the task, "" = keep */
+  E2_ARG_CTLSIG,   /* control signal number (glibc's SIGRTMIN in the addon) */
+  E2_ARG_NETNS,    /* "1": fd E2_FD_NETNS is a netns to join, "0" otherwise */
+  E2_ARG_NCGROUP,  /* number of cgroup.procs fds from E2_FD_CGROUP0 */
+  E2_ARG_NUNVEIL,  /* number of unveil rules, two argv slots each */
+  E2_ARG_NARGV,    /* number of task argv strings */
+  E2_ARG_NENV,     /* number of task env strings */
+  E2_ARG_FIXED     /* first variable slot */
+};
+/* Unveil rule slots: "<letters>[?]" ('?' = optional) then the path. */
+
+/* Control signal payload: sival_int = target << 8 | signal. */
+#define E2_TARGET_GROUP 0
+#define E2_TARGET_ALL 1
+
+/* Where a launch failed; the addon maps these to NativeErrorCode. */
+enum e2_stage {
+  E2_ST_NONE = 0,
+  E2_ST_SPAWN_FDS = 1,   /* launcher's clone child: fd shuffling */
+  E2_ST_INIT_EXEC = 2,   /* launcher's clone child: execve(exec2-init) */
+  E2_ST_ARGS = 3,        /* exec2-init rejected its argv */
+  E2_ST_SETUP = 4,       /* mount / setsid / signal setup in pid 1 */
+  E2_ST_CGROUP = 5,      /* v1 cgroup.procs write */
+  E2_ST_NETNS = 6,       /* setns(CLONE_NEWNET) */
+  E2_ST_FORK = 7,        /* fork of the task */
+  E2_ST_STDIO = 8,       /* task stdio setup */
+  E2_ST_OOM = 9,         /* oom_score_adj */
+  E2_ST_WORKDIR = 10,    /* chdir */
+  E2_ST_LANDLOCK = 11,   /* Landlock unavailable or refused the ruleset */
+  E2_ST_UNVEIL_PATH = 12,/* non-optional unveil path missing/unopenable */
+  E2_ST_CREDS = 13,      /* setgroups/setgid/setuid */
+  E2_ST_PRIVS = 14,      /* PR_SET_NO_NEW_PRIVS */
+  E2_ST_NOT_FOUND = 15,  /* command not found */
+  E2_ST_NOT_EXEC = 16    /* command found but execve failed */
+};
+
+#define E2_ERR_MAGIC 0x45324552u /* "E2ER" */
+#define E2_ERR_MAX 4096          /* == PIPE_BUF: one write is atomic */
+
+/* Error record: header, then op_len bytes of op, then path_len bytes of path
+ * (neither NUL terminated). */
+struct e2_err_hdr {
+  uint32_t magic;
+  uint32_t stage;
+  int32_t err;
+  uint16_t op_len;
+  uint16_t path_len;
+};
+
+/*
+ * Async-signal-safe: called from the launcher's CLONE_VM child (no malloc, no
+ * locks) and from exec2-init. A single write() of <= PIPE_BUF bytes is atomic,
+ * so the reader never sees a torn record.
+ */
+static inline void e2_report(int fd, uint32_t stage, int err, const char *op,
+                             const char *path) {
+  char buf[E2_ERR_MAX];
+  struct e2_err_hdr h;
+  size_t ol = op ? strlen(op) : 0, pl = path ? strlen(path) : 0;
+  if (ol > 64) ol = 64;
+  if (pl > E2_ERR_MAX - sizeof h - ol) pl = E2_ERR_MAX - sizeof h - ol;
+  h.magic = E2_ERR_MAGIC;
+  h.stage = stage;
+  h.err = err;
+  h.op_len = (uint16_t)ol;
+  h.path_len = (uint16_t)pl;
+  memcpy(buf, &h, sizeof h);
+  if (ol) memcpy(buf + sizeof h, op, ol);
+  if (pl) memcpy(buf + sizeof h + ol, path, pl);
+  /* Nothing useful can be done if this fails: the reader then sees EOF
+   * and the exit status of exec2-init tells the rest. */
+  ssize_t r = write(fd, buf, sizeof h + ol + pl);
+  (void)r;
+}
+
+#endif
