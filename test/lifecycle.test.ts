@@ -337,7 +337,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
     });
 
     it('inspects a running and an exited task', async () => {
-      const { task } = await nomad.run({ command: 'sh', args: ['-c', 'read x'] });
+      const { task } = await nomad.run({ command: 'sleep', args: ['1000'] });
       const running = await nomad.inspect(task.config.id);
       assert.equal(running.task!.state, TaskState.RUNNING);
       assert.equal(running.task!.completedAt!.seconds, -62135596800);
@@ -360,7 +360,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
     });
 
     it('refuses an empty or unknown signal name', async () => {
-      const { task } = await nomad.run({ command: 'sh', args: ['-c', 'read x'] });
+      const { task } = await nomad.run({ command: 'sleep', args: ['1000'] });
       await expectStatus(nomad.signal(task.config.id, ''), grpc.status.INVALID_ARGUMENT, /signal must not be empty/);
       await expectStatus(nomad.signal(task.config.id, 'SIGWHAT'), grpc.status.INVALID_ARGUMENT, /unknown signal/);
       await nomad.signal(task.config.id, 'term');
@@ -369,7 +369,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
     });
 
     it('refuses to destroy a running task without force, and kills it with force', async () => {
-      const { task } = await nomad.run({ command: 'sh', args: ['-c', 'read x'] });
+      const { task } = await nomad.run({ command: 'sleep', args: ['1000'] });
       await expectStatus(nomad.destroy(task.config.id, false), grpc.status.FAILED_PRECONDITION, /cannot destroy running task/);
       await nomad.destroy(task.config.id, true);
       await expectStatus(nomad.wait(task.config.id), grpc.status.NOT_FOUND, /task not found/);
@@ -377,7 +377,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
     });
 
     it('refuses a second StartTask with the same id', async () => {
-      const task = nomad.prepareTask({ command: 'sh', args: ['-c', 'read x'] });
+      const task = nomad.prepareTask({ command: 'sleep', args: ['1000'] });
       await nomad.startTask(task);
       await expectStatus(nomad.startTask(task), grpc.status.ALREADY_EXISTS, /already started/);
       await nomad.stop(task.config.id, 100);
@@ -409,8 +409,20 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       });
     }
 
+    it('refuses to start tasks while state_dir lies inside a writable unveiled path', async () => {
+      const exposed = new NomadLikeClient();
+      try {
+        await exposed.startPlugin({ state_dir: path.join(exposed.root, 'state') });
+        const t = exposed.prepareTask({ command: 'true' });
+        await expectStatus(exposed.startTask(t), grpc.status.FAILED_PRECONDITION, /state_dir .* lies inside the unveiled path "rwc:\/tmp"; tasks could forge/);
+        exposed.releaseTask(t);
+      } finally {
+        assert.deepEqual(await exposed.cleanup(), []);
+      }
+    });
+
     it('rejects task unveil when unveil_by_task is off, and keeps other tasks running', async () => {
-      const other = await nomad.run({ command: 'sh', args: ['-c', 'read x'] });
+      const other = await nomad.run({ command: 'sleep', args: ['1000'] });
       const strict = new NomadLikeClient();
       try {
         await strict.startPlugin({ unveil_by_task: false });
@@ -429,7 +441,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
 
   describe('limits and load', () => {
     it('writes the exact cgroup limits for cpu and memory', async () => {
-      const { task } = await nomad.run({ command: 'sh', args: ['-c', 'read x'], cpuMhz: 1000, memoryMb: 150, memoryMaxMb: 250 });
+      const { task } = await nomad.run({ command: 'sleep', args: ['1000'], cpuMhz: 1000, memoryMb: 150, memoryMaxMb: 250 });
       const d = task.cgroup.dirs;
       if (d.unified) {
         assert.equal(readFileSync(path.join(d.unified, 'cpu.max'), 'utf8').trim(), '40000 100000');
@@ -452,6 +464,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       // warm up so lazily opened plugin fds (workers, sockets) are counted in the baseline
       await output((await nomad.run({ command: 'true' })).task);
       const fdsBefore = fdCount(pluginPid);
+      const stateBefore = readdirSync(path.join(nomad.stateDir, 'tasks')).length;
       let next = 0;
       const results: number[] = [];
       const worker = async (): Promise<void> => {
@@ -466,7 +479,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       assert.equal(results.length, 200);
       assert.deepEqual([...new Set(results)], [0]);
       assert.deepEqual(childrenOf(pluginPid).filter((p) => !isWorkerThread(pluginPid, p)), [], 'task processes left behind');
-      assert.equal(readdirSync(path.join(nomad.stateDir, 'tasks')).length, 0, 'task state left behind');
+      assert.equal(readdirSync(path.join(nomad.stateDir, 'tasks')).length, stateBefore, 'task state left behind');
       assert.equal(fdCount(pluginPid), fdsBefore, 'plugin fds leaked');
     });
   });

@@ -120,7 +120,9 @@ export class NomadLikeClient {
     chmodSync(this.root, 0o711);
     this.allocRoot = path.join(this.root, 'data', 'alloc');
     this.mountsRoot = path.join(this.root, 'alloc_mounts');
-    this.stateDir = path.join(this.root, 'plugin-state');
+    // Like the default /run/nomad-driver-exec2: outside every unveiled path
+    // (the data dir lives in /tmp, which the default sets unveil).
+    this.stateDir = path.join('/run', `${path.basename(this.root)}-state`);
     mkdirSync(this.allocRoot, { recursive: true, mode: 0o711 });
     chmodSync(path.join(this.root, 'data'), 0o711);
     mkdirSync(this.mountsRoot, { mode: 0o711 });
@@ -334,6 +336,7 @@ export class NomadLikeClient {
     if (this.plugin) await this.plugin.kill();
     const failures = this.cgroups.cleanup();
     rmSync(this.root, { recursive: true, force: true });
+    rmSync(this.stateDir, { recursive: true, force: true });
     return failures;
   }
 }

@@ -111,8 +111,16 @@ export function buildUnveilRules(inputs: UnveilInputs): UnveilRule[] {
   return rules;
 }
 
+const covers = (rule: UnveilRule, p: string): boolean => p === rule.path || p.startsWith(rule.path === '/' ? '/' : `${rule.path}/`);
+
 /** Is `p` equal to or below one of the rule paths (the working directory check)? */
 export function isUnveiled(p: string, rules: readonly UnveilRule[]): boolean {
   const n = normalisePath(p);
-  return rules.some((r) => n === r.path || n.startsWith(r.path === '/' ? '/' : `${r.path}/`));
+  return rules.some((r) => covers(r, n));
+}
+
+/** The first rule that would let a task write or create at `p`, if any. */
+export function writableRuleFor(p: string, rules: readonly UnveilRule[]): UnveilRule | undefined {
+  const n = normalisePath(p);
+  return rules.find((r) => (r.mode.includes('w') || r.mode.includes('c')) && covers(r, n));
 }

@@ -157,3 +157,13 @@ describe('small formats', () => {
     assert.throws(() => decodeDriverState(Buffer.from('\x83\xa3TaskConfig'), 1), /not from this driver/);
   });
 });
+
+describe('state_dir exposure', () => {
+  it('finds rules that would let a task write into the status directory', async () => {
+    const { writableRuleFor } = await import('../../src/main/unveil');
+    const rules = [parseUnveil('r:/run'), parseUnveil('rwc:/tmp')];
+    assert.equal(writableRuleFor('/run/nomad-driver-exec2', rules), undefined);
+    assert.equal(writableRuleFor('/tmp/state', rules)?.path, '/tmp');
+    assert.equal(writableRuleFor('/tmpx/state', rules), undefined);
+  });
+});

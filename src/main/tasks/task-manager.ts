@@ -19,7 +19,7 @@ import type { Logger } from '../log';
 import type { PluginState } from '../plugin-state';
 import { parseSignal } from '../signals';
 import { cpuQuotaUs } from '../topology';
-import { buildUnveilRules, isUnveiled } from '../unveil';
+import { buildUnveilRules, isUnveiled, writableRuleFor } from '../unveil';
 import { checkUserString, dynamicUser } from '../users';
 import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
 import { readStatus } from './exit-status';
@@ -155,6 +155,11 @@ export class TaskManager {
       });
     } catch (err) {
       throw invalidArgument((err as Error).message);
+    }
+    // The exit status is trustworthy only while no task can write where pid 1 records it.
+    const exposing = writableRuleFor(config.stateDir, unveil);
+    if (exposing) {
+      throw failedPrecondition(`plugin state_dir ${config.stateDir} lies inside the unveiled path "${exposing.mode}:${exposing.path}"; tasks could forge their exit status. Move state_dir (default /run/nomad-driver-exec2) or drop that unveil entry`);
     }
     const cwd = block.workDir ?? taskRoot;
     if (block.workDir && !isUnveiled(block.workDir, unveil)) {
