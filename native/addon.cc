@@ -177,7 +177,7 @@ Napi::Value LookupUser(const Napi::CallbackInfo& info) {
 // ---- launch ---------------------------------------------------------------
 
 constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
-constexpr int kMaxCgroupFds = E2_SPAWN_MAX_SLOTS - (E2_FD_CGROUP0 - E2_FD_ERR);
+constexpr int kMaxCgroupFds = E2_SPAWN_MAX_CGROUPS;
 
 struct LaunchPlan {
   std::string init_path;

@@ -8,76 +8,162 @@
  * supervisor: it forwards signals, reaps orphans and records the final status
  * in a file the task cannot reach, then exits with the task's code.
  *
- * Statically linked and started with an empty environment: nothing the job
- * author controls (the task env travels in argv) can influence this process,
- * which runs as root.
+ * Statically linked, without libc code (see rawsys.h for why), and started
+ * with an empty environment: nothing the job author controls (the task env
+ * travels in argv) can influence this process, which runs as root.
  *
  * Any failure before the task's execve is reported as one record on the error
  * pipe (fd 3), which the addon turns into a typed exception.
  */
 #define _GNU_SOURCE
-#include <errno.h>
+/* glibc headers for constants and kernel-identical types only */
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
+#include <linux/errno.h>
+#include <linux/stat.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/types.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "compat.h"
+#include "rawsys.h"
+#define E2_REPORT_WRITE(fd, buf, n) r_write((fd), (buf), (n))
 #include "protocol.h"
+#include "clone3.h"
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define MAX_GROUPS 65536
-
-struct rule {
-  const char *mode; /* letters, maybe followed by '?' */
-  const char *path;
-};
+#define PATH_BUF 4096
 
 struct config {
-  uid_t uid;
-  gid_t gid;
-  gid_t *groups;
+  uint32_t uid;
+  uint32_t gid;
   size_t ngroups;
   const char *cwd;
   int has_oom;
   int oom;
+  int pid1_protected; /* pid 1 managed to go to -1000 */
+  int inherited_oom;  /* the plugin's value, for a task without oomScoreAdj */
   int ctlsig;
   int has_netns;
   unsigned ncgroup;
-  struct rule *rules;
+  char **rules; /* nrules pairs: "<letters>[?]", path */
   unsigned nrules;
-  char **argv;
-  char **envp; /* NULL terminated (argv of init is, and env comes last) */
+  char **argv; /* NULL terminated */
+  char **envp; /* NULL terminated */
 };
 
-static __attribute__((noreturn)) void die_with_error(uint32_t stage, int err,
+/* Outside the stack: 256 KiB would be a lot of stack, and untouched bss
+ * pages cost nothing. */
+static uint32_t groups[MAX_GROUPS];
+
+/* The task child runs on this stack while sharing pid 1's memory (vfork
+ * style). The first page becomes a guard. */
+#define TASK_STACK_SIZE (64 * 1024)
+static char task_stack[TASK_STACK_SIZE + 4096] __attribute__((aligned(4096)));
+
+/* ---- runtime support (no libc) ------------------------------------------ */
+
+/* The compiler may emit calls to these for struct copies and zeroing. */
+void *memcpy(void *d, const void *s, size_t n) {
+  char *dp = d;
+  const char *sp = s;
+  while (n--) *dp++ = *sp++;
+  return d;
+}
+void *memset(void *d, int c, size_t n) {
+  char *dp = d;
+  while (n--) *dp++ = (char)c;
+  return d;
+}
+void *memmove(void *d, const void *s, size_t n) {
+  char *dp = d;
+  const char *sp = s;
+  if (dp < sp)
+    while (n--) *dp++ = *sp++;
+  else
+    while (n--) dp[n] = sp[n];
+  return d;
+}
+int memcmp(const void *a, const void *b, size_t n) {
+  const unsigned char *x = a, *y = b;
+  for (; n; n--, x++, y++)
+    if (*x != *y) return *x - *y;
+  return 0;
+}
+
+/* -fstack-protector with a global guard (see binding.gyp), seeded from the
+ * kernel's AT_RANDOM bytes before any protected function runs. */
+uintptr_t __stack_chk_guard;
+__attribute__((noreturn)) void __stack_chk_fail(void) {
+  for (;;) SC2(SYS_kill, r_getpid(), SIGKILL);
+}
+
+int main(int argc, char **argv);
+
+__attribute__((used, noreturn, optimize("no-stack-protector"))) void e2_start_c(long *sp) {
+  int argc = (int)sp[0];
+  char **argv = (char **)(sp + 1);
+  char **envp = argv + argc + 1;
+  while (*envp) envp++;
+  for (unsigned long *auxv = (unsigned long *)(envp + 1); auxv[0]; auxv += 2) {
+    if (auxv[0] == 25 /* AT_RANDOM */) {
+      uintptr_t g;
+      memcpy(&g, (const void *)auxv[1], sizeof g);
+      g &= ~(uintptr_t)0xff; /* a NUL byte stops string-based overflows */
+      __stack_chk_guard = g;
+    }
+  }
+  r_exit(main(argc, argv));
+}
+
+#if defined(__x86_64__)
+__asm__(".pushsection .text\n"
+        ".globl _start\n"
+        ".type _start,@function\n"
+        "_start:\n"
+        "  endbr64\n"
+        "  xor %ebp, %ebp\n"
+        "  mov %rsp, %rdi\n"
+        "  and $-16, %rsp\n"
+        "  call e2_start_c\n"
+        "  hlt\n"
+        ".popsection\n");
+#elif defined(__aarch64__)
+__asm__(".pushsection .text\n"
+        ".globl _start\n"
+        ".type _start,%function\n"
+        "_start:\n"
+        "  hint #34\n"
+        "  mov x29, xzr\n"
+        "  mov x30, xzr\n"
+        "  mov x0, sp\n"
+        "  bl e2_start_c\n"
+        "  brk #0\n"
+        ".popsection\n");
+#endif
+
+/* ---- errors --------------------------------------------------------------- */
+
+static __attribute__((noreturn)) void die_with_error(uint32_t stage, long neg_err,
                                                      const char *op,
                                                      const char *path) {
-  e2_report(E2_FD_ERR, stage, err, op, path);
-  _exit(127);
+  e2_report(E2_FD_ERR, stage, (int)(neg_err < 0 ? -neg_err : neg_err), op, path);
+  r_exit(127);
 }
 
 static void close_fdp(int *fd) {
-  if (*fd >= 0) close(*fd);
+  if (*fd >= 0) r_close(*fd);
 }
 #define AUTOCLOSE __attribute__((cleanup(close_fdp)))
 
-/* ---- small helpers ---------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------ */
 
-static int parse_ll(const char *s, long long min, long long max,
-                    long long *out) {
+static int parse_ll(const char *s, long long min, long long max, long long *out) {
   int neg = 0;
   long long v = 0;
   if (*s == '-') {
@@ -87,7 +173,7 @@ static int parse_ll(const char *s, long long min, long long max,
   if (*s == '\0') return -1;
   for (; *s; s++) {
     if (*s < '0' || *s > '9') return -1;
-    if (v > (LLONG_MAX - 9) / 10) return -1;
+    if (v > (0x7fffffffffffffffLL - 9) / 10) return -1;
     v = v * 10 + (*s - '0');
   }
   if (neg) v = -v;
@@ -96,7 +182,7 @@ static int parse_ll(const char *s, long long min, long long max,
   return 0;
 }
 
-/* Formats a signed int; returns the length (buf >= 12 bytes). */
+/* Formats a signed int; returns the length (buf >= 22 bytes). */
 static size_t fmt_int(char *buf, long v) {
   char tmp[24];
   size_t n = 0, len = 0;
@@ -112,8 +198,8 @@ static size_t fmt_int(char *buf, long v) {
 }
 
 static void op_with_id(char *buf, size_t size, const char *name, long id) {
-  size_t n = strlen(name);
-  if (n + 14 > size) n = size - 14;
+  size_t n = r_strlen(name);
+  if (n + 24 > size) n = size - 24;
   memcpy(buf, name, n);
   buf[n++] = '(';
   n += fmt_int(buf + n, id);
@@ -121,11 +207,10 @@ static void op_with_id(char *buf, size_t size, const char *name, long id) {
   buf[n] = '\0';
 }
 
-/* Raw signal calls: glibc's wrappers refuse to touch the two real-time
- * signals it reserves, but pid 1 must wait for (and the task must unblock)
- * every signal. The kernel sigset on x86_64/aarch64 is 8 bytes. */
+/* The kernel sigset on x86_64/aarch64 is 8 bytes; raw calls also cover the
+ * two real-time signals glibc would hide. */
 static long sigmask_set(uint64_t mask) {
-  return syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof mask);
+  return SC4(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, sizeof mask);
 }
 
 struct k_sigaction {
@@ -144,27 +229,27 @@ static void reset_signal_dispositions(void) {
   ksa.handler = SIG_DFL;
   for (int sig = 1; sig <= 64; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    if (syscall(SYS_rt_sigaction, sig, &ksa, NULL, sizeof ksa.mask) < 0)
-      die_with_error(E2_ST_SETUP, errno, "rt_sigaction", NULL);
+    long r = SC4(SYS_rt_sigaction, sig, &ksa, 0, sizeof ksa.mask);
+    if (r < 0) die_with_error(E2_ST_SETUP, r, "rt_sigaction", 0);
   }
 }
 
-/* ---- argv ------------------------------------------------------------- */
+/* ---- argv --------------------------------------------------------------- */
 
 static void parse_config(int argc, char **argv, struct config *c) {
   long long v;
   memset(c, 0, sizeof *c);
-  if (argc < E2_ARG_FIXED || strcmp(argv[E2_ARG_MAGIC], E2_PROTO_MAGIC) != 0)
-    die_with_error(E2_ST_ARGS, EINVAL, "protocol version", argc > 1 ? argv[1] : NULL);
+  if (argc < E2_ARG_FIXED || !r_streq(argv[E2_ARG_MAGIC], E2_PROTO_MAGIC))
+    die_with_error(E2_ST_ARGS, EINVAL, "protocol version", argc > 1 ? argv[1] : 0);
 #define NUM(idx, lo, hi, name)                                  \
   do {                                                          \
     if (parse_ll(argv[idx], lo, hi, &v) < 0)                    \
       die_with_error(E2_ST_ARGS, EINVAL, name, argv[idx]);      \
   } while (0)
   NUM(E2_ARG_UID, 0, 0xfffffffeLL, "uid");
-  c->uid = (uid_t)v;
+  c->uid = (uint32_t)v;
   NUM(E2_ARG_GID, 0, 0xfffffffeLL, "gid");
-  c->gid = (gid_t)v;
+  c->gid = (uint32_t)v;
   c->cwd = argv[E2_ARG_CWD];
   if (c->cwd[0] != '/') die_with_error(E2_ST_ARGS, EINVAL, "cwd", c->cwd);
   if (argv[E2_ARG_OOM][0] != '\0') {
@@ -176,64 +261,55 @@ static void parse_config(int argc, char **argv, struct config *c) {
   c->ctlsig = (int)v;
   NUM(E2_ARG_NETNS, 0, 1, "netns");
   c->has_netns = (int)v;
-  NUM(E2_ARG_NCGROUP, 0, 64, "cgroup count");
+  NUM(E2_ARG_NCGROUP, 0, E2_SPAWN_MAX_CGROUPS, "cgroup count");
   c->ncgroup = (unsigned)v;
-  NUM(E2_ARG_NUNVEIL, 0, 100000, "unveil count");
+  NUM(E2_ARG_NUNVEIL, 0, 1000000, "unveil count");
   c->nrules = (unsigned)v;
-  NUM(E2_ARG_NARGV, 1, 1000000, "argv count");
+  NUM(E2_ARG_NARGV, 1, 10000000, "argv count");
   long long nargv = v;
-  NUM(E2_ARG_NENV, 0, 1000000, "env count");
+  NUM(E2_ARG_NENV, 0, 10000000, "env count");
   long long nenv = v;
   if ((long long)argc != E2_ARG_FIXED + 2LL * c->nrules + nargv + nenv)
-    die_with_error(E2_ST_ARGS, EINVAL, "argc", NULL);
+    die_with_error(E2_ST_ARGS, EINVAL, "argc", 0);
+#undef NUM
 
   /* groups: "g1,g2,..." */
   const char *g = argv[E2_ARG_GROUPS];
   if (*g) {
-    size_t n = 1;
-    for (const char *p = g; *p; p++) n += (*p == ',');
-    if (n > MAX_GROUPS) die_with_error(E2_ST_ARGS, E2BIG, "groups", NULL);
-    c->groups = calloc(n, sizeof(gid_t));
-    if (!c->groups) die_with_error(E2_ST_ARGS, ENOMEM, "calloc", NULL);
-    char num[16];
+    size_t n = 0;
     const char *p = g;
-    for (size_t i = 0; i < n; i++) {
-      size_t len = strcspn(p, ",");
+    for (;;) {
+      char num[16];
+      size_t len = r_strcspn1(p, ',');
+      if (n == MAX_GROUPS) die_with_error(E2_ST_ARGS, E2BIG, "groups", 0);
       if (len == 0 || len >= sizeof num) die_with_error(E2_ST_ARGS, EINVAL, "groups", g);
       memcpy(num, p, len);
       num[len] = '\0';
       if (parse_ll(num, 0, 0xfffffffeLL, &v) < 0) die_with_error(E2_ST_ARGS, EINVAL, "groups", g);
-      c->groups[i] = (gid_t)v;
-      p += len + (p[len] == ',');
+      groups[n++] = (uint32_t)v;
+      if (p[len] == '\0') break;
+      p += len + 1;
     }
     c->ngroups = n;
   }
 
-  int i = E2_ARG_FIXED;
-  if (c->nrules) {
-    c->rules = calloc(c->nrules, sizeof *c->rules);
-    if (!c->rules) die_with_error(E2_ST_ARGS, ENOMEM, "calloc", NULL);
-  }
-  for (unsigned r = 0; r < c->nrules; r++) {
-    c->rules[r].mode = argv[i++];
-    c->rules[r].path = argv[i++];
-    if (c->rules[r].path[0] != '/')
-      die_with_error(E2_ST_ARGS, EINVAL, "unveil path", c->rules[r].path);
-  }
-  c->argv = &argv[i];
-  i += (int)nargv;
-  /* argv and env share init's argv array, whose end is argv[argc] == NULL.
-   * Copy the env pointers out, then cut the array after the task argv so
-   * both are NULL terminated for execve. */
-  c->envp = malloc(sizeof(char *) * (size_t)(nenv + 1));
-  if (!c->envp) die_with_error(E2_ST_ARGS, ENOMEM, "malloc", NULL);
-  for (long long k = 0; k < nenv; k++) c->envp[k] = argv[i + k];
-  c->envp[nenv] = NULL;
-  argv[i] = NULL;
-#undef NUM
+  /* Task argv and env share our argv array, which ends in argv[argc] == NULL,
+   * so env (last) is terminated but the task argv is not. Slide the rules
+   * and the task argv down one slot, over the already parsed E2_ARG_NENV
+   * field, which frees a slot for the terminator. */
+  int first = E2_ARG_FIXED, nslide = 2 * (int)c->nrules + (int)nargv;
+  for (int k = 0; k < nslide; k++) argv[first - 1 + k] = argv[first + k];
+  argv[first - 1 + nslide] = 0;
+  c->rules = &argv[first - 1];
+  c->argv = &argv[first - 1 + 2 * (int)c->nrules];
+  c->envp = &argv[first + nslide];
+  for (unsigned r = 0; r < c->nrules; r++)
+    if (c->rules[2 * r + 1][0] != '/')
+      die_with_error(E2_ST_ARGS, EINVAL, "unveil path", c->rules[2 * r + 1]);
+  (void)nenv;
 }
 
-/* ---- Landlock ----------------------------------------------------------- */
+/* ---- Landlock ------------------------------------------------------------- */
 
 #define FS_ABI1                                                             \
   (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |             \
@@ -266,6 +342,7 @@ static uint64_t handled_fs_for_abi(long abi) {
   return fs;
 }
 
+/* Rights a mode string asks for; masked later by what the ABI handles. */
 static uint64_t mode_access(const char *mode, int is_dir) {
   uint64_t a = 0;
   for (const char *m = mode; *m; m++) {
@@ -292,14 +369,12 @@ static uint64_t mode_access(const char *mode, int is_dir) {
 }
 
 /* Opens every unveil path as root (before the task drops privileges) and
- * returns the ruleset fd. Runs in the task child, after the fresh /proc is
+ * returns the ruleset fd. Runs in the task child after the fresh /proc is
  * mounted, so /proc/self/... rules name the task's own /proc entries. */
 static int build_ruleset(const struct config *c) {
-  long abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
-                     LANDLOCK_CREATE_RULESET_VERSION);
+  long abi = SC3(SYS_landlock_create_ruleset, 0, 0, LANDLOCK_CREATE_RULESET_VERSION);
   if (abi < 1)
-    die_with_error(E2_ST_LANDLOCK, abi < 0 ? errno : EOPNOTSUPP,
-                   "landlock_create_ruleset", NULL);
+    die_with_error(E2_ST_LANDLOCK, abi < 0 ? abi : -EOPNOTSUPP, "landlock_create_ruleset", 0);
   struct e2_ruleset_attr attr;
   memset(&attr, 0, sizeof attr);
   attr.handled_access_fs = handled_fs_for_abi(abi);
@@ -310,40 +385,41 @@ static int build_ruleset(const struct config *c) {
     attr.scoped = LANDLOCK_SCOPE_SIGNAL;
     attr_size = sizeof attr;
   }
-  int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
-  if (rs < 0) die_with_error(E2_ST_LANDLOCK, errno, "landlock_create_ruleset", NULL);
+  long rs = SC3(SYS_landlock_create_ruleset, &attr, attr_size, 0);
+  if (rs < 0) die_with_error(E2_ST_LANDLOCK, rs, "landlock_create_ruleset", 0);
 
   for (unsigned i = 0; i < c->nrules; i++) {
-    const struct rule *r = &c->rules[i];
-    int optional = strchr(r->mode, '?') != NULL;
-    AUTOCLOSE int fd = open(r->path, O_PATH | O_CLOEXEC);
+    const char *mode = c->rules[2 * i], *path = c->rules[2 * i + 1];
+    int optional = r_strchr(mode, '?') != 0;
+    AUTOCLOSE int fd = (int)r_open(path, O_PATH | O_CLOEXEC);
     if (fd < 0) {
-      if (optional && (errno == ENOENT || errno == ENOTDIR)) continue;
-      die_with_error(E2_ST_UNVEIL_PATH, errno, "open", r->path);
+      if (optional && (fd == -ENOENT || fd == -ENOTDIR)) continue;
+      die_with_error(E2_ST_UNVEIL_PATH, fd, "open", path);
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0) die_with_error(E2_ST_UNVEIL_PATH, errno, "fstat", r->path);
-    int is_dir = S_ISDIR(st.st_mode);
+    struct statx stx;
+    long r = r_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, &stx);
+    if (r < 0) die_with_error(E2_ST_UNVEIL_PATH, r, "statx", path);
+    int is_dir = (stx.stx_mode & S_IFMT) == S_IFDIR;
     struct e2_path_beneath_attr pb;
-    pb.allowed_access = mode_access(r->mode, is_dir) & attr.handled_access_fs &
+    pb.allowed_access = mode_access(mode, is_dir) & attr.handled_access_fs &
                         (is_dir ? ~(uint64_t)0 : (uint64_t)FS_FILE_RIGHTS);
     pb.parent_fd = fd;
     /* An empty grant (e.g. "c" on a file) is a valid no-op for us, but the
      * kernel answers ENOMSG to it. */
     if (pb.allowed_access == 0) continue;
-    if (syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
-      die_with_error(E2_ST_LANDLOCK, errno, "landlock_add_rule", r->path);
+    r = SC4(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+    if (r < 0) die_with_error(E2_ST_LANDLOCK, r, "landlock_add_rule", path);
   }
-  return rs;
+  return (int)rs;
 }
 
-/* ---- the task ----------------------------------------------------------- */
+/* ---- the task ------------------------------------------------------------- */
 
 static const char *env_lookup(char **envp, const char *name) {
-  size_t n = strlen(name);
+  size_t n = r_strlen(name);
   for (char **e = envp; *e; e++)
-    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
-  return NULL;
+    if (memcmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  return 0;
 }
 
 /* execvp-like, but PATH comes from the task env and relative PATH entries
@@ -352,27 +428,27 @@ static const char *env_lookup(char **envp, const char *name) {
  * in execvp: EACCES over ENOENT. */
 static __attribute__((noreturn)) void exec_command(const struct config *c) {
   const char *cmd = c->argv[0];
-  if (strchr(cmd, '/')) {
-    execve(cmd, c->argv, c->envp);
-    int e = errno;
-    die_with_error(e == ENOENT || e == ENOTDIR ? E2_ST_NOT_FOUND : E2_ST_NOT_EXEC,
-                   e, "execve", cmd);
+  long r;
+  if (r_strchr(cmd, '/')) {
+    r = r_execve(cmd, c->argv, c->envp);
+    die_with_error(r == -ENOENT || r == -ENOTDIR ? E2_ST_NOT_FOUND : E2_ST_NOT_EXEC, r,
+                   "execve", cmd);
   }
   const char *path = env_lookup(c->envp, "PATH");
   if (!path) path = DEFAULT_PATH;
-  size_t clen = strlen(cmd);
-  char buf[PATH_MAX];
-  char eacces_path[PATH_MAX];
+  size_t clen = r_strlen(cmd);
+  char buf[PATH_BUF];
+  char eacces_path[PATH_BUF];
   int saw_eacces = 0;
   const char *p = path;
   for (;;) {
-    size_t dlen = strcspn(p, ":");
+    size_t dlen = r_strcspn1(p, ':');
     if (dlen > 0 && p[0] == '/' && dlen + 1 + clen < sizeof buf) {
       memcpy(buf, p, dlen);
       buf[dlen] = '/';
       memcpy(buf + dlen + 1, cmd, clen + 1);
-      execve(buf, c->argv, c->envp);
-      switch (errno) {
+      r = r_execve(buf, c->argv, c->envp);
+      switch (-r) {
         case EACCES:
           if (!saw_eacces) {
             saw_eacces = 1;
@@ -390,7 +466,7 @@ static __attribute__((noreturn)) void exec_command(const struct config *c) {
         default:
           /* found, but unusable (ENOEXEC, ETXTBSY, E2BIG, ...): stop here
            * like execvp does */
-          die_with_error(E2_ST_NOT_EXEC, errno, "execve", buf);
+          die_with_error(E2_ST_NOT_EXEC, r, "execve", buf);
       }
     }
     if (p[dlen] == '\0') break;
@@ -400,74 +476,78 @@ static __attribute__((noreturn)) void exec_command(const struct config *c) {
   die_with_error(E2_ST_NOT_FOUND, ENOENT, "execvp", cmd);
 }
 
-static void write_oom_adj(uint32_t stage, int value) {
-  char buf[16];
+static void write_oom_adj(int value) {
+  char buf[24];
   size_t n = fmt_int(buf, value);
-  AUTOCLOSE int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-  if (fd < 0) die_with_error(stage, errno, "open", "/proc/self/oom_score_adj");
-  if (write(fd, buf, n) != (ssize_t)n)
-    die_with_error(stage, errno, "write", "/proc/self/oom_score_adj");
+  AUTOCLOSE int fd = (int)r_open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die_with_error(E2_ST_OOM, fd, "open", "/proc/self/oom_score_adj");
+  long w = r_write(fd, buf, n);
+  if (w != (long)n) die_with_error(E2_ST_OOM, w < 0 ? w : -EIO, "write", "/proc/self/oom_score_adj");
 }
 
-static __attribute__((noreturn)) void task_child(const struct config *c,
-                                                 int pid1_protected,
-                                                 int inherited_oom) {
+/*
+ * The task child. It shares pid 1's memory (CLONE_VM|CLONE_VFORK: no page
+ * table copy, no copy-on-write faults; pid 1 sleeps until the execve), so it
+ * writes nothing but its own stack. Credentials, fd table, cwd, signal mask,
+ * no_new_privs and the Landlock domain are all per task, not per mm.
+ */
+static int task_child(void *arg) {
+  const struct config *c = arg;
+  long r;
   /* Own session and process group: pid 1 signals the group, and the task
    * has no controlling terminal. */
-  if (setsid() < 0) die_with_error(E2_ST_STDIO, errno, "setsid", NULL);
+  if ((r = r_setsid()) < 0) die_with_error(E2_ST_STDIO, r, "setsid", 0);
 
-  int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (nul < 0) die_with_error(E2_ST_STDIO, errno, "open", "/dev/null");
-  if (dup2(nul, 0) < 0 || dup2(E2_FD_STDOUT, 1) < 0 || dup2(E2_FD_STDERR, 2) < 0)
-    die_with_error(E2_ST_STDIO, errno, "dup2", NULL);
+  int nul = (int)r_open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (nul < 0) die_with_error(E2_ST_STDIO, nul, "open", "/dev/null");
+  if ((r = r_dup3(nul, 0, 0)) < 0 || (r = r_dup3(E2_FD_STDOUT, 1, 0)) < 0 ||
+      (r = r_dup3(E2_FD_STDERR, 2, 0)) < 0)
+    die_with_error(E2_ST_STDIO, r, "dup3", 0);
   /* The error pipe must vanish at the task's execve: that EOF is the
    * "started" signal for the addon. */
-  if (fcntl(E2_FD_ERR, F_SETFD, FD_CLOEXEC) < 0)
-    die_with_error(E2_ST_STDIO, errno, "fcntl", NULL);
+  if ((r = r_fcntl(E2_FD_ERR, F_SETFD, FD_CLOEXEC)) < 0)
+    die_with_error(E2_ST_STDIO, r, "fcntl", 0);
   /* Status dir, netns, cgroup files, the /dev/null above: none of it is the
    * task's business. */
-  if (syscall(SYS_close_range, 4U, ~0U, 0) < 0)
-    die_with_error(E2_ST_STDIO, errno, "close_range", NULL);
+  if ((r = r_close_range(4, ~0U, 0)) < 0) die_with_error(E2_ST_STDIO, r, "close_range", 0);
 
-  /* pid 1 runs at -1000 and fork copied that; never let the task keep it. */
+  /* pid 1 runs at -1000 and the task inherited that; never let it keep it. */
   if (c->has_oom)
-    write_oom_adj(E2_ST_OOM, c->oom);
-  else if (pid1_protected)
-    write_oom_adj(E2_ST_OOM, inherited_oom);
+    write_oom_adj(c->oom);
+  else if (c->pid1_protected)
+    write_oom_adj(c->inherited_oom);
 
-  if (chdir(c->cwd) < 0) die_with_error(E2_ST_WORKDIR, errno, "chdir", c->cwd);
+  if ((r = r_chdir(c->cwd)) < 0) die_with_error(E2_ST_WORKDIR, r, "chdir", c->cwd);
 
   int rs = build_ruleset(c);
 
   char op[48];
-  if (setgroups(c->ngroups, c->groups) < 0)
-    die_with_error(E2_ST_CREDS, errno, "setgroups", NULL);
-  if (setgid(c->gid) < 0) {
+  if ((r = r_setgroups(c->ngroups, groups)) < 0) die_with_error(E2_ST_CREDS, r, "setgroups", 0);
+  if ((r = r_setgid(c->gid)) < 0) {
     op_with_id(op, sizeof op, "setgid", (long)c->gid);
-    die_with_error(E2_ST_CREDS, errno, op, NULL);
+    die_with_error(E2_ST_CREDS, r, op, 0);
   }
-  if (setuid(c->uid) < 0) {
+  if ((r = r_setuid(c->uid)) < 0) {
     op_with_id(op, sizeof op, "setuid", (long)c->uid);
-    die_with_error(E2_ST_CREDS, errno, op, NULL);
+    die_with_error(E2_ST_CREDS, r, op, 0);
   }
   /* Trust but verify: a partial credential change must never run a task. */
-  uid_t ru, eu, su;
-  gid_t rg, eg, sg;
-  if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
-    die_with_error(E2_ST_CREDS, errno, "getresuid", NULL);
-  if (ru != c->uid || eu != c->uid || su != c->uid || rg != c->gid ||
-      eg != c->gid || sg != c->gid)
-    die_with_error(E2_ST_CREDS, EPERM, "credentials did not stick", NULL);
+  uint32_t ru, eu, su, rg, eg, sg;
+  if ((r = r_getresuid(&ru, &eu, &su)) < 0 || (r = r_getresgid(&rg, &eg, &sg)) < 0)
+    die_with_error(E2_ST_CREDS, r, "getresuid", 0);
+  if (ru != c->uid || eu != c->uid || su != c->uid || rg != c->gid || eg != c->gid ||
+      sg != c->gid)
+    die_with_error(E2_ST_CREDS, EPERM, "credentials did not stick", 0);
 
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-    die_with_error(E2_ST_PRIVS, errno, "prctl(PR_SET_NO_NEW_PRIVS)", NULL);
-  if (syscall(SYS_landlock_restrict_self, rs, 0) < 0)
-    die_with_error(E2_ST_LANDLOCK, errno, "landlock_restrict_self", NULL);
-  close(rs);
+  if ((r = r_prctl(PR_SET_NO_NEW_PRIVS, 1)) < 0)
+    die_with_error(E2_ST_PRIVS, r, "prctl(PR_SET_NO_NEW_PRIVS)", 0);
+  if ((r = SC2(SYS_landlock_restrict_self, rs, 0)) < 0)
+    die_with_error(E2_ST_LANDLOCK, r, "landlock_restrict_self", 0);
+  r_close(rs);
 
   /* Last: a signal pending now acts on the task with default dispositions,
    * as if it had arrived right after execve. */
-  if (sigmask_set(0) < 0) die_with_error(E2_ST_STDIO, errno, "rt_sigprocmask", NULL);
+  if ((r = sigmask_set(0)) < 0) die_with_error(E2_ST_STDIO, r, "rt_sigprocmask", 0);
   exec_command(c);
 }
 
@@ -485,34 +565,34 @@ static void write_status(int status) {
   }
   buf[n++] = '\n';
   /* Temp file + rename: a reader sees either no status or a complete one.
-   * The directory is root's and never reachable by the task, O_NOFOLLOW is
+   * The directory is root's and never reachable by the task; O_NOFOLLOW is
    * belt and braces. A failure here cannot be reported anywhere useful; the
    * exit code still carries the result. */
-  int fd = openat(E2_FD_STATUS, "status.tmp",
-                  O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd = (int)r_openat(E2_FD_STATUS, "status.tmp",
+                         O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return;
-  ssize_t w = write(fd, buf, n);
-  close(fd);
-  if (w == (ssize_t)n) renameat(E2_FD_STATUS, "status.tmp", E2_FD_STATUS, "status");
+  long w = r_write(fd, buf, n);
+  r_close(fd);
+  if (w == (long)n) r_renameat2(E2_FD_STATUS, "status.tmp", E2_FD_STATUS, "status", 0);
 }
 
-static void signal_group(pid_t task, int sig) {
+static void signal_group(int task, int sig) {
   /* Before the task's setsid() its group does not exist yet; the signal is
    * still meant for it. */
-  if (kill(-task, sig) < 0 && errno == ESRCH) kill(task, sig);
+  if (r_kill(-task, sig) == -ESRCH) r_kill(task, sig);
 }
 
-static __attribute__((noreturn)) void supervise(pid_t task, int ctlsig) {
+static __attribute__((noreturn)) void supervise(int task, int ctlsig) {
   const uint64_t all = ~(uint64_t)0;
   for (;;) {
     siginfo_t si;
-    long sig = syscall(SYS_rt_sigtimedwait, &all, &si, NULL, sizeof all);
+    long sig = SC4(SYS_rt_sigtimedwait, &all, &si, 0, sizeof all);
     if (sig < 0) continue; /* EINTR only: nothing else can fail here */
     if (sig == SIGCHLD) {
       /* Signals coalesce: reap everything that is ready, orphans included. */
       int st, task_status = 0, task_done = 0;
-      pid_t p;
-      while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+      long p;
+      while ((p = r_wait4(-1, &st, WNOHANG)) > 0) {
         if (p == task) {
           task_status = st;
           task_done = 1;
@@ -523,8 +603,7 @@ static __attribute__((noreturn)) void supervise(pid_t task, int ctlsig) {
         /* Exiting as pid 1 makes the kernel SIGKILL the rest of the
          * namespace. A signal death becomes 128+N: pid 1 cannot die from
          * a signal it sends itself. */
-        _exit(WIFEXITED(task_status) ? WEXITSTATUS(task_status)
-                                     : 128 + WTERMSIG(task_status));
+        r_exit(WIFEXITED(task_status) ? WEXITSTATUS(task_status) : 128 + WTERMSIG(task_status));
       }
       continue;
     }
@@ -535,7 +614,7 @@ static __attribute__((noreturn)) void supervise(pid_t task, int ctlsig) {
       if (target == E2_TARGET_GROUP)
         signal_group(task, (int)s);
       else if (target == E2_TARGET_ALL)
-        kill(-1, (int)s); /* everything in the namespace but pid 1 */
+        r_kill(-1, (int)s); /* everything in the namespace but pid 1 */
       continue;
     }
     signal_group(task, (int)sig);
@@ -544,70 +623,81 @@ static __attribute__((noreturn)) void supervise(pid_t task, int ctlsig) {
 
 int main(int argc, char **argv) {
   struct config c;
+  long r;
 
   /* Refuse to run anywhere but as the init of a fresh namespace: as root
    * outside one, the mounts below would change the host. */
-  if (getpid() != 1) die_with_error(E2_ST_ARGS, EPERM, "not pid 1 of a new namespace", NULL);
+  if (r_getpid() != 1) die_with_error(E2_ST_ARGS, EPERM, "not pid 1 of a new namespace", 0);
   parse_config(argc, argv, &c);
   reset_signal_dispositions();
 
   /* Leave the plugin's session: a terminal's SIGINT/SIGHUP aimed at the
    * plugin must not reach tasks, which outlive the plugin. */
-  if (setsid() < 0) die_with_error(E2_ST_SETUP, errno, "setsid", NULL);
+  if ((r = r_setsid()) < 0) die_with_error(E2_ST_SETUP, r, "setsid", 0);
 
   /* Private propagation first, so the proc mount below never leaks back to
    * the host's mount namespace. */
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-    die_with_error(E2_ST_SETUP, errno, "mount(MS_PRIVATE)", "/");
-  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-    die_with_error(E2_ST_SETUP, errno, "mount(proc)", "/proc");
+  if ((r = r_mount(0, "/", 0, MS_REC | MS_PRIVATE, 0)) < 0)
+    die_with_error(E2_ST_SETUP, r, "mount(MS_PRIVATE)", "/");
+  if ((r = r_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0)) < 0)
+    die_with_error(E2_ST_SETUP, r, "mount(proc)", "/proc");
 
-  /* v1 hosts: joining every controller's cgroup before the fork puts the
-   * task there from its first instruction. */
+  /* v1 hosts: joining every controller's cgroup before the task starts puts
+   * it there from its first instruction. */
   for (unsigned i = 0; i < c.ncgroup; i++) {
-    if (write(E2_FD_CGROUP0 + (int)i, "0", 1) != 1)
-      die_with_error(E2_ST_CGROUP, errno, "write", "cgroup.procs");
+    r = r_write(E2_FD_CGROUP0 + (int)i, "0", 1);
+    if (r != 1) die_with_error(E2_ST_CGROUP, r < 0 ? r : -EIO, "write", "cgroup.procs");
   }
 
-  if (c.has_netns && setns(E2_FD_NETNS, CLONE_NEWNET) < 0)
-    die_with_error(E2_ST_NETNS, errno, "setns", NULL);
+  if (c.has_netns && (r = r_setns(E2_FD_NETNS, CLONE_NEWNET)) < 0)
+    die_with_error(E2_ST_NETNS, r, "setns", 0);
 
   /* pid 1 must survive a cgroup OOM kill to record the task's status. The
    * inherited value (the plugin's) is what the task gets when the spec
    * leaves oom_score_adj alone. */
-  int inherited_oom = 0, pid1_protected = 0;
   {
-    AUTOCLOSE int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
-    if (fd < 0) die_with_error(E2_ST_OOM, errno, "open", "/proc/self/oom_score_adj");
+    AUTOCLOSE int fd = (int)r_open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+    if (fd < 0) die_with_error(E2_ST_OOM, fd, "open", "/proc/self/oom_score_adj");
     char buf[16];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    if (n <= 0) die_with_error(E2_ST_OOM, n < 0 ? errno : EIO, "read", "/proc/self/oom_score_adj");
+    long n = r_read(fd, buf, sizeof buf - 1);
+    if (n <= 0) die_with_error(E2_ST_OOM, n < 0 ? n : -EIO, "read", "/proc/self/oom_score_adj");
     buf[n] = '\0';
-    if (n > 0 && buf[n - 1] == '\n') buf[n - 1] = '\0';
+    if (buf[n - 1] == '\n') buf[n - 1] = '\0';
     long long v;
     if (parse_ll(buf, -1000, 1000, &v) < 0)
       die_with_error(E2_ST_OOM, EINVAL, "parse", "/proc/self/oom_score_adj");
-    inherited_oom = (int)v;
+    c.inherited_oom = (int)v;
     /* proc ignores the file offset on write. Lowering needs
      * CAP_SYS_RESOURCE, which some container runtimes withhold from root:
      * then pid 1 stays at the plugin's value (best effort; the plugin still
      * learns about an OOM kill from memory.events). */
-    if (write(fd, "-1000", 5) == 5)
-      pid1_protected = 1;
-    else if (errno != EACCES && errno != EPERM)
-      die_with_error(E2_ST_OOM, errno, "write", "/proc/self/oom_score_adj");
+    r = r_write(fd, "-1000", 5);
+    if (r == 5)
+      c.pid1_protected = 1;
+    else if (r != -EACCES && r != -EPERM)
+      die_with_error(E2_ST_OOM, r < 0 ? r : -EIO, "write", "/proc/self/oom_score_adj");
   }
 
-  pid_t task = fork();
-  if (task < 0) die_with_error(E2_ST_FORK, errno, "fork", NULL);
-  if (task == 0) task_child(&c, pid1_protected, inherited_oom);
+  /* An overflow of the task child's stack must fault, not scribble over our
+   * memory, which it shares. */
+  if ((r = r_mprotect(task_stack, 4096, PROT_NONE)) < 0)
+    die_with_error(E2_ST_FORK, r, "mprotect", 0);
+  struct e2_clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  ca.flags = CLONE_VM | CLONE_VFORK;
+  ca.exit_signal = SIGCHLD;
+  ca.stack = (uint64_t)(uintptr_t)(task_stack + 4096);
+  ca.stack_size = TASK_STACK_SIZE;
+  long task = e2_clone3_raw(&ca, E2_CLONE_ARGS_SIZE_VER0, task_child, &c);
+  if (task < 0) die_with_error(E2_ST_FORK, task, "clone3", 0);
 
-  /* Our copy of the error pipe must go now: the addon waits for EOF. The
-   * task's stdio must go too, or its readers never see EOF. */
-  close(E2_FD_ERR);
-  close(E2_FD_STDOUT);
-  close(E2_FD_STDERR);
-  if (c.has_netns) close(E2_FD_NETNS);
-  for (unsigned i = 0; i < c.ncgroup; i++) close(E2_FD_CGROUP0 + (int)i);
-  supervise(task, c.ctlsig);
+  /* The task has execve'd or died by now. Our copy of the error pipe must
+   * go: the addon waits for EOF. The task's stdio must go too, or its
+   * readers never see EOF. */
+  r_close(E2_FD_ERR);
+  r_close(E2_FD_STDOUT);
+  r_close(E2_FD_STDERR);
+  if (c.has_netns) r_close(E2_FD_NETNS);
+  for (unsigned i = 0; i < c.ncgroup; i++) r_close(E2_FD_CGROUP0 + (int)i);
+  supervise((int)task, c.ctlsig);
 }

@@ -8,9 +8,14 @@
 #ifndef EXEC2_PROTOCOL_H
 #define EXEC2_PROTOCOL_H
 
+#include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+
+/* exec2-init has no libc functions and supplies its own write. */
+#ifndef E2_REPORT_WRITE
 #include <unistd.h>
+#define E2_REPORT_WRITE(fd, buf, n) write((fd), (buf), (n))
+#endif
 
 #define E2_PROTO_MAGIC "exec2-init/1"
 
@@ -27,6 +32,10 @@ enum {
   E2_FD_NETNS = 7,  /* network namespace, only when argv says so */
   E2_FD_CGROUP0 = 8 /* first of N v1 cgroup.procs files */
 };
+
+/* At most this many descriptors are handed over from E2_FD_ERR on. */
+#define E2_MAX_SLOTS 32
+#define E2_SPAWN_MAX_CGROUPS (E2_MAX_SLOTS - (E2_FD_CGROUP0 - E2_FD_ERR))
 
 /* argv positions of exec2-init; variable parts follow E2_ARG_FIXED. */
 enum {
@@ -89,24 +98,29 @@ struct e2_err_hdr {
  * locks) and from exec2-init. A single write() of <= PIPE_BUF bytes is atomic,
  * so the reader never sees a torn record.
  */
+static inline size_t e2_bounded_copy(char *dst, const char *src, size_t max) {
+  size_t n = 0;
+  if (src)
+    for (; n < max && src[n]; n++) dst[n] = src[n];
+  return n;
+}
+
 static inline void e2_report(int fd, uint32_t stage, int err, const char *op,
                              const char *path) {
   char buf[E2_ERR_MAX];
   struct e2_err_hdr h;
-  size_t ol = op ? strlen(op) : 0, pl = path ? strlen(path) : 0;
-  if (ol > 64) ol = 64;
-  if (pl > E2_ERR_MAX - sizeof h - ol) pl = E2_ERR_MAX - sizeof h - ol;
+  char *p = buf + sizeof h;
+  size_t ol = e2_bounded_copy(p, op, 64);
+  size_t pl = e2_bounded_copy(p + ol, path, E2_ERR_MAX - sizeof h - ol);
   h.magic = E2_ERR_MAGIC;
   h.stage = stage;
   h.err = err;
   h.op_len = (uint16_t)ol;
   h.path_len = (uint16_t)pl;
-  memcpy(buf, &h, sizeof h);
-  if (ol) memcpy(buf + sizeof h, op, ol);
-  if (pl) memcpy(buf + sizeof h + ol, path, pl);
+  for (size_t i = 0; i < sizeof h; i++) buf[i] = ((const char *)&h)[i];
   /* Nothing useful can be done if this fails: the reader then sees EOF
    * and the exit status of exec2-init tells the rest. */
-  ssize_t r = write(fd, buf, sizeof h + ol + pl);
+  long r = (long)E2_REPORT_WRITE(fd, buf, sizeof h + ol + pl);
   (void)r;
 }
 

@@ -12,8 +12,10 @@
 extern "C" {
 #endif
 
+#include "protocol.h"
+
 /* Destination slots E2_FD_ERR .. E2_FD_CGROUP0 + max cgroups - 1. */
-#define E2_SPAWN_MAX_SLOTS 32
+#define E2_SPAWN_MAX_SLOTS E2_MAX_SLOTS
 
 struct e2_spawn_req {
   const char *init_path;

@@ -239,6 +239,20 @@ describe('native launcher', function () {
     assert.equal(t.out(), 'found\n');
   });
 
+  it('falls back to the default PATH when the task env has none', async function () {
+    const t = launch(['echo', 'default-path'], { env: [] });
+    assert.deepEqual(await t.exit, { exitCode: 0, signal: 0 });
+    assert.equal(t.out(), 'default-path\n');
+  });
+
+  it('passes argv and env through verbatim (spaces, empty strings, unicode)', async function () {
+    const t = launch(['/bin/sh', '-c', 'printf "%s|" "$@"; echo "$E2_A/$E2_B"', 'arg0', 'a b', '', 'ü'], {
+      env: ['E2_A=x y', 'E2_B=', 'PATH=/usr/bin:/bin'],
+    });
+    assert.deepEqual(await t.exit, { exitCode: 0, signal: 0 });
+    assert.equal(t.out(), 'a b||ü|x y/\n');
+  });
+
   it('puts the task into the cgroup before it runs (CLONE_INTO_CGROUP)', async function () {
     if (!cgroupDir) skip(this, 'no cgroup v2 hierarchy where a test cgroup could be created');
     // cat is pid 2 itself, so the /proc/self rule (opened by the task) covers it
