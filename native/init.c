@@ -503,6 +503,14 @@ static int task_child(void *arg) {
   if ((r = r_dup3(nul, 0, 0)) < 0 || (r = r_dup3(E2_FD_STDOUT, 1, 0)) < 0 ||
       (r = r_dup3(E2_FD_STDERR, 2, 0)) < 0)
     die_with_error(E2_ST_STDIO, r, "dup3", 0);
+  /* The worker opens the log FIFOs O_NONBLOCK so a missing reader is an
+   * error instead of a hang; the task must get ordinary blocking writes
+   * (the flag lives on the shared open file description). */
+  for (int fd = 1; fd <= 2; fd++) {
+    long fl = r_fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || (r = r_fcntl(fd, F_SETFL, fl & ~(long)O_NONBLOCK)) < 0)
+      die_with_error(E2_ST_STDIO, fl < 0 ? fl : r, "fcntl", 0);
+  }
   /* The error pipe must vanish at the task's execve: that EOF is the
    * "started" signal for the addon. */
   if ((r = r_fcntl(E2_FD_ERR, F_SETFD, FD_CLOEXEC)) < 0)

@@ -272,6 +272,13 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       assert.deepEqual(r.out.trim().split('\n'), ['0', '1', '2', '3']);
     });
 
+    it('gives the task blocking stdout and stderr even though the driver opens the FIFOs non-blocking', async function () {
+      skipUnless(this, existsSync('/usr/bin/python3'), '/usr/bin/python3 is not installed');
+      const { task } = await nomad.run({ command: 'python3', args: ['-c', 'import os, fcntl\nfor fd in (1, 2): print(fd, bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK))'] });
+      const r = await output(task);
+      assert.equal(r.out, '1 False\n2 False\n', r.err);
+    });
+
     it('does not let the task forge its exit status', async () => {
       const task = nomad.prepareTask({
         command: 'sh',
