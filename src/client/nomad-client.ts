@@ -257,6 +257,15 @@ export class NomadLikeClient {
     return prepared;
   }
 
+  /**
+   * What Nomad hands back after an agent restart: the stored handle, with
+   * `msgpack_driver_config` not persisted and an empty task_id in the request.
+   */
+  recover(handle: TaskHandle, asAfterAgentRestart = true): Promise<unknown> {
+    const h: TaskHandle = asAfterAgentRestart && handle.config ? { ...handle, config: { ...handle.config, msgpackDriverConfig: Buffer.alloc(0) } } : handle;
+    return call(this.plugin.driver, this.plugin.driver.recoverTask, { taskId: '', handle: h });
+  }
+
   startTask(task: PreparedTask): Promise<TaskHandle> {
     return call(this.plugin.driver, this.plugin.driver.startTask, { task: task.config }).then((r) => r.handle!);
   }

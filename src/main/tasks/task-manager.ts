@@ -419,9 +419,15 @@ export class TaskManager {
       if ((err as { errno?: number }).errno !== 3 /* ESRCH */) throw internal(`cannot open pidfd for task ${cfg.id} (pid ${state.pid}): ${(err as Error).message}`);
     }
     // Only adopt the pid if it is still the process we started: pids get reused.
-    if (pidfd >= 0 && pidStartTime(state.pid) !== state.pidStartTime) {
-      this.deps.native().close(pidfd);
-      pidfd = -1;
+    if (pidfd >= 0) {
+      const now = pidStartTime(state.pid);
+      if (now !== state.pidStartTime) {
+        this.deps.native().close(pidfd);
+        pidfd = -1;
+        if (now !== null && !readStatus(state.statusDir)) {
+          throw failedPrecondition(`task ${cfg.id}: pid ${state.pid} now belongs to another process (start time ${now}, expected ${state.pidStartTime}) and no exit status was recorded; not adopting it`);
+        }
+      }
     }
     this.register(cfg, state, pidfd, new Date(state.startedAt), true);
     this.deps.logger.info('task recovered', { task_id: cfg.id, pid: state.pid, running: pidfd >= 0 });
