@@ -108,7 +108,28 @@ export function readMemory(cg: TaskCgroup): MemCounters {
 export interface StatsSample {
   stats: TaskStats;
   cpu: CpuCounters;
+  /** per pid: utime+stime, user, system (µs) at atMs */
+  pids: Map<number, { userUs: number; systemUs: number }>;
   atMs: number;
+}
+
+const PAGE_SIZE = 4096;
+
+/** Processes of the task: its cgroup's members (v1: the memory controller's). */
+function taskPids(cg: TaskCgroup): number[] {
+  const dir = cg.mode === 'v2' ? cg.dir : cg.dirs.memory ?? cg.dirs.cpu;
+  if (!dir) return [];
+  const text = read(path.join(dir, 'cgroup.procs'));
+  return text ? text.split('\n').filter(Boolean).map(Number) : [];
+}
+
+/** utime, stime (µs) and RSS (bytes) of one process, from /proc/<pid>/stat. */
+function readPid(pid: number): { userUs: number; systemUs: number; rss: number } | null {
+  const text = read(`/proc/${pid}/stat`);
+  if (!text) return null;
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // f[0] is field 3; utime 14, stime 15, rss 24
+  return { userUs: (Number(f[11]) * 1e6) / USER_HZ, systemUs: (Number(f[12]) * 1e6) / USER_HZ, rss: Number(f[21]) * PAGE_SIZE };
 }
 
 const pct = (deltaUs: number, elapsedMs: number): number => (elapsedMs > 0 ? (deltaUs / 1000 / elapsedMs) * 100 : 0);
@@ -151,5 +172,27 @@ export function sampleTaskStats(task: TaskRecord, mhzPerCore: number, previous?:
     },
     resourceUsageByPid: {},
   };
-  return { stats, cpu, atMs: now };
+  const pids = new Map<number, { userUs: number; systemUs: number }>();
+  for (const pid of taskPids(cg)) {
+    const p = readPid(pid);
+    if (!p) continue;
+    pids.set(pid, { userUs: p.userUs, systemUs: p.systemUs });
+    const before = previous?.pids.get(pid);
+    const since = before ? elapsed : now - task.startedAt.getTime();
+    const user = pct(p.userUs - (before?.userUs ?? 0), since);
+    const system = pct(p.systemUs - (before?.systemUs ?? 0), since);
+    stats.resourceUsageByPid[String(pid)] = {
+      cpu: {
+        systemMode: system,
+        userMode: user,
+        totalTicks: ((user + system) / 100) * mhzPerCore,
+        throttledPeriods: 0,
+        throttledTime: 0,
+        percent: user + system,
+        measuredFields: [CpuField.SYSTEM_MODE, CpuField.USER_MODE, CpuField.TOTAL_TICKS, CpuField.PERCENT],
+      },
+      memory: { rss: p.rss, cache: 0, maxUsage: 0, kernelUsage: 0, kernelMaxUsage: 0, usage: 0, swap: 0, measuredFields: [MemField.RSS] },
+    };
+  }
+  return { stats, cpu, pids, atMs: now };
 }
