@@ -32,6 +32,8 @@ export interface PluginConfigInput {
   unveil_by_task?: boolean;
   unveil_paths?: string[];
   state_dir?: string;
+  metrics_address?: string;
+  metrics_per_task?: boolean;
 }
 
 export interface TaskInput {
@@ -92,6 +94,8 @@ export function encodePluginConfig(c: PluginConfigInput = {}): Uint8Array {
     unveil_by_task: c.unveil_by_task ?? false,
     unveil_paths: c.unveil_paths ?? null,
     state_dir: c.state_dir ?? '/run/nomad-driver-exec2',
+    metrics_address: c.metrics_address ?? null,
+    metrics_per_task: c.metrics_per_task ?? false,
   };
   return encodeObject(v, PLUGIN_CONFIG_SCHEMA);
 }
