@@ -33,13 +33,16 @@ export async function runTask(opts: RunOptions): Promise<number> {
   const wallStart = process.hrtime.bigint();
   let stops = 0;
   let taskId = '';
-  const onInterrupt = (): void => {
-    stops++;
-    if (!taskId) return;
-    // First Ctrl-C: like `nomad alloc stop` (signal, grace, kill). Second: kill now.
+  // First Ctrl-C: like `nomad alloc stop` (signal, grace, kill). Second: kill now.
+  // A Ctrl-C that lands before StartTask answered is applied once it has.
+  const issueStop = (): void => {
     const timeout = stops === 1 ? opts.killTimeoutMs : 0;
     if (stops === 1) say(`nomad-driver-exec2 run: stopping task (${opts.killSignal}, kill after ${timeout} ms; Ctrl-C again to kill now)`);
     client.stop(taskId, timeout, opts.killSignal).catch((err) => say(`nomad-driver-exec2 run: stop failed: ${errorText(err)}`));
+  };
+  const onInterrupt = (): void => {
+    stops++;
+    if (taskId) issueStop();
   };
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
@@ -65,7 +68,7 @@ export async function runTask(opts: RunOptions): Promise<number> {
     await client.startTask(task);
     const launchMs = Number(process.hrtime.bigint() - t0) / 1e6;
     taskId = task.config.id;
-    if (stops > 0) onInterrupt();
+    if (stops > 0) issueStop();
     const r = await client.wait(taskId);
     await Promise.all([task.stdout?.drain(), task.stderr?.drain()]);
     const { exitCode, signal, oomKilled } = r.result;
