@@ -189,6 +189,14 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       assert.match(r.out, /CapEff:\s+0000000000000000/);
     });
 
+    it('runs a named user with its passwd identity and groups', async () => {
+      const { task } = await nomad.run({ user: 'nobody', command: 'sh', args: ['-c', 'id -u; id -g; echo $HOME $USER'] });
+      const r = await output(task);
+      assert.equal(r.exit, 0, r.err);
+      const want = execFileSync('getent', ['passwd', 'nobody'], { encoding: 'utf8' }).trim().split(':');
+      assert.deepEqual(r.out.trim().split('\n'), [want[2], want[3], `${want[5]} nobody`]);
+    });
+
     it('shows ps only the task\'s own processes (private pid namespace and /proc)', async () => {
       const { task } = await nomad.run({ command: 'ps', args: ['-e', '-o', 'pid=,comm='], unveil: ['r:/proc'] });
       const r = await output(task);

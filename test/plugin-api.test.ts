@@ -31,7 +31,7 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
   it('identifies as the exec2 DRIVER speaking plugin API 0.1.0', async () => {
     const info = await call(plugin.base, plugin.base.pluginInfo, {});
     assert.equal(info.type, PluginType.DRIVER);
-    assert.deepEqual(info.pluginApiVersions, ['0.1.0']);
+    assert.deepEqual(info.pluginApiVersions, ['v0.1.0']);
     assert.equal(info.name, 'exec2');
     assert.match(info.pluginVersion, /^v?\d+\.\d+\.\d+/);
   });

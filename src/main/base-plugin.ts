@@ -8,7 +8,8 @@ import { computeFromTopology } from './topology';
 import { PLUGIN_VERSION } from './version';
 
 export const DRIVER_NAME = 'exec2';
-export const PLUGIN_API_VERSION = '0.1.0';
+// Spelled as the Go driver spells it; Nomad compares semantically and echoes it back.
+export const PLUGIN_API_VERSION = 'v0.1.0';
 
 export interface BasePluginHooks {
   /** the long-lived instance got its config: warm pools, start metrics */
