@@ -1,7 +1,7 @@
 /** `nomad-driver-exec2 run` end to end, and the README's demo. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PLUGIN_BIN } from '../src/client/plugin-process';
@@ -85,6 +85,34 @@ describe('nomad-driver-exec2 run', function () {
     const r = await run(['--alloc-dir', allocDir, '--unveil', 'r:/etc/mime.types', '--env', 'GREETING=hi', '--memory', '64', '--', 'sh', '-c', 'echo $GREETING $USER; head -c 10 /etc/mime.types >/dev/null && echo readable']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^hi nomad-\d+\nreadable\n$/);
+  });
+
+  it('runs the first exec2 task of a job in Nomad\'s JSON form', async () => {
+    const jobDir = mkdtempSync(path.join(os.tmpdir(), 'exec2-job-'));
+    const file = path.join(jobDir, 'job.json');
+    writeFileSync(file, JSON.stringify({
+      Job: {
+        ID: 'demo',
+        TaskGroups: [{
+          Name: 'g',
+          Tasks: [
+            { Name: 'other', Driver: 'docker', Config: { image: 'x' } },
+            {
+              Name: 't', Driver: 'exec2', User: '', Env: { WHO: 'job' },
+              Config: { command: 'sh', args: ['-c', 'echo $WHO; head -c 4 /etc/mime.types >/dev/null && echo ok; exit 9'], unveil: ['r:/etc/mime.types'] },
+              Resources: { CPU: 200, MemoryMB: 64 }, KillTimeout: 2e9, KillSignal: 'SIGTERM',
+            },
+          ],
+        }],
+      },
+    }));
+    try {
+      const r = await run(['--alloc-dir', allocDir, file]);
+      assert.equal(r.code, 9, r.stderr);
+      assert.equal(r.stdout, 'job\nok\n');
+    } finally {
+      rmSync(jobDir, { recursive: true, force: true });
+    }
   });
 
   it('reports a driver error in one line without a stack trace', async () => {

@@ -24,8 +24,12 @@ export interface RunOptions {
 }
 
 export const USAGE = `usage: nomad-driver-exec2 run [options] -- COMMAND [ARGS...]
+       nomad-driver-exec2 run [options] JOB.json
 
 Runs one task through the real plugin over gRPC, as a Nomad client would.
+JOB.json is a job in Nomad's JSON form (nomad job run -output job.hcl);
+its first exec2 task runs, with its config, env, user, resources,
+kill_timeout and kill_signal.
 
 task options (the job's config and resources):
   --unveil MODE:PATH     unveil a path to this task (repeatable), e.g. r:/etc/mime.types
@@ -93,7 +97,8 @@ export function parseRunArgs(argv: string[]): RunOptions {
   }
   if (values.help) throw new UsageError('');
   const [command, ...args] = positionals;
-  if (!command) throw new UsageError('missing COMMAND (put it after --)');
+  const jobFile = !argv.includes('--') && args.length === 0 && command?.endsWith('.json') ? command : null;
+  if (!command) throw new UsageError('missing COMMAND (put it after --) or a job file');
   const env: Record<string, string> = {};
   for (const kv of values.env ?? []) {
     const i = kv.indexOf('=');
@@ -102,7 +107,7 @@ export function parseRunArgs(argv: string[]): RunOptions {
   }
   const cores = int('cores', values.cores, 0);
   if (cores > 0 && values.cpu !== undefined) throw new UsageError('--cpu and --cores cannot be used together');
-  return {
+  const parsed: RunOptions = {
     command,
     args,
     unveil: values.unveil ?? [],
@@ -121,4 +126,6 @@ export function parseRunArgs(argv: string[]): RunOptions {
     allocRoot: values['alloc-dir'],
     quiet: values.quiet ?? false,
   };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return jobFile ? (require('./jobfile') as typeof import('./jobfile')).optionsFromJob(jobFile, parsed) : parsed;
 }
