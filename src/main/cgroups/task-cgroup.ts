@@ -48,7 +48,7 @@ export class CgroupError extends Error {
 /** v1 controllers the driver places a task in, when the host has them. */
 const V1_NOMAD_CONTROLLERS = ['cpu', 'memory', 'freezer'] as const;
 /** Controllers Nomad does not create task cgroups in but we use for accounting. */
-const V1_OWN_CONTROLLERS = ['cpuacct', 'pids'] as const;
+const V1_OWN_CONTROLLERS = ['cpuacct'] as const;
 
 /**
  * Work out the task cgroup from what Nomad passed. In v2 the path is used as
