@@ -73,8 +73,8 @@ export class CgroupFixture {
     this.parent = path.posix.join(mem, tag);
     this.skipReason = null;
     // Nomad's parent exists in every controller; the driver adds task cgroups
-    // for its accounting controllers (cpuacct, pids) below it itself.
-    for (const c of ['cpu', 'memory', 'freezer', 'cpuset', 'cpuacct', 'pids']) {
+    // for its accounting controllers (cpuacct) below it itself.
+    for (const c of ['cpu', 'memory', 'freezer', 'cpuset', 'cpuacct']) {
       const mount = this.layout.v1.get(c);
       if (!mount) continue;
       let dir = mount;
@@ -135,7 +135,7 @@ export class CgroupFixture {
     }
     dirs.cpuset = cpusetCgroup;
     // Accounting cgroups the driver creates itself, for cleanup checks.
-    for (const c of ['cpuacct', 'pids']) {
+    for (const c of ['cpuacct']) {
       const mount = this.layout.v1.get(c);
       if (mount) dirs[c] = path.join(mount, this.parent, name);
     }
