@@ -17,7 +17,7 @@ export interface CgroupV2 {
 
 export interface CgroupV1 {
   mode: 'v1';
-  /** controller → directory (cpu, memory, freezer, cpuset, and cpuacct/pids when present) */
+  /** controller → directory (cpu, memory, freezer, cpuset, and cpuacct when mounted) */
   dirs: Record<string, string>;
   /** directories this driver created itself (and so may remove) */
   created: string[];
