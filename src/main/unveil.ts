@@ -68,6 +68,9 @@ export const BIN_PATHS = ['rx:/bin', 'rx:/usr/bin', 'rx:/usr/local/bin'] as cons
 
 export const DEFAULT_PATHS: readonly string[] = [...SHARED_OBJECT_PATHS, ...IO_PATHS, ...DNS_PATHS, ...CERTIFICATE_PATHS, ...BIN_PATHS];
 
+/** Parsed once: every launch with defaults uses the same optional rules. */
+const DEFAULT_RULES: readonly UnveilRule[] = DEFAULT_PATHS.map((s) => Object.freeze(parseUnveil(s, true)));
+
 export interface TaskDirs {
   /** $NOMAD_TASK_DIR */
   taskDir: string;
@@ -102,7 +105,7 @@ export function buildUnveilRules(inputs: UnveilInputs): UnveilRule[] {
       parseUnveil(`rwxc:${d.secretsDir}`, true),
       parseUnveil(`rwxc:${path.posix.dirname(d.taskDir)}/tmp`, true),
     );
-    for (const s of DEFAULT_PATHS) rules.push(parseUnveil(s, true));
+    rules.push(...DEFAULT_RULES);
   }
   for (const s of inputs.taskPaths) rules.push(parseUnveil(s));
   for (const fifo of [inputs.dirs.stdoutPath, inputs.dirs.stderrPath]) {

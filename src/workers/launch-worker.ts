@@ -6,6 +6,7 @@ import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync, 
 import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, v1ProcsFiles, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
 import { loadNative, type LaunchSpec } from '../native/binding';
 import type { LaunchFailure, LaunchReply, LaunchRequest } from './messages';
+import { pidStartTime } from '../main/tasks/proc';
 
 const O_PATH = 0o10000000;
 /** How long to wait for a log reader (logmon) on a FIFO before giving up. */
@@ -170,6 +171,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
     return {
       ok: true,
       pid: result.pid,
+      pidStartTime: pidStartTime(result.pid),
       pidfd: result.pidfd,
       uid: creds.uid,
       gid: creds.gid,

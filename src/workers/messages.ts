@@ -48,6 +48,8 @@ export interface LaunchTimings {
 export interface LaunchSuccess {
   ok: true;
   pid: number;
+  /** /proc/<pid>/stat start time, read here to keep the main thread free */
+  pidStartTime: string | null;
   pidfd: number;
   uid: number;
   gid: number;

@@ -230,7 +230,7 @@ export class TaskManager {
     const reply = await this.deps.launcher.launch(req);
     if (!reply.ok) throw launchError(reply);
 
-    const startTime = pidStartTime(reply.pid);
+    const startTime = reply.pidStartTime;
     const startedAt = new Date();
     const state: DriverStateV1 = {
       format: 'nomad-driver-exec2-ts',
