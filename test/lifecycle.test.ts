@@ -5,56 +5,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import * as http from 'node:http';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TaskState } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { encode } from '@msgpack/msgpack';
 import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
+import { freePort, httpGet, retry } from '../src/client/net-util';
 import { isRoot, skipUnless } from './harness/skip';
+import { expectStatus } from './harness/assert-status';
 
-async function expectStatus(p: Promise<unknown>, code: grpc.status, message: RegExp): Promise<void> {
-  await assert.rejects(p, (err: grpc.ServiceError) => {
-    assert.equal(err.code, code, `status ${err.code} (${err.details})`);
-    assert.match(err.details, message);
-    return true;
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
-  });
-}
-
-async function retry<T>(fn: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 /** Host pids whose parent is `ppid`. */
 function childrenOf(ppid: number): number[] {

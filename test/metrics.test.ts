@@ -1,32 +1,11 @@
 /** Prometheus metrics served by the plugin when metrics_address is set. */
 import assert from 'node:assert/strict';
-import * as http from 'node:http';
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { NomadLikeClient } from '../src/client/nomad-client';
+import { freePort, httpGet as get } from '../src/client/net-util';
 import { isRoot, skipUnless } from './harness/skip';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
-function get(url: string): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
-    }).on('error', reject);
-  });
-}
 
 interface Sample {
   name: string;

@@ -7,17 +7,11 @@ import { FingerprintResponse_HealthState as Health, TaskConfig, type Fingerprint
 import { call, PluginProcess } from '../src/client/plugin-process';
 import { encodePluginConfig, topology } from '../src/client/nomad-client';
 import { IN_CI, isRoot } from './harness/skip';
+import { expectStatus } from './harness/assert-status';
 
 const attr = (name: string, type: string, required = false) => ({ Attr: { name, type, required } });
 const dflt = (primary: object, value: string) => ({ default: { primary, default: { literal: { value } } } });
 
-async function expectStatus(p: Promise<unknown>, code: grpc.status, message: RegExp): Promise<void> {
-  await assert.rejects(p, (err: grpc.ServiceError) => {
-    assert.equal(err.code, code, `status ${err.code} (${err.details})`);
-    assert.match(err.details, message);
-    return true;
-  });
-}
 
 describe('plugin API: identity, schemas, config, fingerprint', function () {
   let plugin: PluginProcess;

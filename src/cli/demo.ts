@@ -5,45 +5,12 @@
  * the way `nomad alloc stop` stops it.
  */
 import { writeFileSync } from 'node:fs';
-import * as http from 'node:http';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { NomadLikeClient } from '../client/nomad-client';
+import { freePort, httpGet, retry } from '../client/net-util';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
-function get(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-  });
-}
 
-async function fetchWithRetry(url: string, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await get(url);
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`no answer from ${url}: ${(err as Error).message}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
 
@@ -70,7 +37,11 @@ export async function demo(): Promise<number> {
     const t0 = process.hrtime.bigint();
     await client.startTask(task);
     log(`demo: StartTask answered in ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(2)} ms`);
-    const page = await fetchWithRetry(`http://127.0.0.1:${port}/`, 20_000);
+    const page = await retry(async () => {
+      const r = await httpGet(`http://127.0.0.1:${port}/`);
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
+      return r.body;
+    }, 20_000);
     log(`demo: GET http://127.0.0.1:${port}/ ->`);
     process.stdout.write(page.replace(/^/gm, '    '));
     log('demo: stopping the task (SIGINT, 5 s grace) like `nomad alloc stop`');
