@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { TaskState } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
+import { TaskState, type DriverTaskEvent } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { encode } from '@msgpack/msgpack';
 import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
 import { freePort, httpGet, retry } from '../src/client/net-util';
@@ -323,6 +323,25 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       assert.equal(done.task!.result!.signal, 15);
       assert.ok(done.task!.completedAt!.seconds > 0);
       await output(task);
+    });
+
+    it('tells Nomad through TaskEvents when a stop had to kill the task', async () => {
+      const events: DriverTaskEvent[] = [];
+      const stream = nomad.plugin.driver.taskEvents({});
+      stream.on('data', (e: DriverTaskEvent) => events.push(e));
+      stream.on('error', () => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      const { task } = await nomad.run({ command: 'sh', args: ['-c', 'trap "" INT; echo ready; while :; do sleep 0.05; done'] });
+      await task.stdout!.waitFor(/ready/);
+      await nomad.stop(task.config.id, 200);
+      await output(task);
+      stream.cancel();
+      const e = events.find((x) => x.taskId === task.config.id);
+      assert.ok(e, 'no driver event for the killed task');
+      assert.equal(e.allocId, task.config.allocId);
+      assert.equal(e.taskName, task.config.name);
+      assert.match(e.message, /did not exit within 200 ms of SIGINT; killing it/);
+      assert.ok(e.timestamp && e.timestamp.seconds > 0);
     });
 
     it('treats Stop, Destroy and Signal of unknown tasks as success, Wait and Inspect as NOT_FOUND', async () => {

@@ -15,7 +15,7 @@ import { fingerprintFromFacts, FINGERPRINT_PERIOD_MS, gatherHostFacts } from './
 import { unary } from './grpc-util';
 import type { Logger } from './log';
 import type { PluginState } from './plugin-state';
-import type { TaskManager, TaskRecord } from './tasks/task-manager';
+import type { TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
 import { sampleTaskStats } from './stats';
 import { toTimestamp } from './time';
 
@@ -77,9 +77,20 @@ export function driverServer(state: PluginState, tasks: TaskManager, logger: Log
     },
 
     taskEvents(call) {
-      // No events to send yet; the stream stays open for the plugin's lifetime.
-      call.on('cancelled', () => call.end());
-      call.on('error', () => undefined);
+      // Open for the plugin's lifetime; Nomad shows each event on the task.
+      const sink: TaskEventsSink = {
+        onDriverEvent(task, message, annotations) {
+          call.write({ taskId: task.id, allocId: task.allocId, taskName: task.name, timestamp: toTimestamp(new Date()), message, annotations });
+        },
+      };
+      tasks.observe(sink);
+      const stop = (): void => tasks.unobserve(sink);
+      call.on('cancelled', () => {
+        stop();
+        call.end();
+      });
+      call.on('close', stop);
+      call.on('error', stop);
     },
 
     startTask: unary(logger, 'StartTask', async (req) => {

@@ -88,7 +88,7 @@ export function servePlugin(): void {
       const srv = new MetricsServer(metrics, logger);
       await srv.listen(addr);
       metricsServer = srv;
-      tasks.events = metrics;
+      tasks.observe(metrics);
     }
   };
   server.addService(BasePluginService, basePluginServer(state, logger, { onConfigured }));

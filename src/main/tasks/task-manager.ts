@@ -60,6 +60,8 @@ export interface TaskEventsSink {
   onStartFailure?(reason: string): void;
   onStarted?(task: TaskRecord): void;
   onTaskDestroyed?(task: TaskRecord): void;
+  /** something the operator should see in the task's events (Nomad "Driver" events) */
+  onDriverEvent?(task: TaskRecord, message: string, annotations: Record<string, string>): void;
 }
 
 export interface TaskManagerDeps {
@@ -69,7 +71,7 @@ export interface TaskManagerDeps {
   plugin: PluginState;
   layout: () => CgroupLayout;
   initPath?: string;
-  events?: TaskEventsSink;
+  observers?: TaskEventsSink[];
 }
 
 export interface StartOutcome {
@@ -85,11 +87,30 @@ export class TaskManager {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly starting = new Set<string>();
 
-  /** Observers of starts and exits (metrics); settable once metrics are configured. */
-  events: TaskEventsSink | undefined;
+  /** Observers of starts, exits and driver events (metrics, the TaskEvents stream). */
+  private readonly observers: TaskEventsSink[];
 
   constructor(private readonly deps: TaskManagerDeps) {
-    this.events = deps.events;
+    this.observers = [...(deps.observers ?? [])];
+  }
+
+  observe(sink: TaskEventsSink): void {
+    this.observers.push(sink);
+  }
+
+  unobserve(sink: TaskEventsSink): void {
+    const i = this.observers.indexOf(sink);
+    if (i >= 0) this.observers.splice(i, 1);
+  }
+
+  private notify(fn: (o: TaskEventsSink) => void): void {
+    for (const o of this.observers) {
+      try {
+        fn(o);
+      } catch (err) {
+        this.deps.logger.error('task observer failed', { error: err });
+      }
+    }
   }
 
   get size(): number {
@@ -123,7 +144,7 @@ export class TaskManager {
       return await this.launch(cfg, receivedNs);
     } catch (err) {
       const reason = err instanceof DriverError ? err.code : 'INTERNAL';
-      this.events?.onStartFailure?.(reason);
+      this.notify((o) => o.onStartFailure?.(reason));
       throw err;
     } finally {
       this.starting.delete(cfg.id);
@@ -252,7 +273,7 @@ export class TaskManager {
       user: req.user.name,
       to_exec_us: Math.round(reply.timings.totalToExecNs / 1000),
     });
-    this.events?.onStarted?.(task);
+    this.notify((o) => o.onStarted?.(task));
     return { handle: this.handleFor(task), task };
   }
 
@@ -299,7 +320,8 @@ export class TaskManager {
         signal: task.exit.result.signal,
         oom_killed: task.exit.result.oomKilled,
       });
-      this.events?.onTaskExit?.(task);
+      this.notify((o) => o.onTaskExit?.(task));
+      if (task.exit.result.oomKilled) this.notify((o) => o.onDriverEvent?.(task, 'OOM killed: the task reached its memory limit', { oom_killed: 'true' }));
       settle(task.exit);
     };
     if (pidfd >= 0) this.deps.native().watchExit(pidfd, finish);
@@ -353,6 +375,7 @@ export class TaskManager {
     this.deps.logger.debug('stopping task', { task_id: id, signal: sig, timeout_ms: timeoutMs });
     this.deps.native().signalTask(task.pidfd, sig, SIGNAL_TARGET_GROUP);
     if (await this.exitedWithin(task, timeoutMs)) return;
+    this.notify((o) => o.onDriverEvent?.(task, `Task did not exit within ${timeoutMs} ms of ${signalName || 'SIGINT'}; killing it`, { kill_timeout_ms: String(timeoutMs) }));
     await this.forceKill(task);
   }
 
@@ -401,7 +424,7 @@ export class TaskManager {
       throw internal(`cannot remove task state ${task.state.statusDir}: ${(err as Error).message}`);
     }
     this.tasks.delete(id);
-    this.events?.onTaskDestroyed?.(task);
+    this.notify((o) => o.onTaskDestroyed?.(task));
   }
 
   // ---------------------------------------------------------------- recovery
