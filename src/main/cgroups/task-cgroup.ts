@@ -184,8 +184,16 @@ export function readProcs(dir: string): number[] {
 
 /** No process left in any of the task's cgroups. */
 export function isEmpty(cg: TaskCgroup): boolean {
-  const dirs = cg.mode === 'v2' ? [cg.dir] : Object.values(cg.dirs).filter((d) => !d.includes('/cpuset/') || !d.endsWith('/share'));
-  return dirs.every((d) => readProcs(d).length === 0);
+  return taskOnlyDirs(cg).every((d) => readProcs(d).length === 0);
+}
+
+/**
+ * The task's own cgroup directories. In v1 the cpuset cgroup of a task
+ * without reserved cores is Nomad's shared `…/share`, full of other tasks.
+ */
+export function taskOnlyDirs(cg: TaskCgroup): string[] {
+  if (cg.mode === 'v2') return [cg.dir];
+  return Object.entries(cg.dirs).filter(([c, d]) => !(c === 'cpuset' && path.basename(d) === 'share')).map(([, d]) => d);
 }
 
 /** Count of OOM kills so far: v2 memory.events oom_kill, v1 memory.oom_control oom_kill. */
