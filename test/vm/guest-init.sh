@@ -101,6 +101,9 @@ stage2() {
 		[ -e "/dev/${l%%:*}" ] || $B ln -s "${l#*:}" "/dev/${l%%:*}"
 	done
 	$B mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+	# tracefs: the suite watches cgroup:cgroup_attach_task to prove tasks are
+	# born in their scope rather than moved there
+	$B mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 
 	# Pure cgroup v2 with systemd's mount options; cgroup_no_v1=all is on the
 	# kernel command line. Every controller is enabled at the root.

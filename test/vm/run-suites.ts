@@ -1,0 +1,153 @@
+/**
+ * `npm run test:vm`: boots the test VM once per kernel and runs the pure
+ * cgroup v2 suite (dist/test/vm/*.vmtest.js) inside it with mocha, through the
+ * same Nomad-like client as the host suites. Prints the guest's mocha output,
+ * the wall time per kernel, and closes with the line CI tooling reads:
+ *
+ *   vm: N passed, N failed
+ *
+ * A VM that cannot run (qemu, busybox or a kernel missing, boot failure) is a
+ * FAILURE under CI=true; elsewhere a loud SKIP with the reason and the set-up
+ * command. Exit status: 1 when anything failed.
+ *
+ * Env: EXEC2_VM_KERNELS (default "default,bpo"), EXEC2_VM_TIMEOUT (seconds per
+ * kernel, default 480), EXEC2_VM_GREP (mocha --grep), EXEC2_VM_VERBOSE=1
+ * (kernel console), EXEC2_VM_ACCEL (auto|kvm|tcg), EXEC2_VM_CACHE.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { findKernel, missingTools, runInVm, SETUP_COMMAND, VM_FAILED, VM_TIMEOUT, type KernelName } from './vm';
+
+const REPO = path.resolve(__dirname, '../../..');
+const IN_CI = process.env.CI === 'true';
+const RESULT_RE = /^exec2-vm-suite-result passed=(\d+) failed=(\d+) skipped=(\d+)$/m;
+
+interface KernelOutcome {
+  kernel: KernelName;
+  release: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  /** why the kernel's run did not count as tests (skip or VM failure) */
+  problem: string | null;
+  skippedKernel: boolean;
+  wallMs: number;
+  bootMs: number | null;
+  accel: string;
+}
+
+const say = (s: string): boolean => process.stdout.write(`${s}\n`);
+
+function loudSkip(what: string, reason: string, fix: string): void {
+  const bar = '!'.repeat(78);
+  say(bar);
+  say(`!! SKIP ${what}: ${reason}`);
+  say(`!! to run it: ${fix}`);
+  say(bar);
+}
+
+async function runKernel(name: KernelName, suites: string[], mocha: string, reporter: string): Promise<KernelOutcome> {
+  const outcome: KernelOutcome = { kernel: name, release: '?', passed: 0, failed: 0, skipped: 0, problem: null, skippedKernel: false, wallMs: 0, bootMs: null, accel: '-' };
+  const missing = missingTools();
+  const found = findKernel(name);
+  const problems = [...missing.map((m) => `missing ${m}`), ...('problem' in found ? [found.problem] : [])];
+  if (problems.length || !('kernel' in found)) {
+    outcome.problem = problems.join('; ');
+    if (IN_CI) {
+      say(`vm[${name}]: FAILED: cannot boot the VM under CI=true: ${outcome.problem} (set-up: sudo ${SETUP_COMMAND})`);
+      outcome.failed = 1;
+    } else {
+      loudSkip(`VM suite on the ${name} kernel`, outcome.problem, `sudo ${SETUP_COMMAND}`);
+      outcome.skippedKernel = true;
+    }
+    return outcome;
+  }
+  const kernel = found.kernel;
+  outcome.release = kernel.release;
+  say(`\n=== vm[${name}]: ${kernel.release} (Landlock ABI ${kernel.landlockAbi} expected), pure cgroup v2 ===`);
+  const args = [mocha, '--no-config', '--no-package', '--reporter', reporter, '--timeout', '180000', '--slow', '20000', '--exit'];
+  if (process.env.EXEC2_VM_GREP) args.push('--grep', process.env.EXEC2_VM_GREP);
+  const timeoutS = Number(process.env.EXEC2_VM_TIMEOUT ?? 480);
+  const r = await runInVm({
+    kernel,
+    command: [process.execPath, ...args, ...suites],
+    shares: [REPO],
+    cwd: REPO,
+    timeoutMs: timeoutS * 1000,
+    verbose: process.env.EXEC2_VM_VERBOSE === '1',
+    onStdout: (b) => process.stdout.write(b),
+    onStderr: (b) => process.stderr.write(b),
+  });
+  outcome.wallMs = r.wallMs;
+  outcome.bootMs = r.bootMs;
+  outcome.accel = r.accel;
+  const m = RESULT_RE.exec(r.stdout);
+  if (m) {
+    outcome.passed = Number(m[1]);
+    outcome.failed = Number(m[2]);
+    outcome.skipped = Number(m[3]);
+  }
+  if (r.status === VM_FAILED || r.status === VM_TIMEOUT || !m) {
+    outcome.problem = r.failure ?? (m ? `mocha exited with ${r.status}` : `no result from mocha in the guest (exit status ${r.status})`);
+    say(`vm[${name}]: ${r.status === VM_TIMEOUT ? 'TIMEOUT' : 'VM FAILURE'}: ${outcome.problem}`);
+    if (r.console) say(r.console.trim().split('\n').slice(-30).map((l) => `  console: ${l}`).join('\n'));
+    // a broken VM run counts as a failure everywhere: it was meant to run
+    outcome.failed += 1;
+  } else if (r.failure) {
+    say(`vm[${name}]: ${r.failure}`);
+  }
+  if (outcome.skipped > 0 && IN_CI) {
+    say(`vm[${name}]: ${outcome.skipped} test(s) skipped inside the VM under CI=true: counted as failures`);
+    outcome.failed += outcome.skipped;
+  }
+  return outcome;
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const dir = __dirname;
+  const suites = readdirSync(dir).filter((f) => f.endsWith('.vmtest.js')).sort().map((f) => path.join(dir, f));
+  const kernels = (process.env.EXEC2_VM_KERNELS ?? 'default,bpo').split(',').map((k) => k.trim()).filter(Boolean) as KernelName[];
+  for (const k of kernels) if (k !== 'default' && k !== 'bpo') throw new Error(`EXEC2_VM_KERNELS: unknown kernel "${k}" (default, bpo)`);
+
+  let mocha = '';
+  let buildProblem = '';
+  try {
+    mocha = require.resolve('mocha/bin/mocha.js', { paths: [REPO] });
+  } catch {
+    buildProblem = 'mocha is not installed (npm ci)';
+  }
+  const reporter = path.join(dir, 'vm-reporter.js');
+  if (!suites.length) buildProblem ||= `no *.vmtest.js in ${dir} (npm run build:ts)`;
+  for (const f of ['build/Release/exec2_native.node', 'build/Release/exec2-init']) {
+    if (!existsSync(path.join(REPO, f))) buildProblem ||= `${f} is not built (npm run build)`;
+  }
+  if (buildProblem) {
+    // not a missing VM: the checkout itself is incomplete, which fails everywhere
+    say(`vm: cannot run the VM suites: ${buildProblem}`);
+    say('vm: 0 passed, 1 failed');
+    process.exitCode = 1;
+    return;
+  }
+
+  const outcomes: KernelOutcome[] = [];
+  for (const k of kernels) outcomes.push(await runKernel(k, suites, mocha, reporter));
+
+  say('\n=== VM suites ===');
+  for (const o of outcomes) {
+    const time = o.skippedKernel ? 'not run' : `wall ${(o.wallMs / 1000).toFixed(1)} s${o.bootMs !== null ? `, guest boot ${(o.bootMs / 1000).toFixed(1)} s` : ''}, ${o.accel}`;
+    const state = o.skippedKernel ? `SKIPPED (${o.problem})` : `${o.passed} passed, ${o.failed} failed, ${o.skipped} skipped`;
+    say(`vm[${o.kernel}] ${o.release}: ${state}; ${time}`);
+  }
+  say(`vm: total wall ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const passed = outcomes.reduce((n, o) => n + o.passed, 0);
+  const failed = outcomes.reduce((n, o) => n + o.failed, 0);
+  say(`vm: ${passed} passed, ${failed} failed`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+main().catch((err: unknown) => {
+  say(`vm: runner error: ${(err as Error).stack ?? String(err)}`);
+  say('vm: 0 passed, 1 failed');
+  process.exitCode = 1;
+});

@@ -1,0 +1,311 @@
+/**
+ * The driver on a PURE cgroup v2 host, through the Nomad-like client, inside
+ * the test VM (test/vm/run-suites.ts boots it once per kernel: Debian's 6.1
+ * with Landlock ABI 2 and bookworm-backports' 6.12 with ABI 6). Only what
+ * needs that kernel and cgroup layout is here: the VM emulates a CPU 20-40x
+ * slower than the host, and everything else runs in the host suites.
+ *
+ * Layout, as a Nomad 1.7+ client on systemd makes it: the client runs in the
+ * root cgroup; tasks get nomad.slice/share.slice/<alloc>.<task>.scope, or
+ * nomad.slice/reserve.slice/... with reserved cores.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { FingerprintResponse_HealthState as Health, type FingerprintResponse, type TaskStatsResponse } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
+import { NomadLikeClient, type PreparedTask, type TaskInput } from '../../src/client/nomad-client';
+import { isRoot, skipUnless } from '../harness/skip';
+
+const CG = '/sys/fs/cgroup';
+const SHARE = path.join(CG, 'nomad.slice', 'share.slice');
+const TRACING = '/sys/kernel/tracing';
+const IN_VM = process.env.EXEC2_VM !== undefined;
+const KERNEL = process.env.EXEC2_VM_KERNEL ?? 'host';
+const WANT_ABI = Number(process.env.EXEC2_VM_LANDLOCK_ABI ?? 0);
+
+const read = (dir: string, file: string): string => readFileSync(path.join(dir, file), 'utf8').trim();
+const procs = (dir: string): number[] => {
+  try {
+    return read(dir, 'cgroup.procs').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function firstFingerprint(nomad: NomadLikeClient): Promise<FingerprintResponse> {
+  return new Promise((resolve, reject) => {
+    const s = nomad.plugin.driver.fingerprint({});
+    s.once('data', (m: FingerprintResponse) => {
+      resolve(m);
+      s.cancel();
+    });
+    s.on('error', (e: grpc.ServiceError) => {
+      if (e.code !== 1 /* CANCELLED */) reject(e);
+    });
+  });
+}
+
+function collectStats(nomad: NomadLikeClient, id: string, intervalMs: number, count: number): Promise<TaskStatsResponse[]> {
+  const stream = nomad.openStats(id, intervalMs);
+  const got: TaskStatsResponse[] = [];
+  return new Promise((resolve, reject) => {
+    stream.on('data', (m: TaskStatsResponse) => {
+      got.push(m);
+      if (got.length === count) {
+        stream.cancel();
+        resolve(got);
+      }
+    });
+    stream.on('error', (e: { code: number }) => {
+      if (got.length < count) reject(e);
+    });
+    stream.on('end', () => {
+      if (got.length < count) reject(new Error(`stats stream ended after ${got.length} of ${count} samples`));
+    });
+  });
+}
+
+/** Enable one trace event, run fn, return the trace lines it produced. */
+async function traced(event: string, fn: () => Promise<void>): Promise<string[]> {
+  const enable = path.join(TRACING, 'events', event, 'enable');
+  writeFileSync(path.join(TRACING, 'trace'), ''); // clear the buffer
+  writeFileSync(enable, '1');
+  try {
+    await fn();
+  } finally {
+    writeFileSync(enable, '0');
+  }
+  return readFileSync(path.join(TRACING, 'trace'), 'utf8').split('\n').filter((l) => l.includes(`${event.split('/')[1]}:`));
+}
+
+describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
+  // generous: the VM emulates the CPU
+  this.timeout(180_000);
+  this.slow(20_000);
+  let nomad: NomadLikeClient;
+
+  before(async function () {
+    skipUnless(this, IN_VM, 'the v2 suite runs inside the test VM: npm run test:vm (test/vm/run-suites.ts)');
+    skipUnless(this, isRoot(), 'the v2 suite needs root');
+    nomad = new NomadLikeClient();
+    skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
+    assert.equal(nomad.cgroups.layout.mode, 'v2', 'the VM must have a pure cgroup v2 hierarchy');
+    await nomad.startPlugin({ unveil_by_task: true });
+  });
+
+  after(async () => {
+    if (!nomad) return;
+    assert.deepEqual(await nomad.cleanup(), [], 'cgroups left behind');
+  });
+
+  const output = async (t: PreparedTask): Promise<{ exit: number; signal: number; out: string; err: string; oom: boolean }> => {
+    const r = await nomad.wait(t.config.id);
+    await sleep(50); // let the FIFO readers drain
+    const out = t.stdout?.text() ?? '';
+    const err = t.stderr?.text() ?? '';
+    await nomad.destroy(t.config.id);
+    nomad.releaseTask(t);
+    return { exit: r.result.exitCode, signal: r.result.signal, out, err, oom: r.result.oomKilled };
+  };
+
+  // The harness's default cpu (100 MHz → cpu.max 4 % of a core) makes every
+  // exec crawl under emulation (python3 needs ~20 s to start): tasks get a
+  // whole core unless the test is about the cpu limit.
+  const FULL_CORE = 2500;
+  const run = (input: TaskInput): ReturnType<NomadLikeClient['run']> => nomad.run({ cpuMhz: FULL_CORE, ...input });
+
+  const stopAndFinish = async (t: PreparedTask): Promise<void> => {
+    await nomad.stop(t.config.id, 200);
+    await output(t);
+  };
+
+  it(`fingerprints HEALTHY with cgroup mode v2 and Landlock ABI ${WANT_ABI}`, async () => {
+    const fp = await firstFingerprint(nomad);
+    assert.equal(fp.health, Health.HEALTHY, fp.healthDescription);
+    assert.equal(fp.attributes['driver.exec2.cgroup.mode']?.stringVal, 'v2');
+    assert.equal(Number(fp.attributes['driver.exec2.landlock.abi']?.intVal), WANT_ABI);
+  });
+
+  describe('limits in the task scope', () => {
+    it('cpu 1000 MHz at 2500 MHz/core → cpu.max "40000 100000"; memoryMb alone → memory.max, no memory.low', async () => {
+      const { task } = await run({ command: 'sleep', args: ['1000'], cpuMhz: 1000, memoryMb: 200 });
+      const d = task.cgroup.dirs.unified!;
+      assert.equal(path.dirname(d), SHARE);
+      assert.equal(read(d, 'cpu.max'), '40000 100000');
+      assert.equal(read(d, 'memory.max'), String(200 * 1024 * 1024));
+      assert.equal(read(d, 'memory.low'), '0');
+      await stopAndFinish(task);
+    });
+
+    it('memory 150 with memory_max 250 → memory.low 157286400, memory.max 262144000', async () => {
+      const { task } = await run({ command: 'sleep', args: ['1000'], cpuMhz: 1000, memoryMb: 150, memoryMaxMb: 250 });
+      const d = task.cgroup.dirs.unified!;
+      assert.equal(read(d, 'memory.low'), '157286400');
+      assert.equal(read(d, 'memory.max'), '262144000');
+      assert.equal(read(d, 'cpu.max'), '40000 100000');
+      await stopAndFinish(task);
+    });
+
+    it('reserved cores "0" → cpuset.cpus "0", cpu.max "100000 100000", and the task runs on CPU 0 only', async () => {
+      const { task } = await run({ command: 'sh', args: ['-c', 'grep Cpus_allowed_list /proc/self/status; echo ready; exec sleep 1000'], cores: '0', unveil: ['r:/proc'] });
+      await task.stdout!.waitFor(/ready/);
+      const d = task.cgroup.dirs.unified!;
+      assert.equal(path.basename(path.dirname(d)), 'reserve.slice');
+      assert.equal(read(d, 'cpuset.cpus'), '0');
+      assert.equal(read(d, 'cpuset.cpus.effective'), '0');
+      assert.equal(read(d, 'cpu.max'), '100000 100000');
+      assert.match(task.stdout!.text(), /^Cpus_allowed_list:\s+0$/m);
+      await stopAndFinish(task);
+    });
+  });
+
+  it('reports an OOM kill (python3 allocating 512 MiB with memory 32)', async function () {
+    skipUnless(this, existsSync('/usr/bin/python3'), '/usr/bin/python3 is not installed (apt-get install python3)');
+    const { task } = await run({ command: 'python3', args: ['-c', 'b = bytearray(512 * 1024 * 1024); print(len(b))'], memoryMb: 32 });
+    const events = task.cgroup.dirs.unified!;
+    const r = await nomad.wait(task.config.id);
+    const oomKills = /^oom_kill (\d+)$/m.exec(read(events, 'memory.events'))?.[1];
+    await sleep(50);
+    const out = task.stdout!.text();
+    await nomad.destroy(task.config.id);
+    nomad.releaseTask(task);
+    assert.equal(r.result.oomKilled, true, `not reported as OOM: exit ${r.result.exitCode} signal ${r.result.signal}`);
+    assert.equal(r.result.signal, 9);
+    assert.ok(Number(oomKills) >= 1, `memory.events oom_kill = ${oomKills}`);
+    assert.equal(out, '', 'the allocation succeeded');
+  });
+
+  it('shows CPU throttling in the TaskStats stream (busy loop at cpu 500 MHz)', async () => {
+    const { task } = await run({ command: 'sh', args: ['-c', 'while :; do :; done'], cpuMhz: 500 });
+    assert.equal(read(task.cgroup.dirs.unified!, 'cpu.max'), '20000 100000');
+    const samples = await collectStats(nomad, task.config.id, 1000, 3);
+    const throttled = samples.map((s) => s.stats!.aggResourceUsage!.cpu!.throttledPeriods);
+    const last = samples[samples.length - 1]!.stats!.aggResourceUsage!.cpu!;
+    assert.ok(throttled[0]! > 0, `no throttled periods in the first sample: ${throttled.join(', ')}`);
+    for (let i = 1; i < throttled.length; i++) assert.ok(throttled[i]! > throttled[i - 1]!, `throttled periods do not rise between samples: ${throttled.join(', ')}`);
+    assert.ok(last.throttledTime > 0, 'throttled_time is 0');
+    // 500 MHz of a 2500 MHz core: 20 % (and never the full core the loop wants)
+    assert.ok(last.percent > 5 && last.percent < 40, `cpu percent ${last.percent.toFixed(1)} is not ~20`);
+    await stopAndFinish(task);
+  });
+
+  it('empties the scope with cgroup.kill on stop: a fork tree that ignores SIGINT, setsid and orphans included', async () => {
+    const { task } = await run({
+      command: 'sh',
+      args: ['-c', 'trap "" INT; (trap "" INT; sleep 1000 &); setsid sleep 1000 & sh -c \'trap "" INT; sleep 1000\' & echo ready; wait'],
+    });
+    await task.stdout!.waitFor(/ready/);
+    const d = task.cgroup.dirs.unified!;
+    // pid 1 (exec2-init), sh, the orphaned sleep, setsid sleep, sh, its sleep
+    assert.ok(procs(d).length >= 5, `only ${procs(d).length} processes in the scope`);
+    await nomad.stop(task.config.id, 300);
+    const r = await nomad.wait(task.config.id);
+    assert.equal(r.result.signal, 9, 'the task ignored SIGINT: it must have been killed');
+    assert.deepEqual(procs(d), [], 'processes left in the scope after StopTask');
+    assert.equal(read(d, 'cgroup.events').match(/^populated (\d)$/m)?.[1], '0');
+    await output(task);
+  });
+
+  it('starts the task inside its scope: never attached to it, never in share.slice or the root cgroup', async function () {
+    skipUnless(this, existsSync(path.join(TRACING, 'events', 'cgroup', 'cgroup_attach_task')), `no tracefs cgroup events at ${TRACING}`);
+    // The tracer does see migrations: move a process of ours into a probe cgroup.
+    const probe = path.join(CG, `exec2-vm-probe-${randomBytes(3).toString('hex')}`);
+    mkdirSync(probe);
+    const control = await traced('cgroup/cgroup_attach_task', async () => {
+      const child = spawn('sleep', ['1000'], { stdio: 'ignore' });
+      writeFileSync(path.join(probe, 'cgroup.procs'), String(child.pid));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    });
+    rmdirSync(probe);
+    assert.ok(control.some((l) => l.includes(`dst_path=/${path.basename(probe)} `)), `the tracer missed a known migration:\n${control.join('\n')}`);
+
+    let task!: PreparedTask;
+    const inShare = new Set<number>();
+    const inRoot = new Set<number>();
+    const inScope = new Set<number>();
+    const lines = await traced('cgroup/cgroup_attach_task', async () => {
+      task = nomad.prepareTask({ command: 'sh', args: ['-c', 'cat /proc/self/cgroup; echo ready; exec sleep 1000'], unveil: ['r:/proc'], cpuMhz: FULL_CORE });
+      const scope = task.cgroup.dirs.unified!;
+      let polling = true;
+      const poller = (async () => {
+        while (polling) {
+          for (const p of procs(SHARE)) inShare.add(p);
+          for (const p of procs(CG)) inRoot.add(p);
+          for (const p of procs(scope)) inScope.add(p);
+          await new Promise((r) => setImmediate(r));
+        }
+      })();
+      await nomad.startTask(task);
+      await task.stdout!.waitFor(/ready/);
+      polling = false;
+      await poller;
+    });
+    const scope = task.cgroup.dirs.unified!;
+    const scopeRel = scope.slice(CG.length);
+    assert.equal(task.stdout!.text().split('\n')[0], `0::${scopeRel}`, 'the task does not see its scope in /proc/self/cgroup');
+    assert.deepEqual(lines.filter((l) => l.includes(`dst_path=${scopeRel} `)), [], 'processes were moved into the scope instead of being born there');
+    assert.ok(inScope.size >= 2, `the poller saw ${inScope.size} processes in the scope`);
+    assert.deepEqual([...inShare], [], 'share.slice listed processes');
+    assert.deepEqual([...inScope].filter((p) => inRoot.has(p)), [], 'a task process was seen in the root cgroup');
+    await stopAndFinish(task);
+  });
+
+  describe(`Landlock (ABI ${WANT_ABI})`, () => {
+    it('denies reading /etc/passwd by default', async () => {
+      const { task } = await run({ command: 'cat', args: ['/etc/passwd'] });
+      const r = await output(task);
+      assert.equal(r.exit, 1);
+      assert.match(r.err, /Permission denied/);
+      assert.equal(r.out, '');
+    });
+
+    it('reads /etc/hosts unveiled r (unveil_by_task), and a root task still cannot write it or read /etc/passwd', async () => {
+      const { task } = await run({
+        user: 'root',
+        command: 'sh',
+        args: ['-c', 'cat /etc/hosts; echo "--"; echo x >> /etc/hosts && echo APPENDED; cat /etc/passwd > /dev/null && echo READ-PASSWD; exit 0'],
+        unveil: ['r:/etc/hosts'],
+      });
+      const r = await output(task);
+      assert.equal(r.exit, 0, r.err);
+      assert.equal(r.out.split('--\n')[0], readFileSync('/etc/hosts', 'utf8'));
+      assert.doesNotMatch(r.out, /APPENDED|READ-PASSWD/);
+      assert.equal((r.err.match(/Permission denied/g) ?? []).length, 2, r.err);
+    });
+
+    const truncation = WANT_ABI >= 3
+      ? 'denies truncate(2) of a file unveiled r (ABI >= 3 handles truncation)'
+      : `lets truncate(2) through on ABI ${WANT_ABI}: the kernel handles truncation only from ABI 3 (documented limit)`;
+    it(truncation, async function () {
+      skipUnless(this, existsSync('/usr/bin/python3'), '/usr/bin/python3 is not installed (apt-get install python3)');
+      const dir = path.join('/var/tmp', `exec2-vm-${randomBytes(3).toString('hex')}`);
+      mkdirSync(dir);
+      const file = path.join(dir, 'data');
+      writeFileSync(file, 'keep me\n');
+      try {
+        const { task } = await run({
+          user: 'root',
+          command: 'python3',
+          args: ['-c', `import os\ntry:\n    os.truncate(${JSON.stringify(file)}, 0)\n    print("truncated")\nexcept PermissionError as e:\n    print("denied", e.errno)`],
+          unveil: [`r:${file}`],
+        });
+        const r = await output(task);
+        assert.equal(r.exit, 0, r.err);
+        if (WANT_ABI >= 3) {
+          assert.equal(r.out.trim(), 'denied 13');
+          assert.equal(statSync(file).size, 8);
+        } else {
+          assert.equal(r.out.trim(), 'truncated');
+          assert.equal(statSync(file).size, 0);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+});
