@@ -5,7 +5,7 @@
  * kill sequence at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
@@ -201,6 +201,12 @@ export class PluginProcess {
     this.child.kill('SIGKILL');
     this.closeClients();
     await this.waitForExit(5000);
+    // A killed plugin cannot remove its socket; tidy up as a test would want.
+    try {
+      unlinkSync(this.handshake.address);
+    } catch {
+      // already gone
+    }
   }
 
   socketExists(): boolean {
