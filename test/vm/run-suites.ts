@@ -11,7 +11,7 @@
  * command. Exit status: 1 when anything failed.
  *
  * Env: EXEC2_VM_KERNELS (default "default,bpo"), EXEC2_VM_TIMEOUT (seconds per
- * kernel, default 480), EXEC2_VM_GREP (mocha --grep), EXEC2_VM_VERBOSE=1
+ * kernel, default 300), EXEC2_VM_GREP (mocha --grep), EXEC2_VM_VERBOSE=1
  * (kernel console), EXEC2_VM_ACCEL (auto|kvm|tcg), EXEC2_VM_CACHE.
  */
 import { existsSync, readdirSync } from 'node:fs';
@@ -30,6 +30,8 @@ interface KernelOutcome {
   skipped: number;
   /** why the kernel's run did not count as tests (skip or VM failure) */
   problem: string | null;
+  /** the emulated guest itself stalled (soft lockup / RCU stall under TCG) */
+  emulatorStall: boolean;
   skippedKernel: boolean;
   wallMs: number;
   bootMs: number | null;
@@ -47,7 +49,7 @@ function loudSkip(what: string, reason: string, fix: string): void {
 }
 
 async function runKernel(name: KernelName, suites: string[], mocha: string, reporter: string): Promise<KernelOutcome> {
-  const outcome: KernelOutcome = { kernel: name, release: '?', passed: 0, failed: 0, skipped: 0, problem: null, skippedKernel: false, wallMs: 0, bootMs: null, accel: '-' };
+  const outcome: KernelOutcome = { kernel: name, release: '?', passed: 0, failed: 0, skipped: 0, problem: null, emulatorStall: false, skippedKernel: false, wallMs: 0, bootMs: null, accel: '-' };
   const missing = missingTools();
   const found = findKernel(name);
   const problems = [...missing.map((m) => `missing ${m}`), ...('problem' in found ? [found.problem] : [])];
@@ -67,7 +69,7 @@ async function runKernel(name: KernelName, suites: string[], mocha: string, repo
   say(`\n=== vm[${name}]: ${kernel.release} (Landlock ABI ${kernel.landlockAbi} expected), pure cgroup v2 ===`);
   const args = [mocha, '--no-config', '--no-package', '--reporter', reporter, '--timeout', '180000', '--slow', '20000', '--exit'];
   if (process.env.EXEC2_VM_GREP) args.push('--grep', process.env.EXEC2_VM_GREP);
-  const timeoutS = Number(process.env.EXEC2_VM_TIMEOUT ?? 480);
+  const timeoutS = Number(process.env.EXEC2_VM_TIMEOUT ?? 300);
   const r = await runInVm({
     kernel,
     command: [process.execPath, ...args, ...suites],
@@ -91,6 +93,7 @@ async function runKernel(name: KernelName, suites: string[], mocha: string, repo
     outcome.problem = r.failure ?? (m ? `mocha exited with ${r.status}` : `no result from mocha in the guest (exit status ${r.status})`);
     say(`vm[${name}]: ${r.status === VM_TIMEOUT ? 'TIMEOUT' : 'VM FAILURE'}: ${outcome.problem}`);
     if (r.console) say(r.console.trim().split('\n').slice(-30).map((l) => `  console: ${l}`).join('\n'));
+    outcome.emulatorStall = /soft lockup|self-detected stall|rcu_preempt detected stalls/.test(r.console ?? '');
     // a broken VM run counts as a failure everywhere: it was meant to run
     outcome.failed += 1;
   } else if (r.failure) {
@@ -131,7 +134,16 @@ async function main(): Promise<void> {
   }
 
   const outcomes: KernelOutcome[] = [];
-  for (const k of kernels) outcomes.push(await runKernel(k, suites, mocha, reporter));
+  for (const k of kernels) {
+    let o = await runKernel(k, suites, mocha, reporter);
+    // Software emulation occasionally wedges a guest CPU (the kernel reports a
+    // soft lockup); that is the emulator, not a test result: boot once more.
+    if (o.emulatorStall) {
+      say(`vm[${k}]: the emulated guest stalled (kernel soft lockup under TCG); booting it once more`);
+      o = await runKernel(k, suites, mocha, reporter);
+    }
+    outcomes.push(o);
+  }
 
   say('\n=== VM suites ===');
   for (const o of outcomes) {
