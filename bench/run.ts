@@ -1,294 +1,436 @@
 /**
- * npm run bench [-- --quick]: launch latency and throughput of the driver,
- * through the real plugin over gRPC as Nomad drives it, side by side with
- * baselines run interleaved in the same invocation (this machine is noisy:
- * read the medians and the ratios, not single numbers).
+ * npm run bench [-- --quick] [-- --profile] [-- --only=latency,throughput,stats]
  *
- * Variants (same static target, which prints CLOCK_MONOTONIC at main()):
- *   grpc     StartTask over gRPC to the plugin: worker pool, cgroup + limits,
- *            pid/ipc/mnt namespaces, /proc, dynamic user, Landlock, FIFOs
- *   native   baseline 1: the project's native launcher called directly, same
- *            isolation, no gRPC, no worker (our floor)
- *   unshare  baseline 2: the official driver's chain (unshare → shim → task)
- *            with a C shim (see shim.c: conservative, no Go start-up cost)
- *   spawn    baseline 3: child_process.spawn of the target, no isolation
- *   bwrap    baseline 4: bubblewrap with pid/ipc namespaces and /proc, if installed
+ * Launch latency, throughput and TaskStats cost of the driver, through the
+ * real plugin executable over gRPC as Nomad drives it, side by side with
+ * baselines run interleaved (round robin) in the same invocation. See
+ * bench/README.md for what each number means.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants as C, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, constants as C, existsSync, fchownSync, mkdirSync, mkdtempSync, openSync, rmdirSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
+import type { TaskConfig } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
+import { freePort, httpGet } from '../src/client/net-util';
+import { detectCgroupLayout } from '../src/main/cgroups/detect';
+import { killAll, prepareTaskCgroup, readProcs, resolveTaskCgroup, v1ProcsFiles, writeLimits, type TaskCgroup } from '../src/main/cgroups/task-cgroup';
+import { cpuQuotaUs } from '../src/main/topology';
 import { buildUnveilRules } from '../src/main/unveil';
-import { INIT_HELPER_PATH, loadNative, PROJECT_ROOT } from '../src/native/binding';
+import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/binding';
+import { closeSlot, makeSlots, nextLine, taskConfig, taskEnv, MHZ_PER_CORE, type Slot } from './fixtures';
+import { summariseProfiles } from './profile';
+import { report, type Results, type SeriesKey } from './report';
+import { buildTool, cpuTicks, now, percentiles, pool, sleep, Spawner, usSince, vmRssMb, BENCH_BUILD } from './tools';
 
-const QUICK = process.argv.includes('--quick');
-const LATENCY_N = QUICK ? 30 : 200;
-const BURST_N = QUICK ? 200 : 2000;
-const CONCURRENCY = [1, 2, 8, 32];
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const PROFILE = args.includes('--profile');
+const ONLY = (args.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? ['latency', 'throughput', 'stats']).filter(Boolean);
+const ROUNDS = QUICK ? 15 : 150;
+const BURST = QUICK ? 200 : 2000;
+const CONCURRENCY = PROFILE ? [8] : [1, 2, 8, 32];
 const STATS_TASKS = QUICK ? 100 : 1000;
-const UID = 80999;
+const STATS_WINDOW_MS = QUICK ? 3000 : 10_000;
+/** Longer than an RCU grace period here (~10-20 ms), so no launch rides on the previous one's. */
+const IDLE_GAP_MS = 50;
+const TRUE = '/bin/true';
 
-const now = (): bigint => process.hrtime.bigint();
-const us = (ns: bigint | number): number => Number(ns) / 1000;
-
-function buildTool(name: string): string {
-  const out = path.join(PROJECT_ROOT, 'build', 'bench', name);
-  const src = path.join(__dirname, '..', '..', 'bench', `${name}.c`);
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
-    mkdirSync(path.dirname(out), { recursive: true });
-    execFileSync('cc', ['-O2', '-static', '-o', out, src]);
-  }
-  return out;
-}
-
-function stats(xs: number[]): { p50: number; p90: number; p99: number; n: number } {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), n: s.length };
-}
-
+export type Mode = 'idle' | 'warm';
+export type Kind = 'exec' | 'exit';
 interface Sample {
-  toExecUs: number;
+  execUs?: number;
   replyUs?: number;
-  toExitUs?: number;
+  exitUs?: number;
+}
+interface Variant {
+  name: string;
+  /** Untimed preparation; returns the timed part. */
+  prepare(kind: Kind): () => Promise<Sample>;
 }
 
-type Variant = { name: string; once(): Promise<Sample> };
+const log = (s: string): void => void process.stdout.write(`${s}\n`);
+
+// ------------------------------------------------------------------ state shared with cleanup
+
+let nomad: NomadLikeClient | null = null;
+let spawner: Spawner | null = null;
+const live = new Set<string>();
+const allSlots: Slot[] = [];
+const extraDirs: string[] = [];
+const ownCgroupDirs: string[] = [];
+let cleaning: Promise<void> | null = null;
+let aborting = false;
+
+async function cleanup(): Promise<void> {
+  if (cleaning) return cleaning;
+  cleaning = (async () => {
+    const n = nomad;
+    const leftovers: string[] = [];
+    if (n?.plugin && !n.plugin.exited && live.size) {
+      await pool([...live], 16, async (id) => {
+        await n.stop(id, 0).catch(() => undefined);
+        await n.destroy(id, true).catch(() => undefined);
+      });
+    }
+    const layout = detectCgroupLayout();
+    for (const s of allSlots) {
+      try {
+        const cg = resolveTaskCgroup(layout, s.cgroup.cpusetCgroup, s.allocId, s.name);
+        killAll(cg);
+        if (cg.mode === 'v1' && cg.dirs.cpuacct && existsSync(cg.dirs.cpuacct)) ownCgroupDirs.push(cg.dirs.cpuacct);
+      } catch {
+        // fixture never finished
+      }
+      closeSlot(s);
+    }
+    spawner?.kill();
+    await spawner?.close();
+    for (const d of ownCgroupDirs.reverse()) {
+      for (let i = 0; i < 50 && existsSync(d); i++) {
+        for (const pid of readProcs(d)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+        try { rmdirSync(d); } catch { await sleep(20); }
+      }
+      if (existsSync(d)) leftovers.push(`${d}: still busy`);
+    }
+    for (const d of extraDirs) rmSync(d, { recursive: true, force: true });
+    if (n) leftovers.push(...(await n.cleanup()));
+    for (const l of leftovers) log(`cleanup: could not remove ${l}`);
+  })();
+  return cleaning;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    if (aborting) return;
+    aborting = true;
+    log(`\n${sig}: stopping tasks, removing fixtures and the plugin...`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ------------------------------------------------------------------ main
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root');
+  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (cgroups, namespaces, task users)');
   const target = buildTool('target');
   const shim = buildTool('shim');
-  const work = mkdtempSync(path.join(os.tmpdir(), 'exec2-bench-'));
-  const nomad = new NomadLikeClient();
-  const results: Record<string, unknown> = { quick: QUICK, kernel: os.release(), cpus: os.availableParallelism(), when: new Date().toISOString() };
-  try {
-    await nomad.startPlugin({ unveil_paths: [`rx:${path.dirname(target)}`] });
-    const native = loadNative();
-    const rules = buildUnveilRules({
+  const spawnerBin = buildTool('spawner', false);
+  const bwrap = ['/usr/bin/bwrap', '/bin/bwrap'].find((p) => existsSync(p)) ?? null;
+  const layout = detectCgroupLayout();
+  const native = loadNative();
+  const metricsPort = await freePort();
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const resultsDir = path.join(path.dirname(BENCH_BUILD), '..', 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const profDir = path.join(resultsDir, `prof-${stamp}`);
+
+  nomad = new NomadLikeClient();
+  const results: Results = {
+    meta: {
+      when: new Date().toISOString(), quick: QUICK, profile: PROFILE, kernel: os.release(), cpus: os.availableParallelism(),
+      cpuModel: os.cpus()[0]?.model ?? '', node: process.version, cgroupMode: layout.mode, landlockAbi: native.landlockAbi().abi,
+      rounds: ROUNDS, burst: BURST, idleGapMs: IDLE_GAP_MS, bwrap: bwrap !== null,
+      spawnMethod: 'unshare and bwrap: posix_spawn from bench/spawner.c (Node is not forked); spawn: child_process.spawn (libuv forks Node)',
+    },
+    latency: {},
+    throughput: [],
+    stats: null,
+  };
+
+  const pluginEnv: NodeJS.ProcessEnv = PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {};
+  await nomad.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`], metrics_address: `127.0.0.1:${metricsPort}` }, { env: pluginEnv });
+  const pluginPid = nomad.plugin.pid;
+  log(`plugin pid ${pluginPid}, cgroups ${layout.mode}, Landlock ABI ${results.meta.landlockAbi}, ${os.availableParallelism()} CPUs${PROFILE ? `, profiling into ${profDir}` : ''}`);
+
+  // Warm cgroups for the "warm" mode: two bench-made v1 memory cgroups the
+  // helper moves itself between (nested below our own memory cgroup).
+  let warmFiles: [string, string] | null = null;
+  if (layout.mode === 'v1' && layout.v1.get('memory')) {
+    const base = path.join(layout.v1.get('memory')!, nomad.cgroups.parent);
+    const a = path.join(base, 'bench-warm-a'), b = path.join(base, 'bench-warm-b');
+    for (const d of [a, b]) {
+      mkdirSync(d);
+      ownCgroupDirs.push(d);
+    }
+    warmFiles = [path.join(a, 'cgroup.procs'), path.join(b, 'cgroup.procs')];
+  }
+  spawner = new Spawner(spawnerBin, warmFiles);
+  const n = nomad;
+  const sp = spawner;
+  /** StartTask with a TaskConfig made by the fixtures (the client only reads .config). */
+  const start = (cfg: TaskConfig) => n.startTask({ config: cfg } as PreparedTask);
+
+  if (ONLY.includes('latency') && !PROFILE) {
+    // ---------------------------------------------------------------- variants
+    const [gSlot, nSlot, ncSlot, uSlot] = makeSlots(n, 4, 'lat', { fifoOwner: 'task' });
+    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!);
+    const statusDir = mkdtempSync('/run/exec2-bench-status-');
+    extraDirs.push(statusDir);
+    const rulesFor = (s: Slot) => buildUnveilRules({
       unveilDefaults: true,
-      pluginPaths: [`rx:${path.dirname(target)}`],
+      pluginPaths: [`rx:${BENCH_BUILD}`],
       taskPaths: [],
-      dirs: { taskDir: work, allocDir: work, secretsDir: work, stdoutPath: '/dev/null', stderrPath: '/dev/null' },
+      dirs: { taskDir: s.taskDir, allocDir: s.sharedDir, secretsDir: s.secretsDir, stdoutPath: s.stdoutPath, stderrPath: s.stderrPath },
     });
-    const statusDir = mkdtempSync('/run/exec2-bench-');
-    // Baseline 1 runs in a task cgroup made like the plugin's (one reused, as Nomad reuses them across restarts).
-    const cg = nomad.cgroups.createTask('bench', 'native');
-    const cgDirs = Object.entries(cg.dirs).filter(([c]) => ['cpu', 'memory', 'freezer', 'cpuset', 'cpuacct', 'unified'].includes(c)).map(([, d]) => d);
-    for (const d of cgDirs) mkdirSync(d, { recursive: true });
 
-    const variants: Variant[] = [
-      {
-        name: 'grpc',
-        async once() {
-          const t: PreparedTask = nomad.prepareTask({ command: target, cpuMhz: 2500 });
+    const grpc: Variant = {
+      name: 'grpc',
+      prepare(kind) {
+        const cfg = taskConfig(gSlot!, kind === 'exec' ? target : TRUE);
+        return async () => {
+          live.add(cfg.id);
           const t0 = now();
-          await nomad.startTask(t);
+          await start(cfg);
           const t1 = now();
-          await nomad.wait(t.config.id);
+          await n.wait(cfg.id);
           const t2 = now();
-          const text = await t.stdout!.waitFor(/^\d+\n/);
-          await nomad.destroy(t.config.id);
-          nomad.releaseTask(t);
-          return { toExecUs: us(BigInt(text.trim()) - t0), replyUs: us(t1 - t0), toExitUs: us(t2 - t0) };
-        },
+          const line = kind === 'exec' ? await nextLine(gSlot!) : '';
+          await n.destroy(cfg.id);
+          live.delete(cfg.id);
+          return kind === 'exec' ? { execUs: usSince(t0, BigInt(line)), replyUs: usSince(t0, t1), exitUs: usSince(t0, t2) } : { replyUs: usSince(t0, t1), exitUs: usSince(t0, t2) };
+        };
       },
-      {
-        name: 'native',
-        async once() {
-          const out = path.join(work, 'native.out');
-          const fd = openSync(out, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o666);
-          const sd = openSync(statusDir, C.O_RDONLY | C.O_DIRECTORY);
-          const v2 = nomad.cgroups.layout.mode === 'v2';
-          const cgFd = v2 ? openSync(cgDirs[0]!, C.O_RDONLY | C.O_DIRECTORY) : -1;
-          const procs = v2 ? [] : cgDirs.map((d) => openSync(path.join(d, 'cgroup.procs'), C.O_WRONLY));
-          const t0 = now();
-          const r = native.launch({
-            initPath: INIT_HELPER_PATH, cgroupFd: cgFd, cgroupProcsFds: procs, stdoutFd: fd, stderrFd: fd, statusDirFd: sd, netnsFd: -1,
-            argv: [target], env: ['PATH=/usr/bin:/bin'], uid: UID, gid: UID, groups: [], cwd: '/', unveil: rules, oomScoreAdj: null,
-          });
-          for (const x of [fd, sd, ...procs, ...(cgFd >= 0 ? [cgFd] : [])]) closeSync(x);
-          await new Promise<void>((res) => native.watchExit(r.pidfd, () => res()));
-          const t2 = now();
-          return { toExecUs: us(BigInt(readFileSync(out, 'utf8').trim()) - t0), toExitUs: us(t2 - t0) };
-        },
-      },
-      {
-        name: 'unshare',
-        once: () => timedSpawn('unshare', ['--ipc', '--pid', '--mount-proc', '--fork', '--kill-child=SIGKILL', `--setuid=${UID}`, `--setgid=${UID}`, '--',
-          shim, path.join(work, 'status'), ...rules.map((r) => `${r.mode}:${r.path}`), `rwc:${work}`, '--', target]),
-      },
-      { name: 'spawn', once: () => timedSpawn(target, []) },
-    ];
-    if (existsSync('/usr/bin/bwrap')) {
-      variants.push({ name: 'bwrap', once: () => timedSpawn('bwrap', ['--unshare-pid', '--unshare-ipc', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--uid', String(UID), '--gid', String(UID), '--die-with-parent', target]) });
-    }
-    chmodWork(work);
+    };
 
-    // Latency: round robin so drift and noise hit every variant alike.
-    const samples = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
-    for (const v of variants) await v.once(); // warm-up
-    for (let i = 0; i < LATENCY_N; i++) for (const v of variants) samples.get(v.name)!.push(await v.once());
-    const latency: Record<string, unknown> = {};
-    for (const [name, xs] of samples) {
-      latency[name] = {
-        toExec: stats(xs.map((x) => x.toExecUs)),
-        ...(xs[0]?.replyUs !== undefined ? { reply: stats(xs.map((x) => x.replyUs!)) } : {}),
-        ...(xs[0]?.toExitUs !== undefined ? { toExit: stats(xs.map((x) => x.toExitUs!)) } : {}),
-        raw: xs.map((x) => x.toExecUs),
+    /** Baseline 1: the addon's launch() on this thread, with what the worker would hand it. */
+    const nativeVariant = (name: string, slot: Slot, joinCgroup: boolean): Variant => {
+      const cg: TaskCgroup = prepareTaskCgroup(resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name));
+      if (cg.mode === 'v1') ownCgroupDirs.push(...cg.created);
+      writeLimits(cg, { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0 });
+      const rules = rulesFor(slot);
+      const env = taskEnv(slot);
+      return {
+        name,
+        prepare(kind) {
+          const fds: number[] = [];
+          const open = (p: string, flags: number): number => {
+            const fd = openSync(p, flags);
+            fds.push(fd);
+            return fd;
+          };
+          const out = open(slot.stdoutPath, C.O_WRONLY | C.O_NONBLOCK | C.O_NOFOLLOW | C.O_NOCTTY);
+          const err = open(slot.stderrPath, C.O_WRONLY | C.O_NONBLOCK | C.O_NOFOLLOW | C.O_NOCTTY);
+          for (const fd of [out, err]) fchownSync(fd, slot.uid, slot.uid);
+          const spec: LaunchSpec = {
+            initPath: INIT_HELPER_PATH,
+            cgroupFd: joinCgroup && cg.mode === 'v2' ? open(cg.dir, 0o10000000 | C.O_DIRECTORY) : -1,
+            cgroupProcsFds: joinCgroup ? v1ProcsFiles(cg).map((f) => open(f, C.O_WRONLY)) : [],
+            stdoutFd: out,
+            stderrFd: err,
+            statusDirFd: open(statusDir, C.O_RDONLY | C.O_DIRECTORY),
+            netnsFd: -1,
+            argv: [kind === 'exec' ? target : TRUE],
+            env,
+            uid: slot.uid,
+            gid: slot.uid,
+            groups: [],
+            cwd: slot.taskRoot,
+            unveil: rules,
+            oomScoreAdj: null,
+          };
+          return async () => {
+            const t0 = now();
+            const r = native.launch(spec);
+            for (const fd of fds) closeSync(fd);
+            await new Promise<void>((res) => native.watchExit(r.pidfd, () => res()));
+            const t2 = now();
+            if (kind === 'exit') return { exitUs: usSince(t0, t2) };
+            return { execUs: usSince(t0, BigInt(await nextLine(slot))), exitUs: usSince(t0, t2) };
+          };
+        },
       };
-    }
-    results.latency = latency;
+    };
 
-    // Throughput through gRPC: Nomad's prestart work (dirs, FIFOs, cgroups) happens before StartTask.
-    const throughput: Record<string, number> = {};
+    /** Baseline 2: unshare -> shim -> task, spec §7.4-7.5, posix_spawn'd by the helper. */
+    const uRules = rulesFor(uSlot!).filter((r) => existsSync(r.path)).map((r) => `${r.mode}:${r.path}`);
+    const unshare: Variant = {
+      name: 'unshare',
+      prepare(kind) {
+        const argv = ['/usr/bin/unshare', '--ipc', '--pid', '--mount-proc', '--fork', '--kill-child=SIGKILL', `--setuid=${uSlot!.uid}`, `--setgid=${uSlot!.uid}`, '--',
+          shim, 'true', uSlot!.stdoutPath, uSlot!.stderrPath, ...uRules, '--', kind === 'exec' ? target : TRUE];
+        const env = taskEnv(uSlot!);
+        return async () => {
+          const r = await sp.spawn(argv, { stdout: 'null', cwd: uSlot!.taskRoot, env });
+          if (r.status !== 0) throw new Error(`unshare chain failed: wait status ${r.status}`);
+          if (kind === 'exit') return { exitUs: usSince(r.t0, r.t2) };
+          return { execUs: usSince(r.t0, BigInt(await nextLine(uSlot!))), exitUs: usSince(r.t0, r.t2) };
+        };
+      },
+    };
+
+    const nodeSpawn: Variant = {
+      name: 'spawn',
+      prepare(kind) {
+        return () => new Promise<Sample>((resolve, reject) => {
+          const t0 = now();
+          const child = spawn(kind === 'exec' ? target : TRUE, [], { stdio: ['ignore', kind === 'exec' ? 'pipe' : 'ignore', 'ignore'] });
+          let out = '';
+          child.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
+          child.on('error', reject);
+          child.on('exit', (code) => {
+            const t2 = now();
+            if (code !== 0) return reject(new Error(`spawn: exit ${code}`));
+            if (kind === 'exit') return resolve({ exitUs: usSince(t0, t2) });
+            child.stdout!.on('close', () => resolve({ execUs: usSince(t0, BigInt(out.trim())), exitUs: usSince(t0, t2) }));
+          });
+        });
+      },
+    };
+
+    const bwrapVariant: Variant = {
+      name: 'bwrap',
+      prepare(kind) {
+        const argv = [bwrap!, '--unshare-user', '--uid', String(uSlot!.uid), '--gid', String(uSlot!.uid), '--unshare-pid', '--unshare-ipc',
+          '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--die-with-parent', kind === 'exec' ? target : TRUE];
+        return async () => {
+          const r = await sp.spawn(argv, { stdout: 'pipe', env: ['PATH=/usr/bin:/bin'] });
+          if (r.status !== 0) throw new Error(`bwrap failed: wait status ${r.status}`);
+          return kind === 'exit' ? { exitUs: usSince(r.t0, r.t2) } : { execUs: usSince(r.t0, BigInt(r.output)), exitUs: usSince(r.t0, r.t2) };
+        };
+      },
+    };
+
+    const variants: Variant[] = [grpc, nativeVariant('native', nSlot!, true), unshare, nodeSpawn];
+    if (bwrap) variants.push(bwrapVariant);
+    variants.push(nativeVariant('native-nocg', ncSlot!, false));
+
+    // ---------------------------------------------------------------- latency loop
+    const series = new Map<string, number[]>();
+    const push = (key: SeriesKey, v: number | undefined): void => {
+      if (v === undefined) return;
+      const k = `${key.variant}|${key.metric}|${key.mode}`;
+      if (!series.has(k)) series.set(k, []);
+      series.get(k)!.push(v);
+    };
+    const once = async (v: Variant, kind: Kind, mode: Mode): Promise<Sample> => {
+      const go = v.prepare(kind);
+      if (mode === 'idle') await sleep(IDLE_GAP_MS);
+      else await sp.warm();
+      return go();
+    };
+    log(`latency: ${ROUNDS} rounds x ${variants.length} variants x {exec, exit} x {idle, warm}, round robin`);
+    for (const v of variants) for (const k of ['exec', 'exit'] as const) await once(v, k, 'idle'); // warm-up, not recorded
+    const t0 = Date.now();
+    for (let i = 0; i < ROUNDS && !aborting; i++) {
+      for (const v of variants) {
+        for (const mode of ['idle', 'warm'] as const) {
+          const e = await once(v, 'exec', mode);
+          push({ variant: v.name, metric: 'exec', mode }, e.execUs);
+          push({ variant: v.name, metric: 'reply', mode }, e.replyUs);
+          const x = await once(v, 'exit', mode);
+          push({ variant: v.name, metric: 'exit', mode }, x.exitUs);
+        }
+      }
+      if ((i + 1) % Math.max(1, Math.floor(ROUNDS / 5)) === 0) log(`  round ${i + 1}/${ROUNDS} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    }
+    for (const [k, xs] of series) results.latency[k] = { ...percentiles(xs), raw: xs.map((x) => Math.round(x)) };
+    results.variants = variants.map((v) => v.name);
+  }
+
+  if (ONLY.includes('throughput') || PROFILE) {
+    // ---------------------------------------------------------------- throughput
+    const maxC = Math.max(...CONCURRENCY);
+    const slots = makeSlots(n, maxC, 'tp');
+    allSlots.push(...slots);
+    const scrape = async (): Promise<Record<string, { sum: number; count: number }>> => {
+      const body = (await httpGet(`http://127.0.0.1:${metricsPort}/metrics`)).body;
+      const out: Record<string, { sum: number; count: number }> = {};
+      for (const m of body.matchAll(/^exec2_launch_duration_seconds_(sum|count)\{phase="(\w+)"\} (\S+)$/gm)) {
+        const o = (out[m[2]!] ??= { sum: 0, count: 0 });
+        o[m[1] as 'sum' | 'count'] = Number(m[3]);
+      }
+      return out;
+    };
     for (const conc of CONCURRENCY) {
-      const tasks = Array.from({ length: BURST_N }, () => nomad.prepareTask({ command: '/bin/true', cpuMhz: 2500, logsDisabled: false }));
-      let next = 0;
-      const t0 = now();
-      await Promise.all(Array.from({ length: conc }, async () => {
-        while (next < tasks.length) {
-          const t = tasks[next++]!;
-          await nomad.startTask(t);
-          await nomad.wait(t.config.id);
-          await nomad.destroy(t.config.id);
+      if (aborting) break;
+      await sleep(200);
+      const m0 = await scrape();
+      const c0 = cpuTicks(pluginPid), b0 = process.cpuUsage(), w0 = now();
+      let next = 0, failures = 0;
+      let firstError = '';
+      await Promise.all(slots.slice(0, conc).map(async (slot) => {
+        while (next < BURST && !aborting) {
+          next++;
+          const cfg = taskConfig(slot, TRUE);
+          live.add(cfg.id);
+          try {
+            await start(cfg);
+            const r = await n.wait(cfg.id);
+            if (r.result.exitCode !== 0 || r.err) throw new Error(`exit ${r.result.exitCode} ${r.err}`);
+          } catch (err) {
+            failures++;
+            firstError ||= (err as Error).message;
+          }
+          await n.destroy(cfg.id).catch(() => undefined);
+          live.delete(cfg.id);
         }
       }));
-      const secs = Number(now() - t0) / 1e9;
-      throughput[String(conc)] = BURST_N / secs;
-      for (const t of tasks) nomad.releaseTask(t);
-      process.stdout.write(`throughput c=${conc}: ${(BURST_N / secs).toFixed(0)} launches/s\n`);
+      const secs = Number(now() - w0) / 1e9;
+      const pluginCpuS = (cpuTicks(pluginPid) - c0) / 100;
+      const b = process.cpuUsage(b0);
+      const m1 = await scrape();
+      const phasesUs: Record<string, number> = {};
+      for (const [ph, v] of Object.entries(m1)) {
+        const dc = v.count - (m0[ph]?.count ?? 0);
+        if (dc > 0) phasesUs[ph] = ((v.sum - (m0[ph]?.sum ?? 0)) / dc) * 1e6;
+      }
+      const row = {
+        concurrency: conc, launches: BURST, failures, firstError, seconds: secs, perSecond: (BURST - failures) / secs,
+        pluginCpuPct: (pluginCpuS / secs) * 100, benchCpuPct: ((b.user + b.system) / 1e6 / secs) * 100,
+        pluginCpuUsPerLaunch: (pluginCpuS * 1e6) / BURST, phasesUs,
+      };
+      results.throughput.push(row);
+      log(`throughput c=${conc}: ${row.perSecond.toFixed(0)} launches/s (${failures} failed${firstError ? `: ${firstError}` : ''}), plugin CPU ${row.pluginCpuPct.toFixed(0)} %, bench CPU ${row.benchCpuPct.toFixed(0)} %`);
     }
-    results.throughput = throughput;
-
-    // TaskStats cost and plugin RSS with many running tasks.
-    const running: PreparedTask[] = [];
-    for (let i = 0; i < STATS_TASKS; i++) {
-      const t = nomad.prepareTask({ command: 'sleep', args: ['1000'] });
-      await nomad.startTask(t);
-      running.push(t);
-    }
-    const streams = running.map((t) => nomad.openStats(t.config.id, 1000));
-    for (const s of streams) s.on('data', () => undefined).on('error', () => undefined);
-    await new Promise((r) => setTimeout(r, 2000));
-    const cpu0 = pluginCpuTicks(nomad.plugin.pid);
-    const w0 = Date.now();
-    await new Promise((r) => setTimeout(r, QUICK ? 3000 : 10_000));
-    const cpuPct = (((pluginCpuTicks(nomad.plugin.pid) - cpu0) / 100) / ((Date.now() - w0) / 1000)) * 100;
-    const rssMb = pluginRssMb(nomad.plugin.pid);
-    for (const s of streams) s.cancel();
-    await Promise.all(running.map((t) => nomad.stop(t.config.id, 2000)));
-    for (const t of running) {
-      await nomad.wait(t.config.id);
-      await nomad.destroy(t.config.id);
-      nomad.releaseTask(t);
-    }
-    results.stats = { tasks: STATS_TASKS, pluginCpuPercent: cpuPct, pluginRssMb: rssMb };
-
-    report(results, variants.map((v) => v.name));
-    rmSync(statusDir, { recursive: true, force: true });
-    nomad.cgroups.removeTask(cg);
-  } finally {
-    const leftovers = await nomad.cleanup();
-    for (const l of leftovers) process.stdout.write(`cleanup: ${l}\n`);
-    rmSync(work, { recursive: true, force: true });
   }
-}
 
-function chmodWork(dir: string): void {
-  execFileSync('chmod', ['0777', dir]);
-}
-
-function timedSpawn(cmd: string, args: string[]): Promise<Sample> {
-  return new Promise((resolve, reject) => {
-    const t0 = now();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const t2 = now();
-      if (code !== 0 || !/^\d+\n$/.test(out)) return reject(new Error(`${cmd} failed (exit ${code}): ${out}`));
-      resolve({ toExecUs: us(BigInt(out.trim()) - t0), toExitUs: us(t2 - t0) });
+  if (ONLY.includes('stats') && !PROFILE && !aborting) {
+    // ---------------------------------------------------------------- TaskStats cost
+    log(`stats: preparing ${STATS_TASKS} tasks`);
+    const slots = makeSlots(n, STATS_TASKS, 'st');
+    allSlots.push(...slots);
+    const rssBefore = vmRssMb(pluginPid);
+    const ids: string[] = [];
+    const ts = now();
+    await pool(slots, 8, async (slot) => {
+      const cfg = taskConfig(slot, 'sleep', ['1000']);
+      live.add(cfg.id);
+      await start(cfg);
+      ids.push(cfg.id);
     });
-  });
-}
-
-function pluginCpuTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return Number(x[11]) + Number(x[12]);
-}
-
-function pluginRssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function report(r: Record<string, unknown>, names: string[]): void {
-  const lat = r.latency as Record<string, { toExec: ReturnType<typeof stats>; reply?: ReturnType<typeof stats>; toExit?: ReturnType<typeof stats> }>;
-  const base1 = lat.native!.toExec.p50;
-  const base2 = lat.unshare!.toExec.p50;
-  const lines: string[] = [];
-  const f = (n: number): string => n.toFixed(0).padStart(7);
-  lines.push(`\ntime to exec (launch requested -> target's main()), µs, n=${lat.native!.toExec.n} each, interleaved`);
-  lines.push(`variant       p50     p90     p99   x native  x unshare   reply p50  exit p50`);
-  for (const n of names) {
-    const l = lat[n]!;
-    lines.push(`${n.padEnd(9)} ${f(l.toExec.p50)} ${f(l.toExec.p90)} ${f(l.toExec.p99)}   ${(l.toExec.p50 / base1).toFixed(2).padStart(6)}   ${(l.toExec.p50 / base2).toFixed(2).padStart(7)}   ${l.reply ? f(l.reply.p50) : '      -'}   ${l.toExit ? f(l.toExit.p50) : '      -'}`);
+    const startSecs = Number(now() - ts) / 1e9;
+    log(`stats: ${ids.length} tasks running (started in ${startSecs.toFixed(1)} s); a TaskStats stream each at 1 s`);
+    let messages = 0, streamErrors = 0;
+    const streams = ids.map((id) => n.openStats(id, 1000).on('data', () => void messages++).on('error', () => void streamErrors++));
+    await sleep(2000);
+    const c0 = cpuTicks(pluginPid), m0 = messages, w0 = now();
+    await sleep(STATS_WINDOW_MS);
+    const secs = Number(now() - w0) / 1e9;
+    const cpuPct = ((cpuTicks(pluginPid) - c0) / 100 / secs) * 100;
+    const perSec = (messages - m0) / secs;
+    const rss = vmRssMb(pluginPid);
+    for (const s of streams) s.cancel();
+    const tstop = now();
+    await pool(ids, 16, async (id) => {
+      await n.stop(id, 2000);
+      await n.wait(id);
+      await n.destroy(id);
+      live.delete(id);
+    });
+    const stopSecs = Number(now() - tstop) / 1e9;
+    results.stats = { tasks: ids.length, windowS: secs, pluginCpuPct: cpuPct, pluginRssMb: rss, pluginRssBeforeMb: rssBefore, statsPerSecond: perSec, streamErrors, startSecs, stopSecs };
+    log(`stats: plugin CPU ${cpuPct.toFixed(1)} %, RSS ${rss.toFixed(0)} MB (${rssBefore.toFixed(0)} MB before the tasks), ${perSec.toFixed(0)} stats messages/s; all stopped in ${stopSecs.toFixed(1)} s`);
   }
-  const tp = r.throughput as Record<string, number>;
-  lines.push(`\nthroughput through gRPC (StartTask+WaitTask+DestroyTask of /bin/true, burst ${BURST_N}): ${CONCURRENCY.map((c) => `c=${c} ${tp[String(c)]!.toFixed(0)}/s`).join(', ')}`);
-  const st = r.stats as { tasks: number; pluginCpuPercent: number; pluginRssMb: number };
-  lines.push(`TaskStats at 1 s for ${st.tasks} running tasks: plugin CPU ${st.pluginCpuPercent.toFixed(1)} %, plugin RSS ${st.pluginRssMb.toFixed(0)} MB`);
-  const grpc = lat.grpc!.toExec.p50;
-  const target = (ok: boolean, what: string): string => `${ok ? 'PASS' : 'MISS'}  ${what}`;
-  lines.push('\ntargets:');
-  lines.push(target(grpc <= 2 * base1, `time-to-exec p50 ${grpc.toFixed(0)} µs <= 2 x baseline 1 (${(2 * base1).toFixed(0)} µs)`));
-  lines.push(target(base2 / grpc >= 5, `time-to-exec p50 >= 5x faster than baseline 2 (${(base2 / grpc).toFixed(2)}x)`));
-  lines.push(target(tp['8']! >= 1000, `>= 1000 launches/s through gRPC at concurrency 8 (${tp['8']!.toFixed(0)}/s)`));
-  if (st.tasks >= 1000) lines.push(target(st.pluginRssMb <= 150, `plugin RSS <= 150 MB with 1000 running tasks (${st.pluginRssMb.toFixed(0)} MB)`));
-  process.stdout.write(lines.join('\n') + '\n');
-  const dir = path.join(__dirname, '..', '..', 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(r, null, 1));
-  writeFileSync(path.join(dir, `${stamp}.svg`), svg(lat, tp, names));
-  process.stdout.write(`\nraw numbers: bench/results/${stamp}.json, chart: bench/results/${stamp}.svg\n`);
+
+  await cleanup();
+  if (PROFILE) results.profile = summariseProfiles(profDir);
+  report(results, resultsDir, stamp, log);
 }
 
-/** Box plots of time to exec (log scale) and a throughput bar chart, hand-written SVG. */
-function svg(lat: Record<string, { toExec: ReturnType<typeof stats> } & { raw?: number[] }>, tp: Record<string, number>, names: string[]): string {
-  const W = 900, H = 420, left = 90, top = 40, plotW = 520, plotH = 300;
-  const all = names.flatMap((n) => [lat[n]!.toExec.p50, lat[n]!.toExec.p99]);
-  const lo = Math.log10(Math.max(1, Math.min(...all) / 2)), hi = Math.log10(Math.max(...all) * 2);
-  const x = (v: number): number => left + ((Math.log10(Math.max(v, 1)) - lo) / (hi - lo)) * plotW;
-  const rowH = plotH / names.length;
-  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${left}" y="20" font-size="14">time to exec, µs (log scale): box p50-p90, whisker to p99</text>`];
-  for (let d = Math.ceil(lo); d <= Math.floor(hi); d++) {
-    const v = 10 ** d;
-    parts.push(`<line x1="${x(v)}" y1="${top}" x2="${x(v)}" y2="${top + plotH}" stroke="#ddd"/><text x="${x(v)}" y="${top + plotH + 15}" text-anchor="middle">${v}</text>`);
-  }
-  names.forEach((n, i) => {
-    const s = lat[n]!.toExec, y = top + i * rowH + rowH / 2;
-    parts.push(`<text x="${left - 8}" y="${y + 4}" text-anchor="end">${n}</text>`);
-    parts.push(`<line x1="${x(s.p50)}" y1="${y}" x2="${x(s.p99)}" y2="${y}" stroke="#555"/>`);
-    parts.push(`<rect x="${x(s.p50)}" y="${y - 10}" width="${Math.max(2, x(s.p90) - x(s.p50))}" height="20" fill="${n === 'grpc' ? '#3a7' : '#69c'}"/>`);
-    parts.push(`<text x="${x(s.p99) + 6}" y="${y + 4}">${s.p50.toFixed(0)}</text>`);
-  });
-  const bx = left + plotW + 60, bw = 40, max = Math.max(...Object.values(tp));
-  parts.push(`<text x="${bx}" y="20" font-size="14">launches/s via gRPC</text>`);
-  CONCURRENCY.forEach((c, i) => {
-    const v = tp[String(c)]!, h = (v / max) * plotH;
-    parts.push(`<rect x="${bx + i * (bw + 12)}" y="${top + plotH - h}" width="${bw}" height="${h}" fill="#3a7"/><text x="${bx + i * (bw + 12) + bw / 2}" y="${top + plotH + 15}" text-anchor="middle">c=${c}</text><text x="${bx + i * (bw + 12) + bw / 2}" y="${top + plotH - h - 4}" text-anchor="middle">${v.toFixed(0)}</text>`);
-  });
-  parts.push('</svg>');
-  return parts.join('\n');
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  process.exit(1);
+main().catch(async (err: unknown) => {
+  if (!aborting) process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  await cleanup().catch(() => undefined);
+  process.exit(aborting ? 130 : 1);
 });
+
