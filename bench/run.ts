@@ -146,7 +146,7 @@ async function main(): Promise<void> {
   // Warm cgroups for the "warm" mode: two bench-made v1 memory cgroups the
   // helper moves itself between (nested below our own memory cgroup).
   let warmFiles: [string, string] | null = null;
-  if (layout.mode === 'v1' && layout.v1.get('memory')) {
+  if ((layout.mode === 'v1' || layout.mode === 'hybrid') && layout.v1.get('memory')) {
     const base = path.join(layout.v1.get('memory')!, nomad.cgroups.parent);
     const a = path.join(base, 'bench-warm-a'), b = path.join(base, 'bench-warm-b');
     for (const d of [a, b]) {
@@ -268,11 +268,13 @@ async function main(): Promise<void> {
           let out = '';
           child.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
           child.on('error', reject);
-          child.on('exit', (code) => {
-            const t2 = now();
+          let t2 = 0n;
+          child.on('exit', () => void (t2 = now()));
+          // 'close' comes after both 'exit' and the end of stdout
+          child.on('close', (code) => {
             if (code !== 0) return reject(new Error(`spawn: exit ${code}`));
             if (kind === 'exit') return resolve({ exitUs: usSince(t0, t2) });
-            child.stdout!.on('close', () => resolve({ execUs: usSince(t0, BigInt(out.trim())), exitUs: usSince(t0, t2) }));
+            resolve({ execUs: usSince(t0, BigInt(out.trim())), exitUs: usSince(t0, t2) });
           });
         });
       },
@@ -304,6 +306,7 @@ async function main(): Promise<void> {
       series.get(k)!.push(v);
     };
     const once = async (v: Variant, kind: Kind, mode: Mode): Promise<Sample> => {
+      if (process.env.BENCH_DEBUG) log(`  ${v.name} ${kind} ${mode}`);
       const go = v.prepare(kind);
       if (mode === 'idle') await sleep(IDLE_GAP_MS);
       else await sp.warm();
@@ -410,6 +413,7 @@ async function main(): Promise<void> {
     const cpuPct = ((cpuTicks(pluginPid) - c0) / 100 / secs) * 100;
     const perSec = (messages - m0) / secs;
     const rss = vmRssMb(pluginPid);
+    const errorsBeforeCancel = streamErrors;
     for (const s of streams) s.cancel();
     const tstop = now();
     await pool(ids, 16, async (id) => {
@@ -419,7 +423,7 @@ async function main(): Promise<void> {
       live.delete(id);
     });
     const stopSecs = Number(now() - tstop) / 1e9;
-    results.stats = { tasks: ids.length, windowS: secs, pluginCpuPct: cpuPct, pluginRssMb: rss, pluginRssBeforeMb: rssBefore, statsPerSecond: perSec, streamErrors, startSecs, stopSecs };
+    results.stats = { tasks: ids.length, windowS: secs, pluginCpuPct: cpuPct, pluginRssMb: rss, pluginRssBeforeMb: rssBefore, statsPerSecond: perSec, streamErrors: errorsBeforeCancel, startSecs, stopSecs };
     log(`stats: plugin CPU ${cpuPct.toFixed(1)} %, RSS ${rss.toFixed(0)} MB (${rssBefore.toFixed(0)} MB before the tasks), ${perSec.toFixed(0)} stats messages/s; all stopped in ${stopSecs.toFixed(1)} s`);
   }
 

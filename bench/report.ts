@@ -1,0 +1,224 @@
+/**
+ * The printed table, PASS/MISS per target, the raw JSON and a hand-written
+ * SVG chart (no dependencies).
+ */
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Pct } from './tools';
+
+export interface SeriesKey {
+  variant: string;
+  metric: 'exec' | 'reply' | 'exit';
+  mode: 'idle' | 'warm';
+}
+
+export interface ThroughputRow {
+  concurrency: number;
+  launches: number;
+  failures: number;
+  firstError: string;
+  seconds: number;
+  perSecond: number;
+  pluginCpuPct: number;
+  benchCpuPct: number;
+  pluginCpuUsPerLaunch: number;
+  /** mean µs per launch phase, from the plugin's own Prometheus histogram */
+  phasesUs: Record<string, number>;
+}
+
+export interface Results {
+  meta: Record<string, unknown>;
+  variants?: string[];
+  /** "variant|metric|mode" -> percentiles (µs) and raw samples */
+  latency: Record<string, Pct & { raw: number[] }>;
+  throughput: ThroughputRow[];
+  stats: null | {
+    tasks: number;
+    windowS: number;
+    pluginCpuPct: number;
+    pluginRssMb: number;
+    pluginRssBeforeMb: number;
+    statsPerSecond: number;
+    streamErrors: number;
+    startSecs: number;
+    stopSecs: number;
+  };
+  targets?: Array<{ ok: boolean | null; what: string }>;
+  profile?: unknown;
+}
+
+const DESCRIPTIONS: Record<string, string> = {
+  grpc: 'StartTask over gRPC to the real plugin (worker, cgroup limits + join, pid/ipc/mnt ns, /proc, dynamic user, Landlock, FIFOs)',
+  native: 'baseline 1: the addon\'s launch() called directly, same LaunchSpec, no gRPC, no worker (our floor)',
+  unshare: 'baseline 2: unshare --ipc --pid --mount-proc --fork --kill-child --setuid/--setgid -> C shim -> task (official chain; C shim: no Go start-up, so conservative)',
+  spawn: 'baseline 3: Node child_process.spawn of the target, no isolation',
+  bwrap: 'baseline 4: bwrap --unshare-user/pid/ipc --ro-bind / / --proc /proc --dev /dev (no Landlock, no cgroup)',
+  'native-nocg': 'diagnostic: baseline 1 without joining the task cgroup (shows what the cgroup join costs)',
+};
+
+const METRIC_TEXT = { exec: 'time to exec (target\'s main())', reply: 'time to StartTask reply', exit: 'time to exit of /bin/true (WaitTask answered)' };
+
+export function report(r: Results, dir: string, stamp: string, log: (s: string) => void): void {
+  const lat = r.latency;
+  const get = (variant: string, metric: SeriesKey['metric'], mode: SeriesKey['mode']) => lat[`${variant}|${metric}|${mode}`];
+  const f = (x: number | undefined, w = 8): string => (x === undefined || Number.isNaN(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1)).padStart(w);
+  const targets: Array<{ ok: boolean | null; what: string }> = [];
+
+  if (r.variants) {
+    log('');
+    log(`Latency, µs. n=${get('grpc', 'exec', 'idle')?.n ?? 0} per row, all variants interleaved round robin in one run.`);
+    log(`  idle: ${r.meta.idleGapMs} ms quiet before each launch (a cgroup v1 join then waits for an RCU grace period, as for a lone StartTask)`);
+    log('  warm: a cgroup migration right before each launch (the v1 join is then fast, as inside a burst)');
+    log('  xb1 / xb2: this p50 divided by the p50 of baseline 1 (native) / baseline 2 (unshare) for the same metric and mode');
+    log('');
+    log(`${'metric'.padEnd(6)} ${'mode'.padEnd(5)} ${'variant'.padEnd(12)} ${'p50'.padStart(8)} ${'p90'.padStart(8)} ${'p99'.padStart(8)} ${'xb1'.padStart(7)} ${'xb2'.padStart(7)}`);
+    for (const metric of ['exec', 'reply', 'exit'] as const) {
+      for (const mode of ['idle', 'warm'] as const) {
+        for (const v of r.variants) {
+          const s = get(v, metric, mode);
+          if (!s) continue;
+          const b1 = get('native', metric, mode), b2 = get('unshare', metric, mode);
+          log(`${metric.padEnd(6)} ${mode.padEnd(5)} ${v.padEnd(12)} ${f(s.p50)} ${f(s.p90)} ${f(s.p99)} ${f(b1 ? s.p50 / b1.p50 : undefined, 7)} ${f(b2 ? s.p50 / b2.p50 : undefined, 7)}`);
+        }
+      }
+      log('');
+    }
+    for (const v of r.variants) log(`  ${v.padEnd(12)} ${DESCRIPTIONS[v] ?? ''}`);
+    for (const mode of ['idle', 'warm'] as const) {
+      const g = get('grpc', 'exec', mode), b1 = get('native', 'exec', mode), b2 = get('unshare', 'exec', mode);
+      if (g && b1) targets.push({ ok: g.p50 <= 2 * b1.p50, what: `[${mode}] time-to-exec p50 <= 2x baseline 1: grpc ${g.p50.toFixed(0)} µs vs 2 x ${b1.p50.toFixed(0)} µs (${(g.p50 / b1.p50).toFixed(2)}x)` });
+      if (g && b2) targets.push({ ok: b2.p50 / g.p50 >= 5, what: `[${mode}] time-to-exec p50 >= 5x faster than baseline 2: ${(b2.p50 / g.p50).toFixed(2)}x (unshare ${b2.p50.toFixed(0)} µs, grpc ${g.p50.toFixed(0)} µs)` });
+    }
+  }
+
+  if (r.throughput.length) {
+    log(`Throughput through gRPC: StartTask + WaitTask + DestroyTask of ${'/bin/true'}, burst of ${r.throughput[0]!.launches} per concurrency`);
+    log(`${'conc'.padStart(5)} ${'launch/s'.padStart(9)} ${'failed'.padStart(7)} ${'plugin CPU'.padStart(11)} ${'bench CPU'.padStart(10)} ${'plugin CPU µs/launch'.padStart(21)}   plugin-side phase means, µs (queue/cgroup/prepare/spawn/exec_confirmed)`);
+    for (const t of r.throughput) {
+      const ph = ['queue', 'cgroup', 'prepare', 'spawn', 'exec_confirmed'].map((p) => (t.phasesUs[p] ?? NaN).toFixed(0)).join('/');
+      log(`${String(t.concurrency).padStart(5)} ${t.perSecond.toFixed(0).padStart(9)} ${String(t.failures).padStart(7)} ${`${t.pluginCpuPct.toFixed(0)} %`.padStart(11)} ${`${t.benchCpuPct.toFixed(0)} %`.padStart(10)} ${t.pluginCpuUsPerLaunch.toFixed(0).padStart(21)}   ${ph}`);
+    }
+    const c8 = r.throughput.find((t) => t.concurrency === 8);
+    if (c8) targets.push({ ok: c8.perSecond >= 1000 && c8.failures === 0, what: `>= 1,000 launches/s through gRPC at concurrency 8: ${c8.perSecond.toFixed(0)}/s${c8.failures ? `, ${c8.failures} failed` : ''}` });
+    log('');
+  }
+
+  if (r.stats) {
+    const s = r.stats;
+    log(`TaskStats: ${s.tasks} running tasks (sleep), one TaskStats stream each at 1 s, measured over ${s.windowS.toFixed(1)} s:`);
+    log(`  plugin CPU ${s.pluginCpuPct.toFixed(1)} % of one core, plugin RSS ${s.pluginRssMb.toFixed(0)} MB (${s.pluginRssBeforeMb.toFixed(0)} MB before the tasks), ${s.statsPerSecond.toFixed(0)} stats messages/s received, ${s.streamErrors} stream errors`);
+    log(`  ${s.tasks} StartTasks took ${s.startSecs.toFixed(1)} s (concurrency 8); stopping all took ${s.stopSecs.toFixed(1)} s`);
+    targets.push({
+      ok: s.tasks >= 1000 ? s.pluginRssMb <= 150 : null,
+      what: `plugin RSS <= 150 MB with 1,000 running tasks: ${s.pluginRssMb.toFixed(0)} MB with ${s.tasks}${s.tasks < 1000 ? ' (not judged: fewer than 1,000 tasks in --quick)' : ''}`,
+    });
+    log('');
+  }
+
+  if (targets.length) {
+    log('Targets:');
+    for (const t of targets) log(`  ${t.ok === null ? 'n/a ' : t.ok ? 'PASS' : 'MISS'}  ${t.what}`);
+  }
+  r.targets = targets;
+  if (r.profile) log(`\nProfile of the plugin (throughput c=8):\n${(r.profile as { text: string }).text}`);
+
+  const json = path.join(dir, `${stamp}.json`), svgFile = path.join(dir, `${stamp}.svg`);
+  writeFileSync(json, JSON.stringify(r, null, 1));
+  writeFileSync(svgFile, svg(r));
+  log(`\nraw numbers: ${path.relative(process.cwd(), json)}\nchart:       ${path.relative(process.cwd(), svgFile)}`);
+}
+
+// ---------------------------------------------------------------------------- SVG
+
+const COLORS: Record<string, string> = { grpc: '#1b9e77', native: '#7570b3', unshare: '#d95f02', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8' };
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Deterministic jitter so the chart does not change between renders. */
+function jitter(i: number): number {
+  const x = Math.sin(i * 12.9898) * 43758.5453;
+  return x - Math.floor(x) - 0.5;
+}
+
+export function svg(r: Results): string {
+  const variants = r.variants ?? [];
+  const W = 1200, panelW = 560, labelW = 95, rowH = 30;
+  const panels: Array<{ metric: SeriesKey['metric']; mode: SeriesKey['mode'] }> = [
+    { metric: 'exec', mode: 'idle' }, { metric: 'exec', mode: 'warm' },
+    { metric: 'exit', mode: 'idle' }, { metric: 'exit', mode: 'warm' },
+  ];
+  const parts: string[] = [];
+  let y = 0;
+  const title = `exec2 bench ${String(r.meta.when ?? '')}: kernel ${String(r.meta.kernel)}, ${String(r.meta.cpus)} CPUs, cgroups ${String(r.meta.cgroupMode)}${r.meta.quick ? ' (quick run)' : ''}`;
+  parts.push(`<text x="20" y="24" font-size="16" font-weight="bold">${esc(title)}</text>`);
+  y = 40;
+  if (variants.length) {
+    parts.push(`<text x="20" y="${y + 14}" font-size="12" fill="#444">Latency in µs, log scale. Box: p10-p90, thick line: median (value printed), whiskers: p1-p99, dots: every sample. idle = 50 ms quiet before each launch; warm = a cgroup migration just before it.</text>`);
+    y += 26;
+    const ph = variants.length * rowH + 60;
+    // one log axis per metric, shared by both modes
+    for (let p = 0; p < panels.length; p++) {
+      const { metric, mode } = panels[p]!;
+      const px = 20 + (p % 2) * (panelW + 40), py = y + Math.floor(p / 2) * (ph + 20);
+      const all = variants.flatMap((v) => (['idle', 'warm'] as const).flatMap((m) => r.latency[`${v}|${metric}|${m}`]?.raw ?? []));
+      if (!all.length) continue;
+      const lo = Math.log10(Math.max(1, Math.min(...all) / 1.3)), hi = Math.log10(Math.max(...all) * 1.6);
+      const x0 = px + labelW, xw = panelW - labelW - 60;
+      const X = (v: number): number => x0 + ((Math.log10(Math.max(v, 1)) - lo) / Math.max(1e-9, hi - lo)) * xw;
+      parts.push(`<rect x="${px}" y="${py}" width="${panelW}" height="${ph}" fill="#fafafa" stroke="#ccc"/>`);
+      parts.push(`<text x="${px + 8}" y="${py + 18}" font-size="13" font-weight="bold">${esc(`${METRIC_TEXT[metric]}: ${mode}`)}</text>`);
+      for (let d = Math.floor(lo); d <= Math.ceil(hi); d++) {
+        for (const m of [1, 2, 5]) {
+          const v = m * 10 ** d;
+          if (v < 10 ** lo || v > 10 ** hi) continue;
+          const gx = X(v).toFixed(1);
+          parts.push(`<line x1="${gx}" y1="${py + 28}" x2="${gx}" y2="${py + ph - 22}" stroke="${m === 1 ? '#bbb' : '#e4e4e4'}"/>`);
+          if (m === 1 || hi - lo <= 2.5) parts.push(`<text x="${gx}" y="${py + ph - 8}" font-size="11" text-anchor="middle">${v >= 1000 ? `${v / 1000} ms` : `${v} µs`}</text>`);
+        }
+      }
+      variants.forEach((v, i) => {
+        const s = r.latency[`${v}|${metric}|${mode}`];
+        const cy = py + 34 + i * rowH + rowH / 2;
+        parts.push(`<text x="${px + labelW - 6}" y="${cy + 4}" font-size="12" text-anchor="end">${esc(v)}</text>`);
+        if (!s) return;
+        const c = COLORS[v] ?? '#333';
+        s.raw.forEach((val, k) => parts.push(`<circle cx="${X(val).toFixed(1)}" cy="${(cy + jitter(k) * (rowH - 10)).toFixed(1)}" r="1.6" fill="${c}" fill-opacity="0.35"/>`));
+        parts.push(`<line x1="${X(s.p1).toFixed(1)}" y1="${cy}" x2="${X(s.p99).toFixed(1)}" y2="${cy}" stroke="#222" stroke-width="1"/>`);
+        for (const w of [s.p1, s.p99]) parts.push(`<line x1="${X(w).toFixed(1)}" y1="${cy - 5}" x2="${X(w).toFixed(1)}" y2="${cy + 5}" stroke="#222"/>`);
+        parts.push(`<rect x="${X(s.p10).toFixed(1)}" y="${cy - 8}" width="${Math.max(1, X(s.p90) - X(s.p10)).toFixed(1)}" height="16" fill="${c}" fill-opacity="0.45" stroke="${c}"/>`);
+        parts.push(`<line x1="${X(s.p50).toFixed(1)}" y1="${cy - 10}" x2="${X(s.p50).toFixed(1)}" y2="${cy + 10}" stroke="#000" stroke-width="3"/>`);
+        parts.push(`<text x="${Math.min(px + panelW - 4, X(s.p99) + 8).toFixed(1)}" y="${cy + 4}" font-size="11" ${X(s.p99) + 60 > px + panelW ? 'text-anchor="end"' : ''}>${s.p50.toFixed(0)}</text>`);
+      });
+    }
+    y += 2 * (ph + 20) + 10;
+  }
+  if (r.throughput.length) {
+    const bh = 220, px = 20, py = y, bw = 70, gap = 50;
+    const max = Math.max(1100, ...r.throughput.map((t) => t.perSecond));
+    const Y = (v: number): number => py + 30 + bh - (v / max) * bh;
+    parts.push(`<rect x="${px}" y="${py}" width="${W - 40}" height="${bh + 70}" fill="#fafafa" stroke="#ccc"/>`);
+    parts.push(`<text x="${px + 8}" y="${py + 18}" font-size="13" font-weight="bold">Launches per second through gRPC (StartTask + WaitTask + DestroyTask of /bin/true), by concurrency</text>`);
+    parts.push(`<line x1="${px + 60}" y1="${Y(1000)}" x2="${px + 60 + r.throughput.length * (bw + gap)}" y2="${Y(1000)}" stroke="#c00" stroke-dasharray="6 4"/><text x="${px + 64 + r.throughput.length * (bw + gap)}" y="${Y(1000) + 4}" font-size="11" fill="#c00">target 1,000/s at c=8</text>`);
+    r.throughput.forEach((t, i) => {
+      const bx = px + 80 + i * (bw + gap);
+      parts.push(`<rect x="${bx}" y="${Y(t.perSecond).toFixed(1)}" width="${bw}" height="${(py + 30 + bh - Y(t.perSecond)).toFixed(1)}" fill="${COLORS.grpc}"/>`);
+      parts.push(`<text x="${bx + bw / 2}" y="${(Y(t.perSecond) - 5).toFixed(1)}" font-size="12" text-anchor="middle">${t.perSecond.toFixed(0)}/s</text>`);
+      parts.push(`<text x="${bx + bw / 2}" y="${py + bh + 48}" font-size="12" text-anchor="middle">c=${t.concurrency}</text>`);
+      parts.push(`<text x="${bx + bw / 2}" y="${py + bh + 62}" font-size="10" text-anchor="middle" fill="#555">plugin CPU ${t.pluginCpuPct.toFixed(0)}%</text>`);
+    });
+    if (r.stats) {
+      const s = r.stats;
+      const tx = px + 80 + r.throughput.length * (bw + gap) + 180;
+      parts.push(`<text x="${tx}" y="${py + 60}" font-size="13" font-weight="bold">TaskStats cost</text>`);
+      parts.push(`<text x="${tx}" y="${py + 80}" font-size="12">${s.tasks} running tasks, a stream each at 1 s</text>`);
+      parts.push(`<text x="${tx}" y="${py + 98}" font-size="12">plugin CPU ${s.pluginCpuPct.toFixed(1)} % of a core</text>`);
+      parts.push(`<text x="${tx}" y="${py + 116}" font-size="12">plugin RSS ${s.pluginRssMb.toFixed(0)} MB (target 150 MB)</text>`);
+    }
+    y += bh + 80;
+  }
+  if (r.targets?.length) {
+    parts.push(`<text x="20" y="${y + 16}" font-size="13" font-weight="bold">Targets</text>`);
+    r.targets.forEach((t, i) => parts.push(`<text x="20" y="${y + 34 + i * 17}" font-size="12" fill="${t.ok === null ? '#555' : t.ok ? '#080' : '#b00'}">${t.ok === null ? 'n/a ' : t.ok ? 'PASS' : 'MISS'}  ${esc(t.what)}</text>`));
+    y += 40 + r.targets.length * 17;
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y + 10}" viewBox="0 0 ${W} ${y + 10}" font-family="DejaVu Sans, Arial, sans-serif">\n<rect width="${W}" height="${y + 10}" fill="white"/>\n${parts.join('\n')}\n</svg>\n`;
+}

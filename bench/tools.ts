@@ -1,0 +1,135 @@
+/**
+ * Small pieces of the benchmark: building the C programs, the posix_spawn
+ * helper process, percentiles, /proc readings.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { PROJECT_ROOT } from '../src/native/binding';
+
+export const BENCH_SRC = path.join(PROJECT_ROOT, 'bench');
+export const BENCH_BUILD = path.join(PROJECT_ROOT, 'build', 'bench');
+
+/** cc -O2 [-static] bench/<name>.c -> build/bench/<name>, when missing or older than the source. */
+export function buildTool(name: string, isStatic = true): string {
+  const out = path.join(BENCH_BUILD, name);
+  const src = path.join(BENCH_SRC, `${name}.c`);
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(BENCH_BUILD, { recursive: true });
+    execFileSync('cc', ['-O2', '-Wall', ...(isStatic ? ['-static'] : []), '-o', out, src], { stdio: 'inherit' });
+  }
+  return out;
+}
+
+export interface SpawnReply {
+  t0: bigint;
+  t2: bigint;
+  status: number;
+  output: string;
+}
+
+/**
+ * The posix_spawn helper (bench/spawner.c): one long-lived process, requests
+ * over a pipe, so baselines are launched without forking Node.
+ */
+export class Spawner {
+  private readonly child: ChildProcess;
+  private readonly pending: Array<(line: string) => void> = [];
+  private exited = false;
+
+  constructor(bin: string, warmProcsFiles: [string, string] | null) {
+    // detached: not in the terminal's process group, so a Ctrl-C reaches
+    // only the bench, which then shuts everything down in order.
+    this.child = spawn(bin, warmProcsFiles ?? ['', ''], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+    this.child.on('exit', () => {
+      this.exited = true;
+      for (const p of this.pending.splice(0)) p('error helper exited');
+    });
+    readline.createInterface({ input: this.child.stdout! }).on('line', (l) => this.pending.shift()?.(l));
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  private request(fields: string[]): Promise<string> {
+    if (this.exited) return Promise.reject(new Error('spawn helper has exited'));
+    for (const f of fields) if (/[\t\n]/.test(f)) throw new Error(`field with TAB or newline: ${JSON.stringify(f)}`);
+    return new Promise((resolve, reject) => {
+      this.pending.push((line) => (line.startsWith('error') ? reject(new Error(`spawner: ${line}`)) : resolve(line)));
+      this.child.stdin!.write(`${fields.join('\t')}\n`);
+    });
+  }
+
+  async spawn(argv: string[], opts: { stdout: 'pipe' | 'null'; cwd?: string; env: string[] }): Promise<SpawnReply> {
+    const line = await this.request(['S', opts.stdout, opts.cwd ?? '', String(opts.env.length), ...opts.env, ...argv]);
+    const m = /^(\d+) (\d+) (\d+) ?(.*)$/.exec(line);
+    if (!m) throw new Error(`spawner: bad reply ${line}`);
+    return { t0: BigInt(m[1]!), t2: BigInt(m[2]!), status: Number(m[3]), output: m[4]!.trim() };
+  }
+
+  /** One cgroup v1 migration of the helper itself (see spawner.c). */
+  async warm(): Promise<number> {
+    return Number(await this.request(['W']));
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
+    this.child.stdin!.end();
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 2000);
+    await gone;
+    clearTimeout(t);
+  }
+
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL');
+  }
+}
+
+export interface Pct {
+  n: number;
+  p1: number;
+  p10: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank percentiles. */
+export function percentiles(xs: number[]): Pct {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number): number => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]! : NaN);
+  return { n: s.length, p1: at(0.01), p10: at(0.1), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s[s.length - 1] ?? NaN, mean: s.reduce((a, b) => a + b, 0) / (s.length || 1) };
+}
+
+/** utime + stime of a process (all threads, not children), in clock ticks (USER_HZ = 100). */
+export function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return Number(x[11]) + Number(x[12]);
+}
+
+/** VmRSS of a process, MB. */
+export function vmRssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const now = (): bigint => process.hrtime.bigint();
+export const usSince = (t0: bigint, t1: bigint): number => Number(t1 - t0) / 1000;
+
+/** Run `fn` over items with at most `conc` in flight. */
+export async function pool<T>(items: T[], conc: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(conc, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  }));
+}
