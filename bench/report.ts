@@ -14,6 +14,7 @@ export interface SeriesKey {
 
 export interface ThroughputRow {
   concurrency: number;
+  command: string;
   launches: number;
   failures: number;
   firstError: string;
@@ -24,6 +25,7 @@ export interface ThroughputRow {
   pluginCpuUsPerLaunch: number;
   /** mean µs per launch phase, from the plugin's own Prometheus histogram */
   phasesUs: Record<string, number>;
+  pluginRssAfterMb: number;
 }
 
 export interface Results {
@@ -92,13 +94,13 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
   }
 
   if (r.throughput.length) {
-    log(`Throughput through gRPC: StartTask + WaitTask + DestroyTask of ${'/bin/true'}, burst of ${r.throughput[0]!.launches} per concurrency`);
-    log(`${'conc'.padStart(5)} ${'launch/s'.padStart(9)} ${'failed'.padStart(7)} ${'plugin CPU'.padStart(11)} ${'bench CPU'.padStart(10)} ${'plugin CPU µs/launch'.padStart(21)}   plugin-side phase means, µs (queue/cgroup/prepare/spawn/exec_confirmed)`);
+    log(`Throughput through gRPC: StartTask + WaitTask + DestroyTask, burst of ${r.throughput[0]!.launches} per row`);
+    log(`${'conc'.padStart(5)} ${'command'.padEnd(16)} ${'launch/s'.padStart(9)} ${'failed'.padStart(7)} ${'plugin CPU'.padStart(11)} ${'bench CPU'.padStart(10)} ${'plugin CPU µs/launch'.padStart(21)}   plugin-side phase means, µs (queue/cgroup/prepare/spawn/exec_confirmed)`);
     for (const t of r.throughput) {
       const ph = ['queue', 'cgroup', 'prepare', 'spawn', 'exec_confirmed'].map((p) => (t.phasesUs[p] ?? NaN).toFixed(0)).join('/');
-      log(`${String(t.concurrency).padStart(5)} ${t.perSecond.toFixed(0).padStart(9)} ${String(t.failures).padStart(7)} ${`${t.pluginCpuPct.toFixed(0)} %`.padStart(11)} ${`${t.benchCpuPct.toFixed(0)} %`.padStart(10)} ${t.pluginCpuUsPerLaunch.toFixed(0).padStart(21)}   ${ph}`);
+      log(`${String(t.concurrency).padStart(5)} ${t.command.padEnd(16)} ${t.perSecond.toFixed(0).padStart(9)} ${String(t.failures).padStart(7)} ${`${t.pluginCpuPct.toFixed(0)} %`.padStart(11)} ${`${t.benchCpuPct.toFixed(0)} %`.padStart(10)} ${t.pluginCpuUsPerLaunch.toFixed(0).padStart(21)}   ${ph}`);
     }
-    const c8 = r.throughput.find((t) => t.concurrency === 8);
+    const c8 = r.throughput.find((t) => t.concurrency === 8 && t.command === '/bin/true');
     if (c8) targets.push({ ok: c8.perSecond >= 1000 && c8.failures === 0, what: `>= 1,000 launches/s through gRPC at concurrency 8: ${c8.perSecond.toFixed(0)}/s${c8.failures ? `, ${c8.failures} failed` : ''}` });
     log('');
   }
@@ -106,7 +108,7 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
   if (r.stats) {
     const s = r.stats;
     log(`TaskStats: ${s.tasks} running tasks (sleep), one TaskStats stream each at 1 s, measured over ${s.windowS.toFixed(1)} s:`);
-    log(`  plugin CPU ${s.pluginCpuPct.toFixed(1)} % of one core, plugin RSS ${s.pluginRssMb.toFixed(0)} MB (${s.pluginRssBeforeMb.toFixed(0)} MB before the tasks), ${s.statsPerSecond.toFixed(0)} stats messages/s received, ${s.streamErrors} stream errors`);
+    log(`  plugin CPU ${s.pluginCpuPct.toFixed(1)} % of one core, plugin RSS ${s.pluginRssMb.toFixed(0)} MB (${s.pluginRssBeforeMb.toFixed(0)} MB just before the tasks, ${Number(r.meta.pluginRssAtStartMb).toFixed(0)} MB when the plugin had just started), ${s.statsPerSecond.toFixed(0)} stats messages/s received, ${s.streamErrors} stream errors`);
     log(`  ${s.tasks} StartTasks took ${s.startSecs.toFixed(1)} s (concurrency 8); stopping all took ${s.stopSecs.toFixed(1)} s`);
     targets.push({
       ok: s.tasks >= 1000 ? s.pluginRssMb <= 150 : null,
@@ -196,13 +198,13 @@ export function svg(r: Results): string {
     const max = Math.max(1100, ...r.throughput.map((t) => t.perSecond));
     const Y = (v: number): number => py + 30 + bh - (v / max) * bh;
     parts.push(`<rect x="${px}" y="${py}" width="${W - 40}" height="${bh + 70}" fill="#fafafa" stroke="#ccc"/>`);
-    parts.push(`<text x="${px + 8}" y="${py + 18}" font-size="13" font-weight="bold">Launches per second through gRPC (StartTask + WaitTask + DestroyTask of /bin/true), by concurrency</text>`);
+    parts.push(`<text x="${px + 8}" y="${py + 18}" font-size="13" font-weight="bold">Launches per second through gRPC (StartTask + WaitTask + DestroyTask of /bin/true), by concurrency (/bin/true; 'static': the static target)</text>`);
     parts.push(`<line x1="${px + 60}" y1="${Y(1000)}" x2="${px + 60 + r.throughput.length * (bw + gap)}" y2="${Y(1000)}" stroke="#c00" stroke-dasharray="6 4"/><text x="${px + 64 + r.throughput.length * (bw + gap)}" y="${Y(1000) + 4}" font-size="11" fill="#c00">target 1,000/s at c=8</text>`);
     r.throughput.forEach((t, i) => {
       const bx = px + 80 + i * (bw + gap);
       parts.push(`<rect x="${bx}" y="${Y(t.perSecond).toFixed(1)}" width="${bw}" height="${(py + 30 + bh - Y(t.perSecond)).toFixed(1)}" fill="${COLORS.grpc}"/>`);
       parts.push(`<text x="${bx + bw / 2}" y="${(Y(t.perSecond) - 5).toFixed(1)}" font-size="12" text-anchor="middle">${t.perSecond.toFixed(0)}/s</text>`);
-      parts.push(`<text x="${bx + bw / 2}" y="${py + bh + 48}" font-size="12" text-anchor="middle">c=${t.concurrency}</text>`);
+      parts.push(`<text x="${bx + bw / 2}" y="${py + bh + 48}" font-size="12" text-anchor="middle">c=${t.concurrency}${t.command === '/bin/true' ? '' : ' static'}</text>`);
       parts.push(`<text x="${bx + bw / 2}" y="${py + bh + 62}" font-size="10" text-anchor="middle" fill="#555">plugin CPU ${t.pluginCpuPct.toFixed(0)}%</text>`);
     });
     if (r.stats) {

@@ -138,9 +138,12 @@ async function main(): Promise<void> {
     stats: null,
   };
 
-  const pluginEnv: NodeJS.ProcessEnv = PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {};
+  // --cpu-prof is refused in NODE_OPTIONS; bin/nomad-driver-exec2 passes EXEC2_NODE_FLAGS to node.
+  const pluginEnv: NodeJS.ProcessEnv = PROFILE ? { EXEC2_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {};
   await nomad.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`], metrics_address: `127.0.0.1:${metricsPort}` }, { env: pluginEnv });
   const pluginPid = nomad.plugin.pid;
+  await sleep(500);
+  results.meta.pluginRssAtStartMb = vmRssMb(pluginPid);
   log(`plugin pid ${pluginPid}, cgroups ${layout.mode}, Landlock ABI ${results.meta.landlockAbi}, ${os.availableParallelism()} CPUs${PROFILE ? `, profiling into ${profDir}` : ''}`);
 
   // Warm cgroups for the "warm" mode: two bench-made v1 memory cgroups the
@@ -345,7 +348,10 @@ async function main(): Promise<void> {
       }
       return out;
     };
-    for (const conc of CONCURRENCY) {
+    // /bin/true at every concurrency, plus the static target at c=8: /bin/true's
+    // dynamic start-up is the task's own cost and no launcher can remove it.
+    const runs: Array<{ conc: number; command: string }> = [...CONCURRENCY.map((conc) => ({ conc, command: TRUE })), ...(PROFILE ? [] : [{ conc: 8, command: target }])];
+    for (const { conc, command } of runs) {
       if (aborting) break;
       await sleep(200);
       const m0 = await scrape();
@@ -355,7 +361,7 @@ async function main(): Promise<void> {
       await Promise.all(slots.slice(0, conc).map(async (slot) => {
         while (next < BURST && !aborting) {
           next++;
-          const cfg = taskConfig(slot, TRUE);
+          const cfg = taskConfig(slot, command);
           live.add(cfg.id);
           try {
             await start(cfg);
@@ -367,6 +373,7 @@ async function main(): Promise<void> {
           }
           await n.destroy(cfg.id).catch(() => undefined);
           live.delete(cfg.id);
+          if (command === target) slot.lines.length = 0;
         }
       }));
       const secs = Number(now() - w0) / 1e9;
@@ -379,12 +386,12 @@ async function main(): Promise<void> {
         if (dc > 0) phasesUs[ph] = ((v.sum - (m0[ph]?.sum ?? 0)) / dc) * 1e6;
       }
       const row = {
-        concurrency: conc, launches: BURST, failures, firstError, seconds: secs, perSecond: (BURST - failures) / secs,
+        concurrency: conc, command: command === TRUE ? TRUE : 'target (static)', launches: BURST, failures, firstError, seconds: secs, perSecond: (BURST - failures) / secs,
         pluginCpuPct: (pluginCpuS / secs) * 100, benchCpuPct: ((b.user + b.system) / 1e6 / secs) * 100,
-        pluginCpuUsPerLaunch: (pluginCpuS * 1e6) / BURST, phasesUs,
+        pluginCpuUsPerLaunch: (pluginCpuS * 1e6) / BURST, phasesUs, pluginRssAfterMb: vmRssMb(pluginPid),
       };
       results.throughput.push(row);
-      log(`throughput c=${conc}: ${row.perSecond.toFixed(0)} launches/s (${failures} failed${firstError ? `: ${firstError}` : ''}), plugin CPU ${row.pluginCpuPct.toFixed(0)} %, bench CPU ${row.benchCpuPct.toFixed(0)} %`);
+      log(`throughput c=${conc} ${row.command}: ${row.perSecond.toFixed(0)} launches/s (${failures} failed${firstError ? `: ${firstError}` : ''}), plugin CPU ${row.pluginCpuPct.toFixed(0)} %, bench CPU ${row.benchCpuPct.toFixed(0)} %, plugin RSS after ${row.pluginRssAfterMb.toFixed(0)} MB`);
     }
   }
 
