@@ -11,7 +11,7 @@ import { TaskState, type DriverTaskEvent } from '../src/gen/hashicorp/nomad/plug
 import { encode } from '@msgpack/msgpack';
 import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
 import { freePort, httpGet, retry } from '../src/client/net-util';
-import { isRoot, skipUnless } from './harness/skip';
+import { skipUnless, startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
 
 
@@ -38,10 +38,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
   let nomad: NomadLikeClient;
 
   before(async function () {
-    skipUnless(this, isRoot(), 'integration tests need root (namespaces, cgroups, setuid)');
-    nomad = new NomadLikeClient();
-    skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
-    await nomad.startPlugin({ unveil_by_task: true });
+    nomad = await startNomadOrSkip(this, { unveil_by_task: true });
   });
 
   after(async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { NomadLikeClient } from '../src/client/nomad-client';
 import { freePort, httpGet as get } from '../src/client/net-util';
-import { isRoot, skipUnless } from './harness/skip';
+import { startNomadOrSkip } from './harness/skip';
 
 
 
@@ -55,12 +55,9 @@ describe('Prometheus metrics', function () {
   let url: string;
 
   before(async function () {
-    skipUnless(this, isRoot(), 'integration tests need root');
-    nomad = new NomadLikeClient();
-    skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
     const port = await freePort();
     url = `http://127.0.0.1:${port}/metrics`;
-    await nomad.startPlugin({ metrics_address: `127.0.0.1:${port}`, metrics_per_task: true });
+    nomad = await startNomadOrSkip(this, { metrics_address: `127.0.0.1:${port}`, metrics_per_task: true });
   });
 
   after(async () => {

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { TaskState, type TaskHandle } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { NomadLikeClient, type PreparedTask, type TaskInput } from '../src/client/nomad-client';
 import { PluginProcess } from '../src/client/plugin-process';
-import { isRoot, skipUnless } from './harness/skip';
+import { skipUnless, startNomadOrSkip } from './harness/skip';
 
 interface Expect {
   exit: number;
@@ -26,11 +26,8 @@ describe('recovery after the plugin dies', function () {
   let nomad: NomadLikeClient;
 
   before(async function () {
-    skipUnless(this, isRoot(), 'integration tests need root');
-    nomad = new NomadLikeClient();
-    skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
     skipUnless(this, existsSync('/usr/bin/python3'), '/usr/bin/python3 is not installed (apt-get install python3)');
-    await nomad.startPlugin();
+    nomad = await startNomadOrSkip(this);
   });
 
   after(async () => {

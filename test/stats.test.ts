@@ -2,39 +2,19 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { TaskStatsResponse } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { CPUUsage_Fields as CpuField, MemoryUsage_Fields as MemField } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { NomadLikeClient, MHZ_PER_CORE } from '../src/client/nomad-client';
-import { isRoot, skipUnless } from './harness/skip';
+import { skipUnless, startNomadOrSkip } from './harness/skip';
 
 const MiB = 1024 * 1024;
 
-function collect(nomad: NomadLikeClient, id: string, intervalMs: number, count: number): Promise<TaskStatsResponse[]> {
-  const stream = nomad.openStats(id, intervalMs);
-  const got: TaskStatsResponse[] = [];
-  return new Promise((resolve, reject) => {
-    stream.on('data', (m: TaskStatsResponse) => {
-      got.push(m);
-      if (got.length === count) {
-        stream.cancel();
-        resolve(got);
-      }
-    });
-    stream.on('error', (e: { code: number }) => {
-      if (got.length < count) reject(e);
-    });
-  });
-}
 
 describe('task stats', function () {
   this.timeout(60_000);
   let nomad: NomadLikeClient;
 
   before(async function () {
-    skipUnless(this, isRoot(), 'integration tests need root');
-    nomad = new NomadLikeClient();
-    skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
-    await nomad.startPlugin();
+    nomad = await startNomadOrSkip(this);
   });
 
   after(async () => {
@@ -43,7 +23,7 @@ describe('task stats', function () {
 
   it('reads ~100 % for a task burning one core, from the second sample on', async () => {
     const { task } = await nomad.run({ command: 'sh', args: ['-c', 'while :; do :; done'], cpuMhz: 2 * MHZ_PER_CORE });
-    const samples = await collect(nomad, task.config.id, 1000, 3);
+    const samples = await nomad.collectStats(task.config.id, 1000, 3);
     for (const s of samples) {
       assert.ok(s.stats?.timestamp && s.stats.timestamp.seconds > 0, 'every sample has a timestamp');
       assert.ok(s.stats?.aggResourceUsage?.cpu && s.stats.aggResourceUsage.memory, 'every sample has agg_resource_usage');
@@ -72,7 +52,7 @@ describe('task stats', function () {
       memoryMb: 256,
     });
     await task.stdout!.waitFor(/held 67108864/);
-    const [s] = await collect(nomad, task.config.id, 500, 1);
+    const [s] = await nomad.collectStats(task.config.id, 500, 1);
     const mem = s!.stats!.aggResourceUsage!.memory!;
     assert.ok(mem.usage >= 64 * MiB, `usage ${(mem.usage / MiB).toFixed(1)} MiB`);
     assert.ok(mem.rss >= 64 * MiB, `rss ${(mem.rss / MiB).toFixed(1)} MiB`);

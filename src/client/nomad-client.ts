@@ -336,6 +336,27 @@ export class NomadLikeClient {
     return s;
   }
 
+  /** The first `count` samples of a TaskStats stream; rejects if it ends or fails before. */
+  collectStats(id: string, intervalMs: number, count: number): Promise<TaskStatsResponse[]> {
+    const stream = this.openStats(id, intervalMs);
+    const got: TaskStatsResponse[] = [];
+    return new Promise((resolve, reject) => {
+      stream.on('data', (m: TaskStatsResponse) => {
+        got.push(m);
+        if (got.length === count) {
+          stream.cancel();
+          resolve(got);
+        }
+      });
+      stream.on('error', (e: { code: number }) => {
+        if (got.length < count) reject(e);
+      });
+      stream.on('end', () => {
+        if (got.length < count) reject(new Error(`stats stream ended after ${got.length} of ${count} samples`));
+      });
+    });
+  }
+
   /** Stop everything still running, kill the plugin Nomad's way, remove all fixtures. */
   async cleanup(): Promise<string[]> {
     for (const s of this.statsStreams) s.cancel();

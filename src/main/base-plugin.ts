@@ -30,7 +30,6 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
       // Without nomad_config this is Nomad's validation probe: validate, keep nothing.
       if (!req.nomadConfig) return {};
       state.config = config;
-      state.apiVersion = req.pluginApiVersion;
       state.compute = computeFromTopology(req.nomadConfig.driver?.Topology);
       logger.info('plugin configured', {
         unveil_defaults: config.unveilDefaults,

@@ -6,7 +6,6 @@ export class PluginState {
   /** null until SetConfig with nomad_config (the real instance) arrives */
   config: PluginConfig | null = null;
   compute: Compute | null = null;
-  apiVersion = '';
 
   /** Config for read-only uses (fingerprint) before SetConfig. */
   get effectiveConfig(): PluginConfig {

@@ -3,6 +3,7 @@
  * feature there is a failure of the CI machine's set-up, not a pass.
  */
 import type { Context } from 'mocha';
+import { NomadLikeClient, type PluginConfigInput } from '../../src/client/nomad-client';
 
 export const IN_CI = process.env.CI === 'true';
 
@@ -15,4 +16,18 @@ export function skipUnless(ctx: Context, ok: boolean, reason: string, opts: { co
 
 export function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/**
+ * The usual `before` of an integration suite: root and usable cgroups or a
+ * SKIP that says why, then a Nomad-like client with a configured plugin.
+ */
+export async function startNomadOrSkip(ctx: Context, config: PluginConfigInput = {}): Promise<NomadLikeClient> {
+  skipUnless(ctx, isRoot(), 'integration tests need root (namespaces, cgroups, setuid)');
+  const nomad = new NomadLikeClient();
+  const reason = nomad.cgroups.skipReason;
+  if (reason !== null) await nomad.cleanup();
+  skipUnless(ctx, reason === null, reason ?? '');
+  await nomad.startPlugin(config);
+  return nomad;
 }

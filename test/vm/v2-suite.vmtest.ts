@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { FingerprintResponse_HealthState as Health, type FingerprintResponse, type TaskStatsResponse } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
+import { FingerprintResponse_HealthState as Health, type FingerprintResponse } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { NomadLikeClient, type PreparedTask, type TaskInput } from '../../src/client/nomad-client';
 import { isRoot, skipUnless } from '../harness/skip';
 
@@ -49,25 +49,6 @@ function firstFingerprint(nomad: NomadLikeClient): Promise<FingerprintResponse> 
   });
 }
 
-function collectStats(nomad: NomadLikeClient, id: string, intervalMs: number, count: number): Promise<TaskStatsResponse[]> {
-  const stream = nomad.openStats(id, intervalMs);
-  const got: TaskStatsResponse[] = [];
-  return new Promise((resolve, reject) => {
-    stream.on('data', (m: TaskStatsResponse) => {
-      got.push(m);
-      if (got.length === count) {
-        stream.cancel();
-        resolve(got);
-      }
-    });
-    stream.on('error', (e: { code: number }) => {
-      if (got.length < count) reject(e);
-    });
-    stream.on('end', () => {
-      if (got.length < count) reject(new Error(`stats stream ended after ${got.length} of ${count} samples`));
-    });
-  });
-}
 
 /** Enable one trace event, run fn, return the trace lines it produced. */
 async function traced(event: string, fn: () => Promise<void>): Promise<string[]> {
@@ -182,7 +163,7 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
   it('shows CPU throttling in the TaskStats stream (busy loop at cpu 500 MHz)', async () => {
     const { task } = await run({ command: 'sh', args: ['-c', 'while :; do :; done'], cpuMhz: 500 });
     assert.equal(read(task.cgroup.dirs.unified!, 'cpu.max'), '20000 100000');
-    const samples = await collectStats(nomad, task.config.id, 1000, 3);
+    const samples = await nomad.collectStats(task.config.id, 1000, 3);
     const throttled = samples.map((s) => s.stats!.aggResourceUsage!.cpu!.throttledPeriods);
     const last = samples[samples.length - 1]!.stats!.aggResourceUsage!.cpu!;
     // The first sample may come the moment the stream opens (no period has ended yet);

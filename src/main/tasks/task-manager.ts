@@ -79,10 +79,6 @@ export interface StartOutcome {
   task: TaskRecord;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 export class TaskManager {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly starting = new Set<string>();
@@ -462,4 +458,3 @@ function launchError(f: LaunchFailure): DriverError {
   return new DriverError(code, f.message, { recoverable: f.recoverable });
 }
 
-export { sleep };
