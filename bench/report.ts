@@ -50,7 +50,8 @@ export interface Results {
 }
 
 const DESCRIPTIONS: Record<string, string> = {
-  grpc: 'StartTask over gRPC to the real plugin (worker, cgroup limits + join, pid/ipc/mnt ns, /proc, dynamic user, Landlock, FIFOs)',
+  grpc: 'StartTask to the real plugin, timed from its receipt in the plugin (worker, cgroup limits + join, pid/ipc/mnt ns, /proc, dynamic user, Landlock, FIFOs)',
+  'grpc+rpc': 'the same launches timed from the client\'s StartTask call: adds gRPC transport both ways (what the Nomad agent waits)',
   native: 'baseline 1: the addon\'s launch() called directly, same LaunchSpec, no gRPC, no worker (our floor)',
   unshare: 'baseline 2: unshare --ipc --pid --mount-proc --fork --kill-child --setuid/--setgid -> C shim -> task (official chain; C shim: no Go start-up, so conservative)',
   spawn: 'baseline 3: Node child_process.spawn of the target, no isolation',
@@ -86,10 +87,14 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
       log('');
     }
     for (const v of r.variants) log(`  ${v.padEnd(12)} ${DESCRIPTIONS[v] ?? ''}`);
-    for (const mode of ['idle', 'warm'] as const) {
-      const g = get('grpc', 'exec', mode), b1 = get('native', 'exec', mode), b2 = get('unshare', 'exec', mode);
-      if (g && b1) targets.push({ ok: g.p50 <= 2 * b1.p50, what: `[${mode}] time-to-exec p50 <= 2x baseline 1: grpc ${g.p50.toFixed(0)} µs vs 2 x ${b1.p50.toFixed(0)} µs (${(g.p50 / b1.p50).toFixed(2)}x)` });
-      if (g && b2) targets.push({ ok: b2.p50 / g.p50 >= 5, what: `[${mode}] time-to-exec p50 >= 5x faster than baseline 2: ${(b2.p50 / g.p50).toFixed(2)}x (unshare ${b2.p50.toFixed(0)} µs, grpc ${g.p50.toFixed(0)} µs)` });
+    // Judged as the issue words it ("StartTask received -> task running"): grpc.
+    // grpc+rpc is printed too, so the gRPC transport is never hidden.
+    for (const variant of ['grpc', 'grpc+rpc']) {
+      for (const mode of ['idle', 'warm'] as const) {
+        const g = get(variant, 'exec', mode), b1 = get('native', 'exec', mode), b2 = get('unshare', 'exec', mode);
+        if (g && b1) targets.push({ ok: g.p50 <= 2 * b1.p50, what: `[${mode}] time-to-exec p50 <= 2x baseline 1: ${variant} ${g.p50.toFixed(0)} µs vs 2 x ${b1.p50.toFixed(0)} µs (${(g.p50 / b1.p50).toFixed(2)}x)` });
+        if (g && b2) targets.push({ ok: b2.p50 / g.p50 >= 5, what: `[${mode}] time-to-exec p50 >= 5x faster than baseline 2: ${variant} ${(b2.p50 / g.p50).toFixed(2)}x (unshare ${b2.p50.toFixed(0)} µs, ${variant} ${g.p50.toFixed(0)} µs)` });
+      }
     }
   }
 
@@ -132,7 +137,7 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
 
 // ---------------------------------------------------------------------------- SVG
 
-const COLORS: Record<string, string> = { grpc: '#1b9e77', native: '#7570b3', unshare: '#d95f02', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8' };
+const COLORS: Record<string, string> = { grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8' };
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Deterministic jitter so the chart does not change between renders. */

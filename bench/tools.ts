@@ -11,13 +11,16 @@ import { PROJECT_ROOT } from '../src/native/binding';
 export const BENCH_SRC = path.join(PROJECT_ROOT, 'bench');
 export const BENCH_BUILD = path.join(PROJECT_ROOT, 'build', 'bench');
 
-/** cc -O2 [-static] bench/<name>.c -> build/bench/<name>, when missing or older than the source. */
-export function buildTool(name: string, isStatic = true): string {
+/**
+ * cc -O2 [-static] bench/<name>.c -> build/bench/<name>, when missing or older
+ * than the source. `extra`: more compiler flags (the target is built without libc).
+ */
+export function buildTool(name: string, isStatic = true, extra: string[] = []): string {
   const out = path.join(BENCH_BUILD, name);
   const src = path.join(BENCH_SRC, `${name}.c`);
   if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
     mkdirSync(BENCH_BUILD, { recursive: true });
-    execFileSync('cc', ['-O2', '-Wall', ...(isStatic ? ['-static'] : []), '-o', out, src], { stdio: 'inherit' });
+    execFileSync('cc', ['-O2', '-Wall', ...(isStatic ? ['-static'] : []), ...extra, '-o', out, src], { stdio: 'inherit' });
   }
   return out;
 }

@@ -366,6 +366,16 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       nomad.releaseTask(task);
     });
 
+    it('lets concurrent forced DestroyTask calls share one cleanup that removes the task state', async () => {
+      const { task } = await nomad.run({ command: 'sleep', args: ['1000'] });
+      const statusDir = path.join(nomad.stateDir, 'tasks', encodeURIComponent(task.config.id));
+      assert.ok(existsSync(statusDir), 'the task has a status directory while it runs');
+      await Promise.all([nomad.destroy(task.config.id, true), nomad.destroy(task.config.id, true), nomad.destroy(task.config.id, true)]);
+      await expectStatus(nomad.wait(task.config.id), grpc.status.NOT_FOUND, /task not found/);
+      assert.equal(existsSync(statusDir), false, 'status directory removed');
+      nomad.releaseTask(task);
+    });
+
     it('refuses a second StartTask with the same id', async () => {
       const task = nomad.prepareTask({ command: 'sleep', args: ['1000'] });
       await nomad.startTask(task);

@@ -140,6 +140,10 @@ describe('recovery after the plugin dies', function () {
   it('refuses a handle whose pid now belongs to another process, and leaves that process alone', async () => {
     const { task, handle } = await nomad.run({ command: 'sleep', args: ['1000'] });
     const state = JSON.parse(Buffer.from(handle.driverState).toString()) as Record<string, unknown>;
+    // Start times have clock-tick (10 ms) resolution: a stranger born in the
+    // task's own tick would be indistinguishable from it (a real pid reuse
+    // needs the whole pid space to wrap first, far longer than a tick).
+    await sleep(30);
     const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       const forged: TaskHandle = {

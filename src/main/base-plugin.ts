@@ -1,5 +1,6 @@
 /** BasePlugin: identity, config schema and SetConfig (protocol reference §3.1, §5.2). */
 import { PluginType, type BasePluginServer, type SetConfigRequest } from '../gen/hashicorp/nomad/plugins/base/base';
+import { detectCgroupLayout } from './cgroups/detect';
 import { parsePluginConfig, PLUGIN_CONFIG_SPEC } from './config';
 import { unary } from './grpc-util';
 import type { Logger } from './log';
@@ -37,8 +38,24 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
         unveil_paths: config.unveilPaths.length,
         mhz_per_core: state.compute?.mhzPerCore ?? 0,
       });
+      hintCgroupJoinLatency(logger);
       await hooks.onConfigured?.(state);
       return {};
     }),
   };
+}
+
+/**
+ * On cgroup v1 a task joins its cgroups by writing cgroup.procs. Since Linux
+ * 6.0 the first such write after a quiet spell waits for an RCU grace period
+ * (5-20 ms measured) unless the host opted into `favordynmods`; v2 hosts
+ * clone tasks straight into their cgroup and never wait. Say so once, with
+ * the fix, because it dominates the latency of a lone StartTask.
+ */
+function hintCgroupJoinLatency(logger: Logger): void {
+  const layout = detectCgroupLayout();
+  if ((layout.mode !== 'v1' && layout.mode !== 'hybrid') || layout.favorDynmods) return;
+  logger.info('cgroup v1: the first task start after an idle spell waits an RCU grace period to join its cgroups; boot with cgroup_favordynmods=true (Linux 6.7+) or mount a cgroup hierarchy with favordynmods (6.0+) to avoid it; see docs/operators.md', {
+    cgroup_mode: layout.mode,
+  });
 }

@@ -91,6 +91,19 @@ describe('cgroup layouts', () => {
     assert.equal(layoutFromMounts(parseMountinfo(hybrid.split('\n').slice(0, 5).join('\n'))).mode, 'v1');
   });
 
+  it('reads controllers, not mount options, from v1 super options, and notices favordynmods', () => {
+    const mounts = parseMountinfo([
+      '31 30 0:27 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct',
+      '32 30 0:28 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,favordynmods,memory',
+      '33 30 0:29 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,clone_children,noprefix,cpuset',
+      '34 30 0:30 / /run/x rw,relatime - cgroup cgroup rw,xattr,name=systemd',
+    ].join('\n'));
+    assert.deepEqual(mounts.map((m) => m.controllers), [['cpu', 'cpuacct'], ['memory'], ['cpuset'], []]);
+    assert.equal(layoutFromMounts(mounts).favorDynmods, true);
+    assert.equal(layoutFromMounts(parseMountinfo(hybrid)).favorDynmods, false);
+    assert.equal(layoutFromMounts(parseMountinfo('40 1 0:5 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate,favordynmods')).favorDynmods, true);
+  });
+
   it('derives every v1 controller path from the cpuset path Nomad passes', () => {
     const layout = layoutFromMounts(parseMountinfo(hybrid));
     const share = resolveTaskCgroup(layout, '/sys/fs/cgroup/cpuset/nomad/share', 'A', 'web');

@@ -13,6 +13,8 @@ export interface CgroupMount {
   fsType: string;
   /** v1: the controllers in the super options (cpu, memory, ...) */
   controllers: string[];
+  /** mounted with `favordynmods` (Linux 6.0+): cgroup migrations skip an RCU grace period */
+  favorDynmods: boolean;
 }
 
 export interface CgroupLayout {
@@ -22,7 +24,18 @@ export interface CgroupLayout {
   v1: Map<string, string>;
   /** cgroup2 mount point, if any (the root in v2, `unified` in hybrid) */
   unified: string | null;
+  /**
+   * Some cgroup mount shows `favordynmods`. The kernel switch behind it is
+   * global, so then every cgroup.procs write (how v1 tasks join) is cheap.
+   */
+  favorDynmods: boolean;
 }
+
+/** Super options of a v1 cgroup mount that are not controller names. */
+const V1_NON_CONTROLLER_OPTIONS = new Set([
+  'rw', 'ro', 'relatime', 'noatime', 'nosuid', 'nodev', 'noexec',
+  'none', 'all', 'noprefix', 'clone_children', 'xattr', 'cpuset_v2_mode', 'favordynmods', 'nofavordynmods',
+]);
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -38,8 +51,8 @@ export function parseMountinfo(text: string): CgroupMount[] {
     if (fsType !== 'cgroup' && fsType !== 'cgroup2') continue;
     const mountPoint = (left[4] ?? '').replace(/\\040/g, ' ');
     const superOpts = (right[2] ?? '').split(',');
-    const controllers = fsType === 'cgroup' ? superOpts.filter((o) => !o.includes('=') && !['rw', 'ro', 'relatime', 'noatime', 'nosuid', 'nodev', 'noexec'].includes(o)) : [];
-    out.push({ mountPoint, fsType, controllers });
+    const controllers = fsType === 'cgroup' ? superOpts.filter((o) => o !== '' && !o.includes('=') && !V1_NON_CONTROLLER_OPTIONS.has(o)) : [];
+    out.push({ mountPoint, fsType, controllers, favorDynmods: superOpts.includes('favordynmods') });
   }
   return out;
 }
@@ -57,7 +70,7 @@ export function layoutFromMounts(mounts: CgroupMount[], root = CGROUP_ROOT): Cgr
     }
   }
   const mode: CgroupMode = rootIsV2 ? 'v2' : v1.size > 0 ? (unified ? 'hybrid' : 'v1') : 'none';
-  return { mode, root, v1, unified };
+  return { mode, root, v1, unified, favorDynmods: mounts.some((m) => m.favorDynmods) };
 }
 
 let cached: CgroupLayout | undefined;

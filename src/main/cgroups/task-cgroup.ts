@@ -5,7 +5,7 @@
  * path). Paths are derived here, limits written here, kill and accounting
  * read here; the worker and the main thread both use this module.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CPU_PERIOD_US } from '../topology';
 import type { CgroupLayout } from './detect';
@@ -196,17 +196,22 @@ export function taskOnlyDirs(cg: TaskCgroup): string[] {
   return Object.entries(cg.dirs).filter(([c, d]) => !(c === 'cpuset' && path.basename(d) === 'share')).map(([, d]) => d);
 }
 
-/** Count of OOM kills so far: v2 memory.events oom_kill, v1 memory.oom_control oom_kill. */
+/** The file that counts OOM kills: v2 memory.events, v1 memory.oom_control (both say `oom_kill N`). */
+function oomFile(cg: TaskCgroup): string | null {
+  if (cg.mode === 'v2') return path.join(cg.dir, 'memory.events');
+  return cg.dirs.memory ? path.join(cg.dirs.memory, 'memory.oom_control') : null;
+}
+
+function parseOomKills(text: string): number {
+  const m = /^oom_kill (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Count of OOM kills so far in the task's memory cgroup (0 when unreadable). */
 export function oomKillCount(cg: TaskCgroup): number {
+  const file = oomFile(cg);
   try {
-    if (cg.mode === 'v2') {
-      const m = /^oom_kill (\d+)$/m.exec(readFileSync(path.join(cg.dir, 'memory.events'), 'utf8'));
-      return m ? Number(m[1]) : 0;
-    }
-    const mem = cg.dirs.memory;
-    if (!mem) return 0;
-    const m = /^oom_kill (\d+)$/m.exec(readFileSync(path.join(mem, 'memory.oom_control'), 'utf8'));
-    return m ? Number(m[1]) : 0;
+    return file ? parseOomKills(readFileSync(file, 'utf8')) : 0;
   } catch {
     return 0;
   }
@@ -260,9 +265,19 @@ export function removeOwnCgroups(cg: TaskCgroup): void {
   if (cg.mode !== 'v1') return;
   for (const dir of [...cg.created].reverse()) {
     try {
-      if (readdirSync(dir).length >= 0) rmdirSync(dir);
+      rmdirSync(dir);
     } catch {
       // still busy or gone; the next destroy or Nomad's cleanup will retry
     }
   }
+}
+
+/**
+ * removeOwnCgroups for the main thread: a v1 rmdir waits for the kernel to
+ * take the cgroup offline (milliseconds under load), so it runs in libuv's pool.
+ */
+export async function removeOwnCgroupsAsync(cg: TaskCgroup): Promise<void> {
+  if (cg.mode !== 'v1') return;
+  // Children before parents; `created` lists parents first.
+  for (const dir of [...cg.created].reverse()) await fsp.rmdir(dir).catch(() => undefined);
 }

@@ -3,7 +3,7 @@
  * `signaled <signo>`. It is the one source of truth for how a task ended,
  * whether or not a plugin was watching at the time.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import * as path from 'node:path';
 
 export interface RecordedStatus {
@@ -25,5 +25,26 @@ export function readStatus(statusDir: string): RecordedStatus | null {
     return parseStatus(readFileSync(path.join(statusDir, STATUS_FILE), 'utf8'));
   } catch {
     return null;
+  }
+}
+
+/**
+ * Remove a task's status directory. pid 1 leaves at most `status` (and
+ * `status.tmp` if it died mid-write) there, so two unlinks and an rmdir do it;
+ * the generic recursive removal costs several times more syscalls and ran
+ * on every DestroyTask. Anything unexpected falls back to it.
+ */
+export function removeStatusDir(statusDir: string): void {
+  for (const name of [STATUS_FILE, `${STATUS_FILE}.tmp`]) {
+    try {
+      unlinkSync(path.join(statusDir, name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break;
+    }
+  }
+  try {
+    rmdirSync(statusDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(statusDir, { recursive: true, force: true });
   }
 }
