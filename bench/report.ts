@@ -57,6 +57,7 @@ const DESCRIPTIONS: Record<string, string> = {
   spawn: 'baseline 3: Node child_process.spawn of the target, no isolation',
   bwrap: 'baseline 4: bwrap --unshare-user/pid/ipc --ro-bind / / --proc /proc --dev /dev (no Landlock, no cgroup)',
   'native-nocg': 'diagnostic: baseline 1 without joining the task cgroup (shows what the cgroup join costs)',
+  inline: 'diagnostic: the worker\'s launch function on the bench thread (limits, FIFOs, status dir + launcher); grpc - inline = gRPC receipt, main thread and pool hop',
 };
 
 const METRIC_TEXT = { exec: 'time to exec (target\'s main())', reply: 'time to StartTask reply', exit: 'time to exit of /bin/true (WaitTask answered)' };
@@ -137,7 +138,7 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
 
 // ---------------------------------------------------------------------------- SVG
 
-const COLORS: Record<string, string> = { grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8' };
+const COLORS: Record<string, string> = { grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8', inline: '#a6761d' };
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Deterministic jitter so the chart does not change between renders. */

@@ -14,7 +14,9 @@ import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
 import type { TaskConfig } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { freePort, httpGet } from '../src/client/net-util';
 import { detectCgroupLayout } from '../src/main/cgroups/detect';
-import { killAll, prepareTaskCgroup, readProcs, resolveTaskCgroup, v1ProcsFiles, writeLimits, type TaskCgroup } from '../src/main/cgroups/task-cgroup';
+import { killAll, prepareTaskCgroup, readProcs, removeOwnCgroups, resolveTaskCgroup, v1ProcsFiles, writeLimits, type TaskCgroup } from '../src/main/cgroups/task-cgroup';
+import launchInWorker from '../src/workers/launch-worker';
+import type { LaunchRequest } from '../src/workers/messages';
 import { cpuQuotaUs } from '../src/main/topology';
 import { buildUnveilRules } from '../src/main/unveil';
 import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/binding';
@@ -187,8 +189,8 @@ async function main(): Promise<void> {
 
   if (ONLY.includes('latency') && !PROFILE) {
     // ---------------------------------------------------------------- variants
-    const [gSlot, nSlot, ncSlot, uSlot] = makeSlots(n, 4, 'lat', { fifoOwner: 'task' });
-    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!);
+    const [gSlot, nSlot, ncSlot, uSlot, iSlot] = makeSlots(n, 5, 'lat', { fifoOwner: 'task' });
+    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!);
     const statusDir = mkdtempSync('/run/exec2-bench-status-');
     extraDirs.push(statusDir);
     const rulesFor = (s: Slot) => buildUnveilRules({
@@ -275,6 +277,51 @@ async function main(): Promise<void> {
       };
     };
 
+    /**
+     * Diagnostic: the worker's whole launch function (cgroup limits, FIFO
+     * opens, status dir, the addon) called on this thread with the request
+     * the plugin's main thread would send. grpc minus inline = gRPC, the
+     * plugin's main thread and the hop to a pool thread.
+     */
+    const inline: Variant = {
+      name: 'inline',
+      prepare(kind) {
+        const slot = iSlot!;
+        const statusDirFor = path.join(statusDir, `inline-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+        const req: LaunchRequest = {
+          kind: 'launch',
+          taskId: 'inline',
+          user: { name: `nomad-${slot.uid}`, resolved: { uid: slot.uid, gid: slot.uid, groups: [], home: '/nonexistent' } },
+          cgroup: resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name),
+          limits: { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0 },
+          stdoutPath: slot.stdoutPath,
+          stderrPath: slot.stderrPath,
+          chownFifos: true,
+          statusDir: statusDirFor,
+          netnsPath: null,
+          argv: [kind === 'exec' ? target : TRUE],
+          env: { ...slot.env, TMPDIR: path.join(slot.taskRoot, 'tmp') },
+          cwd: slot.taskRoot,
+          unveil: rulesFor(slot),
+          oomScoreAdj: null,
+          initPath: INIT_HELPER_PATH,
+          receivedNs: '0',
+        };
+        return async () => {
+          const t0 = now();
+          const reply = launchInWorker({ ...req, receivedNs: t0.toString() });
+          if (!reply.ok) throw new Error(`inline launch failed: ${reply.message}`);
+          await new Promise<void>((res) => native.watchExit(reply.pidfd, () => res()));
+          const t2 = now();
+          const line = kind === 'exec' ? await nextLine(slot) : '';
+          removeOwnCgroups(reply.cgroup);
+          rmSync(statusDirFor, { recursive: true, force: true });
+          if (kind === 'exit') return { exitUs: usSince(t0, t2) };
+          return { execUs: usSince(t0, BigInt(line)), exitUs: usSince(t0, t2) };
+        };
+      },
+    };
+
     /** Baseline 2: unshare -> shim -> task, spec §7.4-7.5, posix_spawn'd by the helper. */
     const uRules = rulesFor(uSlot!).filter((r) => existsSync(r.path)).map((r) => `${r.mode}:${r.path}`);
     const unshare: Variant = {
@@ -328,7 +375,7 @@ async function main(): Promise<void> {
 
     const variants: Variant[] = [grpc, nativeVariant('native', nSlot!, true), unshare, nodeSpawn];
     if (bwrap) variants.push(bwrapVariant);
-    variants.push(nativeVariant('native-nocg', ncSlot!, false));
+    variants.push(nativeVariant('native-nocg', ncSlot!, false), inline);
 
     // ---------------------------------------------------------------- latency loop
     const series = new Map<string, number[]>();
