@@ -23,7 +23,7 @@ import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/bin
 import { closeSlot, makeSlots, nextLine, taskConfig, taskEnv, MHZ_PER_CORE, type Slot } from './fixtures';
 import { summariseProfiles } from './profile';
 import { report, type Results, type SeriesKey } from './report';
-import { buildTool, cpuTicks, now, percentiles, pool, sleep, Spawner, usSince, vmRssMb, BENCH_BUILD } from './tools';
+import { buildTool, TARGET_CFLAGS, cpuTicks, now, percentiles, pool, sleep, Spawner, usSince, vmRssMb, BENCH_BUILD } from './tools';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -136,7 +136,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (cgroups, namespaces, task users)');
-  const target = buildTool('target', true, ['-nostdlib', '-fno-stack-protector', '-fno-asynchronous-unwind-tables']);
+  const target = buildTool('target', true, TARGET_CFLAGS);
   const shim = buildTool('shim');
   const spawnerBin = buildTool('spawner', false);
   const bwrap = ['/usr/bin/bwrap', '/bin/bwrap'].find((p) => existsSync(p)) ?? null;

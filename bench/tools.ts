@@ -25,6 +25,9 @@ export function buildTool(name: string, isStatic = true, extra: string[] = []): 
   return out;
 }
 
+/** How the libc-free target is built (see bench/target.c). */
+export const TARGET_CFLAGS = ['-nostdlib', '-fno-stack-protector', '-fno-asynchronous-unwind-tables'];
+
 export interface SpawnReply {
   t0: bigint;
   t2: bigint;
