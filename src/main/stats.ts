@@ -2,7 +2,7 @@
  * TaskStats from the task's cgroup files: memory as the kernel accounts it,
  * CPU percentages from usage deltas over real elapsed time.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { CPUUsage_Fields as CpuField, MemoryUsage_Fields as MemField, type TaskStats } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { TaskCgroup } from './cgroups/task-cgroup';
@@ -113,7 +113,31 @@ export interface StatsSample {
   atMs: number;
 }
 
-const PAGE_SIZE = 4096;
+/**
+ * /proc/<pid>/stat counts RSS in pages, and pages are not 4 KiB everywhere
+ * (arm64 kernels with 16 or 64 KiB pages). The first mapping in our own
+ * smaps states the kernel's page size; read it once.
+ */
+let pageSize: number | undefined;
+export function kernelPageSize(): number {
+  if (pageSize === undefined) {
+    pageSize = 4096;
+    try {
+      const fd = openSync('/proc/self/smaps', 'r');
+      try {
+        const buf = Buffer.alloc(4096);
+        const n = readSync(fd, buf, 0, buf.length, null);
+        const m = /^KernelPageSize:\s+(\d+) kB$/m.exec(buf.toString('latin1', 0, n));
+        if (m) pageSize = Number(m[1]) * 1024;
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      // keep 4 KiB: the size on every x86_64 kernel
+    }
+  }
+  return pageSize;
+}
 
 /** Processes of the task: its cgroup's members (v1: the memory controller's). */
 function taskPids(cg: TaskCgroup): number[] {
@@ -129,7 +153,7 @@ function readPid(pid: number): { userUs: number; systemUs: number; rss: number }
   if (!text) return null;
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // f[0] is field 3; utime 14, stime 15, rss 24
-  return { userUs: (Number(f[11]) * 1e6) / USER_HZ, systemUs: (Number(f[12]) * 1e6) / USER_HZ, rss: Number(f[21]) * PAGE_SIZE };
+  return { userUs: (Number(f[11]) * 1e6) / USER_HZ, systemUs: (Number(f[12]) * 1e6) / USER_HZ, rss: Number(f[21]) * kernelPageSize() };
 }
 
 const pct = (deltaUs: number, elapsedMs: number): number => (elapsedMs > 0 ? (deltaUs / 1000 / elapsedMs) * 100 : 0);
