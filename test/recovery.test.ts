@@ -140,6 +140,10 @@ describe('recovery after the plugin dies', function () {
   it('refuses a handle whose pid now belongs to another process, and leaves that process alone', async () => {
     const { task, handle } = await nomad.run({ command: 'sleep', args: ['1000'] });
     const state = JSON.parse(Buffer.from(handle.driverState).toString()) as Record<string, unknown>;
+    // A reused pid belongs to a process started later. Start times count
+    // clock ticks (10 ms): a stranger spawned within the task's tick would
+    // be indistinguishable, which real pid reuse never is.
+    await sleep(30);
     const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       const forged: TaskHandle = {
