@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ExitResult, TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
-import { NetworkIsolationSpec_NetworkIsolationMode as NetMode, TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
+import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { INIT_HELPER_PATH, SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native, type WaitStatus } from '../../native/binding';
 import type { LaunchFailure, LaunchRequest, LaunchTimings } from '../../workers/messages';
 import { CgroupError, isEmpty, killAll, oomKillCount, removeOwnCgroups, resolveTaskCgroup, type Limits, type TaskCgroup } from '../cgroups/task-cgroup';
@@ -19,15 +19,13 @@ import type { Logger } from '../log';
 import type { PluginState } from '../plugin-state';
 import { parseSignal } from '../signals';
 import { cpuQuotaUs } from '../topology';
-import { buildUnveilRules, isUnveiled, writableRuleFor } from '../unveil';
 import { checkUserString, dynamicUser } from '../users';
 import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
 import { readStatus } from './exit-status';
 import { pidStartTime } from './proc';
+import { taskSandbox, type SandboxBlock } from './sandbox';
 
 const MiB = 1024 * 1024;
-/** Environment variables exec2 removes besides LD_* (display and mail leftovers). */
-const DROPPED_ENV = new Set(['LS_COLORS', 'XAUTHORITY', 'DISPLAY', 'COLORTERM', 'MAIL']);
 /** After a forced kill, how long pid 1 gets to record the status before the cgroup is killed. */
 const KILL_GRACE_MS = 1000;
 
@@ -147,53 +145,11 @@ export class TaskManager {
     }
   }
 
-  private buildRequest(cfg: TaskConfig, receivedNs: bigint): { req: LaunchRequest; taskDir: string } {
+  private buildRequest(cfg: TaskConfig, receivedNs: bigint): { req: LaunchRequest; taskDir: string; block: SandboxBlock } {
     const config = this.deps.plugin.config!;
     const block = parseTaskConfig(cfg.msgpackDriverConfig);
-    if (block.unveil.length > 0 && !config.unveilByTask) {
-      throw failedPrecondition('task config "unveil" is not allowed: the plugin config has unveil_by_task = false');
-    }
+    const sandbox = taskSandbox(cfg, block, config);
     checkUserString(cfg.user);
-
-    const env = cfg.env;
-    const taskDir = env.NOMAD_TASK_DIR || path.join(cfg.allocDir, cfg.name, 'local');
-    const allocDir = env.NOMAD_ALLOC_DIR || path.join(cfg.allocDir, 'alloc');
-    const secretsDir = env.NOMAD_SECRETS_DIR || path.join(cfg.allocDir, cfg.name, 'secrets');
-    if (!path.isAbsolute(taskDir)) throw invalidArgument(`task directory "${taskDir}" is not an absolute path`);
-    const taskRoot = path.dirname(taskDir);
-
-    let unveil;
-    try {
-      unveil = buildUnveilRules({
-        unveilDefaults: config.unveilDefaults,
-        pluginPaths: config.unveilPaths,
-        taskPaths: block.unveil,
-        dirs: { taskDir, allocDir, secretsDir, stdoutPath: cfg.stdoutPath, stderrPath: cfg.stderrPath },
-      });
-    } catch (err) {
-      throw invalidArgument((err as Error).message);
-    }
-    // The exit status is trustworthy only while no task can write where pid 1 records it.
-    const exposing = writableRuleFor(config.stateDir, unveil);
-    if (exposing) {
-      throw failedPrecondition(`plugin state_dir ${config.stateDir} lies inside the unveiled path "${exposing.mode}:${exposing.path}"; tasks could forge their exit status. Move state_dir (default /run/nomad-driver-exec2) or drop that unveil entry`);
-    }
-    const cwd = block.workDir ?? taskRoot;
-    if (block.workDir && !isUnveiled(block.workDir, unveil)) {
-      throw invalidArgument(`task config: attribute "work_dir": ${block.workDir} is not inside an unveiled path`);
-    }
-
-    const taskEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries(env)) if (!k.startsWith('LD_') && !DROPPED_ENV.has(k)) taskEnv[k] = v;
-    taskEnv.TMPDIR = path.join(taskRoot, 'tmp');
-
-    let netnsPath: string | null = null;
-    const net = cfg.networkIsolationSpec;
-    if (net && net.mode !== NetMode.HOST) {
-      if (net.mode === NetMode.TASK) throw failedPrecondition('network isolation mode TASK is not supported by exec2');
-      if (!net.path) throw failedPrecondition(`network isolation mode ${NetMode[net.mode]} needs a namespace path`);
-      netnsPath = net.path;
-    }
 
     const res = cfg.resources;
     const lin = res?.linuxResources;
@@ -230,20 +186,20 @@ export class TaskManager {
       stderrPath: cfg.stderrPath || '/dev/null',
       chownFifos: true,
       statusDir: path.join(config.stateDir, 'tasks', encodeURIComponent(cfg.id)),
-      netnsPath,
+      netnsPath: sandbox.netnsPath,
       argv: [block.command, ...block.args],
-      env: taskEnv,
-      cwd,
-      unveil,
-      oomScoreAdj: block.oomScoreAdj,
+      env: sandbox.env,
+      cwd: sandbox.cwd,
+      unveil: sandbox.unveil,
+      oomScoreAdj: sandbox.oomScoreAdj,
       initPath: this.deps.initPath ?? INIT_HELPER_PATH,
       receivedNs: receivedNs.toString(),
     };
-    return { req, taskDir: taskRoot };
+    return { req, taskDir: sandbox.taskRoot, block: { unveil: block.unveil, workDir: block.workDir, oomScoreAdj: block.oomScoreAdj } };
   }
 
   private async launch(cfg: TaskConfig, receivedNs: bigint): Promise<StartOutcome> {
-    const { req, taskDir } = this.buildRequest(cfg, receivedNs);
+    const { req, taskDir, block } = this.buildRequest(cfg, receivedNs);
     const reply = await this.deps.launcher.launch(req);
     if (!reply.ok) throw launchError(reply);
 
@@ -260,6 +216,7 @@ export class TaskManager {
       taskDir,
       startedAt: startedAt.toISOString(),
       oomKillsBefore: reply.oomKillsBefore,
+      sandbox: block,
     };
     const task = this.register(cfg, state, reply.pidfd, startedAt, false);
     task.timings = reply.timings;
@@ -274,12 +231,12 @@ export class TaskManager {
   }
 
   private handleFor(task: TaskRecord): TaskHandle {
-    const { pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore } = task.state;
+    const { pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox } = task.state;
     return {
       version: HANDLE_VERSION,
       config: task.handleConfig,
       state: task.phase === 'running' ? TaskState.RUNNING : TaskState.EXITED,
-      driverState: Buffer.from(encodeDriverState({ pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore })),
+      driverState: Buffer.from(encodeDriverState({ pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox })),
     };
   }
 
