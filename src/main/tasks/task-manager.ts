@@ -24,6 +24,7 @@ import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV
 import { readStatus } from './exit-status';
 import { pidStartTime } from './proc';
 import { taskSandbox, type SandboxBlock } from './sandbox';
+import { ExecSession, type ExecSessionOptions } from '../exec/exec-session';
 
 const MiB = 1024 * 1024;
 /** After a forced kill, how long pid 1 gets to record the status before the cgroup is killed. */
@@ -60,7 +61,16 @@ export interface TaskEventsSink {
   onTaskDestroyed?(task: TaskRecord): void;
   /** something the operator should see in the task's events (Nomad "Driver" events) */
   onDriverEvent?(task: TaskRecord, message: string, annotations: Record<string, string>): void;
+  /** an exec session (nomad alloc exec or a script check) ended */
+  onExecSession?(outcome: ExecOutcome): void;
 }
+
+/**
+ * How an exec session ended: the command exited 0 (success) or otherwise
+ * (failure, including 126/127 for a command that cannot run), ExecTask's
+ * timeout killed it, the client went away, or the RPC failed with an error.
+ */
+export type ExecOutcome = 'success' | 'failure' | 'timeout' | 'cancelled' | 'error';
 
 export interface TaskManagerDeps {
   native: () => Exec2Native;
@@ -80,6 +90,8 @@ export interface StartOutcome {
 export class TaskManager {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly starting = new Set<string>();
+  /** exec sessions whose command has not exited yet */
+  private readonly execSessions = new Set<ExecSession>();
 
   /** Observers of starts, exits and driver events (metrics, the TaskEvents stream). */
   private readonly observers: TaskEventsSink[];
@@ -378,6 +390,43 @@ export class TaskManager {
     }
     this.tasks.delete(id);
     this.notify((o) => o.onTaskDestroyed?.(task));
+  }
+
+  // ---------------------------------------------------------------- exec
+
+  /**
+   * Start a command inside a running task (nomad alloc exec, script checks),
+   * confined exactly like the task: its sandbox is recomputed by the same
+   * function StartTask used. NOT_FOUND for an unknown task,
+   * FAILED_PRECONDITION when it is not running.
+   */
+  async startExec(id: string, opts: ExecSessionOptions): Promise<ExecSession> {
+    const task = this.require(id);
+    if (task.phase !== 'running') throw failedPrecondition(`task ${id} is not running`);
+    const config = this.deps.plugin.config;
+    if (!config) throw failedPrecondition('plugin is not configured yet (SetConfig with nomad_config has not been called)');
+    // Nomad does not persist the config block across agent restarts; the
+    // handle keeps the parts that shape the sandbox.
+    const block: SandboxBlock | undefined = task.handleConfig.msgpackDriverConfig.length > 0 ? parseTaskConfig(task.handleConfig.msgpackDriverConfig) : task.state.sandbox;
+    if (!block) throw failedPrecondition(`task ${id} was started by a plugin version without exec support; its sandbox cannot be reproduced (restart the task to enable exec)`);
+    const sandbox = taskSandbox(task.handleConfig, block, config);
+    const deps = { native: this.deps.native, launcher: this.deps.launcher, initPath: this.deps.initPath ?? INIT_HELPER_PATH, logger: this.deps.logger };
+    const session = await ExecSession.start(deps, { task, sandbox }, opts);
+    this.execSessions.add(session);
+    void session.exit.then(() => this.execSessions.delete(session));
+    return session;
+  }
+
+  /**
+   * The plugin is going away: its exec sessions' streams go with it, so
+   * their commands must too. (Tasks stay: they outlive the plugin.)
+   */
+  killExecSessions(): void {
+    for (const s of this.execSessions) s.kill();
+  }
+
+  execEnded(outcome: ExecOutcome): void {
+    this.notify((o) => o.onExecSession?.(outcome));
   }
 
   // ---------------------------------------------------------------- recovery
