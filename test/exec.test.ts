@@ -261,6 +261,14 @@ describe('exec into a running task (nomad alloc exec, script checks)', function 
       assert.ok(maxChunk > 0 && maxChunk <= 4096, `chunk of ${maxChunk} bytes`);
     });
 
+    it('forwards output written right before the exit, after a long silence', async () => {
+      const runs = await Promise.all(Array.from({ length: 10 }, (_, i) => nomad.exec(mainId, ['sh', '-c', `sleep 1.1; printf "last words ${i}"; printf "on stderr ${i}" >&2`])));
+      runs.forEach((r, i) => {
+        assert.equal(r.stdout, `last words ${i}`);
+        assert.equal(r.stderr, `on stderr ${i}`);
+      });
+    });
+
     it('gives a terminal with tty: /dev/pts/N, the size from tty_size, resizes, and ^D on stdin close', async () => {
       const s = nomad.execStream(mainId, ['sh'], { tty: true });
       let r;

@@ -123,6 +123,9 @@ export class ExecSession {
       deps.native().watchExit(pidfd, (status) => {
         this.reaped = true;
         this.exitedAt = Date.now();
+        // The idle window starts at the exit: output written just before it
+        // may not have been read yet, however long the command was silent.
+        this.lastOutputAt = this.exitedAt;
         resolve(exitResultOf(status));
       });
     });
