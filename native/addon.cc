@@ -287,6 +287,10 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
       ThrowInvalid(env, "unveil mode must be letters of \"rwxc\": \"" + mode + "\"");
     if (path.empty() || path[0] != '/') ThrowInvalid(env, "unveil path must be absolute: " + path);
     if (opt.As<Napi::Boolean>().Value()) mode += '?';
+    Napi::Value nofollow = r.Get("noFollow");
+    if (!nofollow.IsUndefined() && !nofollow.IsBoolean())
+      ThrowInvalid(env, "unveil[].noFollow must be a boolean");
+    if (nofollow.IsBoolean() && nofollow.As<Napi::Boolean>().Value()) mode += '!';
     a.push_back(std::move(mode));
     a.push_back(std::move(path));
   }
@@ -331,6 +335,11 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                          "cannot execute \"" + path + "\": " + reason + hint, err, pp, sc);
     }
     case E2_ST_UNVEIL_PATH:
+      if (err == ELOOP)
+        return NativeError(env, "EXEC2_UNVEIL_PATH",
+                           "unveil path " + path +
+                               " is a symbolic link; refusing to follow it (was it replaced by the task?)",
+                           err, pp, sc);
       if (err == ENOENT)
         return NativeError(env, "EXEC2_UNVEIL_PATH", "unveil path does not exist: " + path, err,
                            pp, sc);

@@ -41,6 +41,13 @@ export interface UnveilRule {
   mode: string;
   /** true: silently skipped when the path does not exist (default path sets) */
   optional: boolean;
+  /**
+   * true: the last component must not be a symbolic link (opened O_NOFOLLOW;
+   * a symlink fails the launch, or is skipped when optional). For paths the
+   * task itself can replace, such as its own directories: the ruleset is
+   * built as root again for every start and exec session.
+   */
+  noFollow?: boolean;
 }
 
 export interface LaunchSpec {

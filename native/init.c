@@ -409,7 +409,10 @@ static int build_ruleset(const struct config *c) {
   for (unsigned i = 0; i < c->nrules; i++) {
     const char *mode = c->rules[2 * i], *path = c->rules[2 * i + 1];
     int optional = r_strchr(mode, '?') != 0;
-    AUTOCLOSE int fd = (int)r_open(path, O_PATH | O_CLOEXEC);
+    /* '!': a path the task can replace (its own directories). Following a
+     * symlink planted there would, as root, grant whatever it points at. */
+    int nofollow = r_strchr(mode, '!') != 0;
+    AUTOCLOSE int fd = (int)r_open(path, O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
     if (fd < 0) {
       if (optional && (fd == -ENOENT || fd == -ENOTDIR)) continue;
       die_with_error(E2_ST_UNVEIL_PATH, fd, "open", path);
@@ -417,6 +420,10 @@ static int build_ruleset(const struct config *c) {
     struct statx stx;
     long r = r_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, &stx);
     if (r < 0) die_with_error(E2_ST_UNVEIL_PATH, r, "statx", path);
+    if (nofollow && (stx.stx_mode & S_IFMT) == S_IFLNK) {
+      if (optional) continue;
+      die_with_error(E2_ST_UNVEIL_PATH, -ELOOP, "open", path);
+    }
     int is_dir = (stx.stx_mode & S_IFMT) == S_IFDIR;
     struct e2_path_beneath_attr pb;
     pb.allowed_access = mode_access(mode, is_dir) & attr.handled_access_fs &

@@ -71,7 +71,8 @@ enum {
   E2_ARG_NENV,     /* number of task env strings */
   E2_ARG_FIXED     /* first variable slot */
 };
-/* Unveil rule slots: "<letters>[?]" ('?' = optional) then the path. */
+/* Unveil rule slots: "<letters>[?][!]" ('?' = optional, '!' = the last
+ * component must not be a symlink) then the path. */
 /* Exec mode: "1" when fd E2_FDX_STDIN is a terminal to make the controlling
  * terminal and 0/1/2, "0" for three separate descriptors. */
 #define E2_ARG_TTY E2_ARG_CTLSIG

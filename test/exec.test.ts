@@ -170,6 +170,20 @@ describe('exec into a running task (nomad alloc exec, script checks)', function 
       assert.equal(r.stdout, 'task=scoped\npid1=scoped\nself=ok\n');
     });
 
+    it('refuses to follow a task directory the task replaced with a symlink (its rules are built as root again)', async () => {
+      // The harness's mounts live under /tmp, which the default rules make
+      // writable (rwc:/tmp), so this task can rename its own local/; Nomad's
+      // real alloc_mounts are not below an unveiled path.
+      const { task } = await nomad.run({ command: 'sh', args: ['-c', 'mv "$NOMAD_TASK_DIR" "$NOMAD_TASK_DIR.orig" && ln -s /etc "$NOMAD_TASK_DIR" && echo swapped; exec sleep 1000'] });
+      try {
+        await task.stdout!.waitFor(/swapped/);
+        await expectStatus(nomad.exec(task.config.id, ['cat', '/etc/passwd']), grpc.status.FAILED_PRECONDITION, /unveil path .*\/local is a symbolic link; refusing to follow it/);
+        await expectStatus(nomad.execTask(task.config.id, ['cat', '/etc/passwd']), grpc.status.FAILED_PRECONDITION, /is a symbolic link/);
+      } finally {
+        await stopAndRelease(task);
+      }
+    });
+
     it('holds exactly fds 0, 1 and 2', async () => {
       const r = await nomad.exec(mainId, ['ls', '-1', '/proc/self/fd']);
       assert.equal(r.result.exitCode, 0, r.stderr);

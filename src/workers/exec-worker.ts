@@ -21,10 +21,13 @@ const fail = (kind: LaunchFailure['kind'], code: string, message: string): ExecL
   new ExecLaunchError({ kind, code, message, recoverable: false });
 
 const NOT_RUNNING = 'EXEC2_TASK_EXITED';
+const ELOOP = 40;
 
 function nativeFailure(err: unknown): ExecLaunchError {
   const e = err as Error & { code?: string };
   const code = typeof e.code === 'string' ? e.code : 'EXEC2_SYSCALL';
+  // A task directory replaced by a symlink: the task's doing, not a missing path.
+  if (code === 'EXEC2_UNVEIL_PATH' && (err as { errno?: number }).errno === ELOOP) return fail('failed-precondition', code, e.message);
   switch (code) {
     case 'EXEC2_COMMAND_NOT_FOUND':
     case 'EXEC2_UNVEIL_PATH':
