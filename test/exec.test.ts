@@ -275,6 +275,28 @@ describe('exec into a running task (nomad alloc exec, script checks)', function 
       assert.ok(maxChunk > 0 && maxChunk <= 4096, `chunk of ${maxChunk} bytes`);
     });
 
+    it('does not buffer without bound when the client reads slowly (backpressure), and loses nothing', async () => {
+      const rss = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${nomad.plugin.pid}/status`, 'utf8'))![1]) * 1024;
+      const total = 64 * 1024 * 1024;
+      const s = nomad.execStream(mainId, ['head', '-c', String(total), '/dev/zero']);
+      s.call.pause(); // a client that does not read
+      const before = rss();
+      await sleep(1500);
+      const grown = rss() - before;
+      assert.ok(grown < 24 * 1024 * 1024, `the plugin grew by ${grown} bytes while the client did not read`);
+      // head is blocked on its pipe, not finished
+      assert.ok(childProcesses(nomad.plugin.pid).some((p) => comm(p) === 'head'), 'the command should be waiting for the reader');
+      let got = 0;
+      s.call.on('data', (m: { stdout?: { data: Buffer } }) => {
+        got += m.stdout?.data.length ?? 0;
+      });
+      s.call.resume();
+      s.closeStdin();
+      const r = await s.done;
+      assert.equal(r.result.exitCode, 0);
+      assert.equal(got, total);
+    });
+
     it('forwards output written right before the exit, after a long silence', async () => {
       const runs = await Promise.all(Array.from({ length: 10 }, (_, i) => nomad.exec(mainId, ['sh', '-c', `sleep 1.1; printf "last words ${i}"; printf "on stderr ${i}" >&2`])));
       runs.forEach((r, i) => {
