@@ -297,6 +297,20 @@ describe('exec into a running task (nomad alloc exec, script checks)', function 
       assert.equal(got, total);
     });
 
+    it('stops reading stdin from the client while the command does not read it, and delivers all of it', async () => {
+      const rss = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${nomad.plugin.pid}/status`, 'utf8'))![1]) * 1024;
+      const s = nomad.execStream(mainId, ['sh', '-c', 'sleep 1.5; wc -c']);
+      const before = rss();
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      for (let i = 0; i < 512; i++) s.write(chunk); // 32 MiB queued on the client
+      s.closeStdin();
+      await sleep(1000);
+      const grown = rss() - before;
+      assert.ok(grown < 16 * 1024 * 1024, `the plugin grew by ${grown} bytes holding stdin nobody reads`);
+      const r = await s.done;
+      assert.equal(r.stdout.trim(), String(512 * 64 * 1024));
+    });
+
     it('forwards output written right before the exit, after a long silence', async () => {
       const runs = await Promise.all(Array.from({ length: 10 }, (_, i) => nomad.exec(mainId, ['sh', '-c', `sleep 1.1; printf "last words ${i}"; printf "on stderr ${i}" >&2`])));
       runs.forEach((r, i) => {
