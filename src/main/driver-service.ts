@@ -20,8 +20,6 @@ import type { TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manag
 import { sampleTaskStats } from './stats';
 import { durationMs, toTimestamp } from './time';
 
-export { durationMs };
-
 export const CAPABILITIES: DriverCapabilities = {
   sendSignals: true,
   exec: true,
@@ -32,7 +30,6 @@ export const CAPABILITIES: DriverCapabilities = {
   disableLogCollection: false,
   dynamicWorkloadUsers: true,
 };
-
 
 export function taskStatus(t: TaskRecord): TaskStatus {
   return {
