@@ -1,16 +1,21 @@
 // Node-API surface of exec2 (see native/exec2_native.d.ts for the contract).
 //
 // Only what needs raw syscalls lives here. launch() is the hot path and runs
-// in a piscina worker; watchExit() runs on the main loop.
+// in a piscina worker; watchExit() runs on the main loop. launchExec() starts
+// a command inside a running task (nomad alloc exec, script checks); the
+// pty/pipe helpers give the plugin its ends of the command's stdio.
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -180,6 +185,8 @@ constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 constexpr int kMaxCgroupFds = E2_SPAWN_MAX_CGROUPS;
 
 struct LaunchPlan {
+  bool exec = false;  // launchExec(): join a task instead of creating one
+  bool tty = false;   // exec: stdin_fd is a terminal for 0/1/2
   std::string init_path;
   std::vector<std::string> args;  // init argv, storage
   std::string argv0;
@@ -188,20 +195,38 @@ struct LaunchPlan {
   std::string cwd;
   uint32_t uid = 0, gid = 0;
   int cgroup_fd = -1, stdout_fd = -1, stderr_fd = -1, status_fd = -1, netns_fd = -1;
+  int stdin_fd = -1, task_pidfd = -1;  // exec only
   std::vector<int> cgroup_procs;
 };
 
-void ParseSpec(Napi::Env env, const Napi::Value& v, LaunchPlan& p) {
+// One parser for both specs (LaunchSpec, ExecSpec): they share everything
+// that decides how the command is confined, so they cannot drift apart.
+void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
   if (!v.IsObject() || v.IsArray()) ThrowInvalid(env, "spec must be an object");
   Napi::Object s = v.As<Napi::Object>();
+  p.exec = exec;
 
   p.init_path = GetString(env, s.Get("initPath"), "initPath");
   if (p.init_path.empty() || p.init_path[0] != '/') ThrowInvalid(env, "initPath must be absolute");
   p.cgroup_fd = GetFd(env, s.Get("cgroupFd"), "cgroupFd", -1);
-  p.stdout_fd = GetFd(env, s.Get("stdoutFd"), "stdoutFd", 0);
-  p.stderr_fd = GetFd(env, s.Get("stderrFd"), "stderrFd", 0);
-  p.status_fd = GetFd(env, s.Get("statusDirFd"), "statusDirFd", 0);
-  p.netns_fd = GetFd(env, s.Get("netnsFd"), "netnsFd", -1);
+  if (exec) {
+    Napi::Value tty = s.Get("tty");
+    if (!tty.IsBoolean()) ThrowInvalid(env, "tty must be a boolean");
+    p.tty = tty.As<Napi::Boolean>().Value();
+    p.task_pidfd = GetFd(env, s.Get("taskPidfd"), "taskPidfd", 0);
+    p.stdin_fd = GetFd(env, s.Get("stdinFd"), "stdinFd", 0);
+    if (p.tty) {
+      if (!isatty(p.stdin_fd)) ThrowInvalid(env, "stdinFd must be a terminal when tty is true");
+    } else {
+      p.stdout_fd = GetFd(env, s.Get("stdoutFd"), "stdoutFd", 0);
+      p.stderr_fd = GetFd(env, s.Get("stderrFd"), "stderrFd", 0);
+    }
+  } else {
+    p.stdout_fd = GetFd(env, s.Get("stdoutFd"), "stdoutFd", 0);
+    p.stderr_fd = GetFd(env, s.Get("stderrFd"), "stderrFd", 0);
+    p.status_fd = GetFd(env, s.Get("statusDirFd"), "statusDirFd", 0);
+    p.netns_fd = GetFd(env, s.Get("netnsFd"), "netnsFd", -1);
+  }
   Napi::Array cg = GetArray(env, s.Get("cgroupProcsFds"), "cgroupProcsFds");
   if (cg.Length() > (uint32_t)kMaxCgroupFds)
     ThrowInvalid(env, "too many cgroupProcsFds (max " + std::to_string(kMaxCgroupFds) + ")");
@@ -234,13 +259,16 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, LaunchPlan& p) {
   std::vector<std::string>& a = p.args;
   a.reserve(E2_ARG_FIXED + 2 * unveil.Length() + argv.Length() + envv.Length());
   a.emplace_back("exec2-init");
-  a.emplace_back(E2_PROTO_MAGIC);
+  a.emplace_back(exec ? E2_EXEC_MAGIC : E2_PROTO_MAGIC);
   a.push_back(std::to_string(p.uid));
   a.push_back(std::to_string(p.gid));
   a.push_back(std::move(gstr));
   a.push_back(p.cwd);
   a.push_back(std::move(oom));
-  a.push_back(std::to_string(SIGRTMIN));
+  if (exec)
+    a.emplace_back(p.tty ? "1" : "0");  // E2_ARG_TTY
+  else
+    a.push_back(std::to_string(SIGRTMIN));
   a.emplace_back(p.netns_fd >= 0 ? "1" : "0");
   a.push_back(std::to_string(p.cgroup_procs.size()));
   a.push_back(std::to_string(unveil.Length()));
@@ -259,6 +287,10 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, LaunchPlan& p) {
       ThrowInvalid(env, "unveil mode must be letters of \"rwxc\": \"" + mode + "\"");
     if (path.empty() || path[0] != '/') ThrowInvalid(env, "unveil path must be absolute: " + path);
     if (opt.As<Napi::Boolean>().Value()) mode += '?';
+    Napi::Value nofollow = r.Get("noFollow");
+    if (!nofollow.IsUndefined() && !nofollow.IsBoolean())
+      ThrowInvalid(env, "unveil[].noFollow must be a boolean");
+    if (nofollow.IsBoolean() && nofollow.As<Napi::Boolean>().Value()) mode += '!';
     a.push_back(std::move(mode));
     a.push_back(std::move(path));
   }
@@ -303,6 +335,11 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                          "cannot execute \"" + path + "\": " + reason + hint, err, pp, sc);
     }
     case E2_ST_UNVEIL_PATH:
+      if (err == ELOOP)
+        return NativeError(env, "EXEC2_UNVEIL_PATH",
+                           "unveil path " + path +
+                               " is a symbolic link; refusing to follow it (was it replaced by the task?)",
+                           err, pp, sc);
       if (err == ENOENT)
         return NativeError(env, "EXEC2_UNVEIL_PATH", "unveil path does not exist: " + path, err,
                            pp, sc);
@@ -329,6 +366,12 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
     case E2_ST_NETNS:
       return NativeError(env, "EXEC2_NETNS", "cannot join the network namespace: " + reason,
                          err, pp, sc);
+    case E2_ST_JOIN:
+      if (err == ESRCH)
+        return NativeError(env, "EXEC2_TASK_EXITED", "the task is not running (its pid 1 has exited)",
+                           err, pp, sc);
+      return NativeError(env, "EXEC2_SPAWN", "cannot enter the task's namespaces: " + reason, err,
+                         pp, sc);
     case E2_ST_CGROUP:
       return NativeError(env, "EXEC2_CGROUP",
                          "cannot join the task cgroup (write to cgroup.procs): " + reason, err,
@@ -342,9 +385,14 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                              (path.empty() ? "" : ": " + path) +
                              "); is build/Release/exec2-init from the same build?",
                          err, pp, sc);
+    case E2_ST_FORK:
+      // A pid namespace whose init has exited refuses new processes.
+      if (p.exec && err == ENOMEM)
+        return NativeError(env, "EXEC2_TASK_EXITED", "the task is exiting (its pid namespace takes no new processes)",
+                           err, pp, sc);
+      [[fallthrough]];
     case E2_ST_SPAWN_FDS:
     case E2_ST_SETUP:
-    case E2_ST_FORK:
       return NativeError(env, "EXEC2_SPAWN",
                          "task setup failed: " + op + (path.empty() ? "" : " " + path) +
                              ": " + reason,
@@ -368,7 +416,7 @@ void ReapFailed(int pidfd) {
 Napi::Value Launch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   LaunchPlan p;
-  ParseSpec(env, info[0], p);
+  ParseSpec(env, info[0], false, p);
 
   std::vector<char*> argv;
   argv.reserve(p.args.size() + 1);
@@ -386,6 +434,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   req.argv = argv.data();
   req.envp = envp;
   req.cgroup_fd = p.cgroup_fd;
+  req.new_namespaces = 1;
   int slot = 0;
   req.src[slot++] = wr.fd;          // E2_FD_ERR
   req.src[slot++] = p.stdout_fd;    // E2_FD_STDOUT
@@ -454,6 +503,210 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   r.Set("pidfd", Napi::Number::New(env, pidfd.release()));
   r.Set("tCloneNs", Napi::BigInt::New(env, (int64_t)res.t_clone_ns));
   r.Set("tExecNs", Napi::BigInt::New(env, (int64_t)t_exec));
+  return r;
+}
+
+// ---- launchExec -----------------------------------------------------------
+
+// Records on the error pipe of an exec launch: at most one error record (of
+// the helper or of the command) and the pid record of the command.
+struct ExecRecords {
+  bool has_error = false;
+  e2_err_hdr err{};
+  std::string op, path;
+  pid_t pid = -1;
+  bool malformed = false;
+};
+
+ExecRecords ParseExecRecords(const char* buf, size_t got) {
+  ExecRecords r;
+  size_t off = 0;
+  while (off + sizeof(uint32_t) <= got) {
+    uint32_t magic;
+    memcpy(&magic, buf + off, sizeof magic);
+    if (magic == E2_PID_MAGIC && off + sizeof(e2_pid_rec) <= got) {
+      e2_pid_rec pr;
+      memcpy(&pr, buf + off, sizeof pr);
+      r.pid = pr.pid;
+      off += sizeof pr;
+    } else if (magic == E2_ERR_MAGIC && off + sizeof(e2_err_hdr) <= got && !r.has_error) {
+      e2_err_hdr h;
+      memcpy(&h, buf + off, sizeof h);
+      if (off + sizeof h + h.op_len + h.path_len > got) break;
+      r.has_error = true;
+      r.err = h;
+      r.op.assign(buf + off + sizeof h, h.op_len);
+      r.path.assign(buf + off + sizeof h + h.op_len, h.path_len);
+      off += sizeof h + h.op_len + h.path_len;
+    } else {
+      break;
+    }
+  }
+  if (off != got) r.malformed = true;
+  return r;
+}
+
+Napi::Value LaunchExec(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LaunchPlan p;
+  ParseSpec(env, info[0], true, p);
+
+  std::vector<char*> argv;
+  argv.reserve(p.args.size() + 1);
+  for (auto& s : p.args) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
+  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
+
+  struct e2_spawn_req req;
+  memset(&req, 0, sizeof req);
+  req.init_path = p.init_path.c_str();
+  req.argv = argv.data();
+  req.envp = envp;
+  req.cgroup_fd = p.cgroup_fd;
+  req.new_namespaces = 0;
+  int slot = 0;
+  req.src[slot++] = wr.fd;                        // E2_FD_ERR
+  req.src[slot++] = p.stdin_fd;                   // E2_FDX_STDIN (or the terminal)
+  req.src[slot++] = p.tty ? -1 : p.stdout_fd;     // E2_FDX_STDOUT
+  req.src[slot++] = p.tty ? -1 : p.stderr_fd;     // E2_FDX_STDERR
+  req.src[slot++] = p.task_pidfd;                 // E2_FDX_TASK
+  for (int fd : p.cgroup_procs) req.src[slot++] = fd;  // from E2_FD_CGROUP0
+  req.nslots = slot;
+  int wm = E2_FD_ERR + slot;
+  for (int i = 0; i < slot; i++)
+    if (req.src[i] >= wm) wm = req.src[i] + 1;
+  req.watermark = wm;
+
+  struct e2_spawn_res res;
+  int rc = e2_spawn(&req, &res);
+  if (rc < 0) {
+    int err = -rc;
+    bool cg = p.cgroup_fd >= 0 && (err == EBADF || err == EBUSY || err == EOPNOTSUPP ||
+                                   err == ENOENT || err == EACCES || err == EPERM);
+    throw NativeError(env, cg ? "EXEC2_CGROUP" : "EXEC2_SPAWN",
+                      std::string(cg ? "clone3 into the task cgroup failed: " : "clone3 failed: ") +
+                          ErrnoText(err),
+                      err, nullptr, "clone3");
+  }
+  UniqueFd helper(res.pidfd);
+  wr.reset();
+
+  char buf[2 * E2_ERR_MAX];
+  size_t got = 0;
+  int read_err = 0;
+  for (;;) {
+    ssize_t n = read(rd.fd, buf + got, sizeof buf - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      read_err = errno;
+      break;
+    }
+    if (n == 0 || (got += (size_t)n) == sizeof buf) break;
+  }
+  int64_t t_exec = e2_monotonic_ns();
+  ExecRecords rec = ParseExecRecords(buf, got);
+  // The helper exits right after its pid record (or its error record).
+  if (read_err) syscall(SYS_pidfd_send_signal, helper.fd, SIGKILL, nullptr, 0);
+  ReapFailed(helper.fd);
+
+  // The command is our child (CLONE_PARENT). On any failure it has exited
+  // already or must not live on: kill and reap it.
+  auto reap_command = [&]() {
+    if (rec.pid <= 0) return;
+    kill(rec.pid, SIGKILL);  // still unreaped: the pid cannot have been reused
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)rec.pid, &si, WEXITED) < 0 && errno == EINTR) {
+    }
+  };
+  if (read_err) {
+    reap_command();
+    ThrowSyscall(env, "read(error pipe)", read_err);
+  }
+  if (rec.has_error) {
+    reap_command();
+    throw ErrorFromRecord(env, p, rec.err.stage, rec.err.err, rec.op, rec.path);
+  }
+  if (rec.malformed || rec.pid <= 0) {
+    reap_command();
+    throw NativeError(env, "EXEC2_SPAWN",
+                      got == 0 ? "the exec helper died before starting the command"
+                               : "malformed record from the exec helper");
+  }
+  long cfd = syscall(SYS_pidfd_open, rec.pid, 0);
+  if (cfd < 0) {
+    int err = errno;
+    reap_command();
+    ThrowSyscall(env, "pidfd_open", err);
+  }
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("pid", Napi::Number::New(env, rec.pid));
+  r.Set("pidfd", Napi::Number::New(env, (double)cfd));
+  r.Set("tCloneNs", Napi::BigInt::New(env, (int64_t)res.t_clone_ns));
+  r.Set("tExecNs", Napi::BigInt::New(env, (int64_t)t_exec));
+  return r;
+}
+
+// ---- stdio for exec sessions ------------------------------------------------
+
+// A pty pair. The plugin keeps the master (read with tty.ReadStream); the
+// slave becomes the command's controlling terminal. Both O_CLOEXEC so no
+// other child of the plugin inherits them; O_NOCTTY so the plugin never
+// acquires a controlling terminal.
+Napi::Value OpenPty(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (master.fd < 0) ThrowSyscall(env, "posix_openpt", errno);
+  if (grantpt(master.fd) < 0) ThrowSyscall(env, "grantpt", errno);
+  if (unlockpt(master.fd) < 0) ThrowSyscall(env, "unlockpt", errno);
+  char name[128];
+  int rc = ptsname_r(master.fd, name, sizeof name);
+  if (rc != 0) ThrowSyscall(env, "ptsname_r", rc);
+  UniqueFd slave(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (slave.fd < 0) ThrowSyscall(env, "open(pty slave)", errno);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("master", Napi::Number::New(env, master.release()));
+  r.Set("slave", Napi::Number::New(env, slave.release()));
+  r.Set("path", Napi::String::New(env, name));
+  return r;
+}
+
+Napi::Value SetWindowSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = GetFd(env, info[0], "fd", 0);
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  ws.ws_row = (unsigned short)GetNumber(env, info[1], "rows", 0, 65535);
+  ws.ws_col = (unsigned short)GetNumber(env, info[2], "cols", 0, 65535);
+  // The kernel sends SIGWINCH to the terminal's foreground process group.
+  if (ioctl(fd, TIOCSWINSZ, &ws) < 0) ThrowSyscall(env, "ioctl(TIOCSWINSZ)", errno);
+  return env.Undefined();
+}
+
+// The character that ends input on a terminal in canonical mode (VEOF, ^D by
+// default), or null when the line discipline is not canonical (raw mode:
+// there is no in-band end of input).
+Napi::Value TerminalEof(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = GetFd(env, info[0], "fd", 0);
+  struct termios t;
+  if (tcgetattr(fd, &t) < 0) ThrowSyscall(env, "tcgetattr", errno);
+  if (!(t.c_lflag & ICANON)) return env.Null();
+  return Napi::Number::New(env, (unsigned char)t.c_cc[VEOF]);
+}
+
+// pipe2(O_CLOEXEC): [read end, write end]. Pipes rather than socketpairs so
+// that the command can reopen /dev/stdin, /dev/stdout and /dev/stderr.
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
+  Napi::Array r = Napi::Array::New(env, 2);
+  r.Set((uint32_t)0, Napi::Number::New(env, fds[0]));
+  r.Set((uint32_t)1, Napi::Number::New(env, fds[1]));
   return r;
 }
 
@@ -630,6 +883,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
+  exports.Set("launchExec", Napi::Function::New(env, LaunchExec, "launchExec"));
+  exports.Set("openPty", Napi::Function::New(env, OpenPty, "openPty"));
+  exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize, "setWindowSize"));
+  exports.Set("terminalEof", Napi::Function::New(env, TerminalEof, "terminalEof"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("watchExit", Napi::Function::New(env, WatchExit, "watchExit"));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("signalTask", Napi::Function::New(env, SignalTask, "signalTask"));

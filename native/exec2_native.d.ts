@@ -25,6 +25,8 @@ export type NativeErrorCode =
   | 'EXEC2_NETNS'
   /** joining a cgroup (v1 cgroup.procs write) failed */
   | 'EXEC2_CGROUP'
+  /** launchExec: the task's pid 1 has exited or its pid namespace is being torn down */
+  | 'EXEC2_TASK_EXITED'
   /** namespace / mount / clone3 / fork setup failed */
   | 'EXEC2_SPAWN'
   /** bad arguments given to the addon (programming error) */
@@ -39,6 +41,13 @@ export interface UnveilRule {
   mode: string;
   /** true: silently skipped when the path does not exist (default path sets) */
   optional: boolean;
+  /**
+   * true: the last component must not be a symbolic link (opened O_NOFOLLOW;
+   * a symlink fails the launch, or is skipped when optional). For paths the
+   * task itself can replace, such as its own directories: the ruleset is
+   * built as root again for every start and exec session.
+   */
+  noFollow?: boolean;
 }
 
 export interface LaunchSpec {
@@ -67,6 +76,35 @@ export interface LaunchSpec {
   cwd: string;
   unveil: UnveilRule[];
   /** written to /proc/self/oom_score_adj of the task before exec; null leaves it inherited */
+  oomScoreAdj: number | null;
+}
+
+/**
+ * A command to start inside a running task (`nomad alloc exec`, script
+ * checks). Confinement fields mean exactly what they mean in LaunchSpec and
+ * are applied by the same code in the init helper.
+ */
+export interface ExecSpec {
+  initPath: string;
+  /** O_PATH|O_DIRECTORY fd of the task's cgroup v2 directory, or -1 (v1 hosts) */
+  cgroupFd: number;
+  /** the task's v1 `cgroup.procs` files (O_WRONLY) */
+  cgroupProcsFds: number[];
+  /** pidfd of the task's pid 1: its pid, mount, ipc and network namespaces are joined */
+  taskPidfd: number;
+  /** true: stdinFd is a terminal (pty slave) that becomes the controlling terminal and 0/1/2 */
+  tty: boolean;
+  stdinFd: number;
+  /** ignored when tty is true */
+  stdoutFd: number;
+  stderrFd: number;
+  argv: string[];
+  env: string[];
+  uid: number;
+  gid: number;
+  groups: number[];
+  cwd: string;
+  unveil: UnveilRule[];
   oomScoreAdj: number | null;
 }
 
@@ -125,6 +163,25 @@ export interface Exec2Native {
    * null (not our child: e.g. a recovered task), close the pidfd, and call back once.
    */
   watchExit(pidfd: number, onExit: (status: WaitStatus | null) => void): void;
+  /**
+   * Start a command inside a running task: the init helper (exec mode) joins
+   * the task's cgroup and namespaces and starts the command as a child of
+   * *this* process (CLONE_PARENT), in a session of its own, confined like
+   * the task. Returns the command's pid and pidfd once its execve succeeded;
+   * watchExit(pidfd) then reports its real exit status. On failure nothing is
+   * left running and a NativeError is thrown (EXEC2_COMMAND_NOT_FOUND,
+   * EXEC2_COMMAND_NOT_EXECUTABLE, EXEC2_TASK_EXITED, ...). Blocking: call
+   * from a worker thread. Does not close any fd of the spec.
+   */
+  launchExec(spec: ExecSpec): LaunchResult;
+  /** posix_openpt + grantpt + unlockpt + open of the slave; both O_CLOEXEC|O_NOCTTY. */
+  openPty(): { master: number; slave: number; path: string };
+  /** TIOCSWINSZ (the kernel then sends SIGWINCH to the foreground process group). */
+  setWindowSize(fd: number, rows: number, cols: number): void;
+  /** VEOF of the terminal when it is in canonical mode, else null. */
+  terminalEof(fd: number): number | null;
+  /** pipe2(O_CLOEXEC): [read end, write end] */
+  pipe(): [number, number];
   /** pidfd_open(pid, 0); throws NativeError (errno ESRCH when gone). */
   pidfdOpen(pid: number): number;
   /**

@@ -1,5 +1,6 @@
 /*
- * exec2-init: pid 1 of a task's pid namespace.
+ * exec2-init: pid 1 of a task's pid namespace, and (exec mode) the helper
+ * that starts `nomad alloc exec` sessions and script checks inside a task.
  *
  * Started by the addon (clone3 + execve) with every signal blocked, in fresh
  * pid/ipc/mount namespaces, already inside the task's cgroup (v2), with the
@@ -14,6 +15,11 @@
  *
  * Any failure before the task's execve is reported as one record on the error
  * pipe (fd 3), which the addon turns into a typed exception.
+ *
+ * Exec mode (argv[1] == E2_EXEC_MAGIC) is short-lived: it joins the task's
+ * cgroups and namespaces, starts the command as a sibling of itself (the
+ * launcher's child, confined exactly like the task by the same code), reports
+ * its pid and exits. See exec_main().
  */
 #define _GNU_SOURCE
 /* glibc headers for constants and kernel-identical types only */
@@ -28,6 +34,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
 
 #include "compat.h"
 #include "rawsys.h"
@@ -49,6 +56,8 @@ struct config {
   int pid1_protected; /* pid 1 managed to go to -1000 */
   int inherited_oom;  /* the plugin's value, for a task without oomScoreAdj */
   int ctlsig;
+  int exec_mode; /* joining a running task, not creating one */
+  int tty;       /* exec mode: fd E2_FDX_STDIN is the terminal for 0/1/2 */
   int has_netns;
   unsigned ncgroup;
   char **rules; /* nrules pairs: "<letters>[?]", path */
@@ -236,11 +245,13 @@ static void reset_signal_dispositions(void) {
 
 /* ---- argv --------------------------------------------------------------- */
 
-static void parse_config(int argc, char **argv, struct config *c) {
+static void parse_config(int argc, char **argv, int exec_mode, struct config *c) {
   long long v;
   memset(c, 0, sizeof *c);
-  if (argc < E2_ARG_FIXED || !r_streq(argv[E2_ARG_MAGIC], E2_PROTO_MAGIC))
+  if (argc < E2_ARG_FIXED ||
+      !r_streq(argv[E2_ARG_MAGIC], exec_mode ? E2_EXEC_MAGIC : E2_PROTO_MAGIC))
     die_with_error(E2_ST_ARGS, EINVAL, "protocol version", argc > 1 ? argv[1] : 0);
+  c->exec_mode = exec_mode;
 #define NUM(idx, lo, hi, name)                                  \
   do {                                                          \
     if (parse_ll(argv[idx], lo, hi, &v) < 0)                    \
@@ -257,10 +268,17 @@ static void parse_config(int argc, char **argv, struct config *c) {
     c->has_oom = 1;
     c->oom = (int)v;
   }
-  NUM(E2_ARG_CTLSIG, 1, 64, "control signal");
-  c->ctlsig = (int)v;
-  NUM(E2_ARG_NETNS, 0, 1, "netns");
-  c->has_netns = (int)v;
+  if (exec_mode) {
+    NUM(E2_ARG_TTY, 0, 1, "tty");
+    c->tty = (int)v;
+    /* The network namespace comes with the task's pid 1 (E2_FDX_TASK). */
+    NUM(E2_ARG_NETNS, 0, 0, "netns");
+  } else {
+    NUM(E2_ARG_CTLSIG, 1, 64, "control signal");
+    c->ctlsig = (int)v;
+    NUM(E2_ARG_NETNS, 0, 1, "netns");
+    c->has_netns = (int)v;
+  }
   NUM(E2_ARG_NCGROUP, 0, E2_SPAWN_MAX_CGROUPS, "cgroup count");
   c->ncgroup = (unsigned)v;
   NUM(E2_ARG_NUNVEIL, 0, 1000000, "unveil count");
@@ -391,7 +409,10 @@ static int build_ruleset(const struct config *c) {
   for (unsigned i = 0; i < c->nrules; i++) {
     const char *mode = c->rules[2 * i], *path = c->rules[2 * i + 1];
     int optional = r_strchr(mode, '?') != 0;
-    AUTOCLOSE int fd = (int)r_open(path, O_PATH | O_CLOEXEC);
+    /* '!': a path the task can replace (its own directories). Following a
+     * symlink planted there would, as root, grant whatever it points at. */
+    int nofollow = r_strchr(mode, '!') != 0;
+    AUTOCLOSE int fd = (int)r_open(path, O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
     if (fd < 0) {
       if (optional && (fd == -ENOENT || fd == -ENOTDIR)) continue;
       die_with_error(E2_ST_UNVEIL_PATH, fd, "open", path);
@@ -399,6 +420,10 @@ static int build_ruleset(const struct config *c) {
     struct statx stx;
     long r = r_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, &stx);
     if (r < 0) die_with_error(E2_ST_UNVEIL_PATH, r, "statx", path);
+    if (nofollow && (stx.stx_mode & S_IFMT) == S_IFLNK) {
+      if (optional) continue;
+      die_with_error(E2_ST_UNVEIL_PATH, -ELOOP, "open", path);
+    }
     int is_dir = (stx.stx_mode & S_IFMT) == S_IFDIR;
     struct e2_path_beneath_attr pb;
     pb.allowed_access = mode_access(mode, is_dir) & attr.handled_access_fs &
@@ -408,6 +433,10 @@ static int build_ruleset(const struct config *c) {
      * kernel answers ENOMSG to it. */
     if (pb.allowed_access == 0) continue;
     r = SC4(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+    /* EBADFD: the path leads to an object on an internal filesystem (pipefs,
+     * sockfs: e.g. /dev/stdin when stdin is a pipe, as in an exec session).
+     * Landlock never restricts those, so there is nothing to grant. */
+    if (r == -EBADFD) continue;
     if (r < 0) die_with_error(E2_ST_LANDLOCK, r, "landlock_add_rule", path);
   }
   return (int)rs;
@@ -486,6 +515,15 @@ static void write_oom_adj(int value) {
 }
 
 /*
+ * Everything between "stdio is in place" and the command's execve, shared by
+ * the task and by exec sessions so that an exec session can never be less
+ * confined than the task: oom_score_adj, working directory, Landlock ruleset
+ * (built here, as root, so /proc/self rules name this very process),
+ * credentials, no_new_privs, Landlock, signal mask, PATH search.
+ */
+static __attribute__((noreturn)) void confine_and_exec(const struct config *c);
+
+/*
  * The task child. It shares pid 1's memory (CLONE_VM|CLONE_VFORK: no page
  * table copy, no copy-on-write faults; pid 1 sleeps until the execve), so it
  * writes nothing but its own stack. Credentials, fd table, cwd, signal mask,
@@ -518,8 +556,41 @@ static int task_child(void *arg) {
   /* Status dir, netns, cgroup files, the /dev/null above: none of it is the
    * task's business. */
   if ((r = r_close_range(4, ~0U, 0)) < 0) die_with_error(E2_ST_STDIO, r, "close_range", 0);
+  confine_and_exec(c);
+}
 
-  /* pid 1 runs at -1000 and the task inherited that; never let it keep it. */
+/*
+ * An exec session's command: a new session of its own (so the plugin can
+ * kill everything it starts by process group and session), its terminal or
+ * pipes on 0/1/2, nothing else, then the task's confinement.
+ */
+static int exec_child(void *arg) {
+  const struct config *c = arg;
+  long r;
+  if ((r = r_setsid()) < 0) die_with_error(E2_ST_STDIO, r, "setsid", 0);
+  if (c->tty) {
+    /* Controlling terminal, so job control, ^C and SIGWINCH work. */
+    if ((r = r_ioctl(E2_FDX_STDIN, TIOCSCTTY, 0)) < 0)
+      die_with_error(E2_ST_STDIO, r, "ioctl(TIOCSCTTY)", 0);
+    for (int fd = 0; fd <= 2; fd++)
+      if ((r = r_dup3(E2_FDX_STDIN, fd, 0)) < 0) die_with_error(E2_ST_STDIO, r, "dup3", 0);
+  } else {
+    if ((r = r_dup3(E2_FDX_STDIN, 0, 0)) < 0 || (r = r_dup3(E2_FDX_STDOUT, 1, 0)) < 0 ||
+        (r = r_dup3(E2_FDX_STDERR, 2, 0)) < 0)
+      die_with_error(E2_ST_STDIO, r, "dup3", 0);
+  }
+  if ((r = r_fcntl(E2_FD_ERR, F_SETFD, FD_CLOEXEC)) < 0)
+    die_with_error(E2_ST_STDIO, r, "fcntl", 0);
+  /* The pidfd, cgroup files and the launcher's copies of the stdio: gone. */
+  if ((r = r_close_range(4, ~0U, 0)) < 0) die_with_error(E2_ST_STDIO, r, "close_range", 0);
+  confine_and_exec(c);
+}
+
+static __attribute__((noreturn)) void confine_and_exec(const struct config *c) {
+  long r;
+  /* pid 1 runs at -1000 and the task inherited that; never let it keep it.
+   * (An exec session inherits the plugin's value, as a task without
+   * oom_score_adj does.) */
   if (c->has_oom)
     write_oom_adj(c->oom);
   else if (c->pid1_protected)
@@ -557,6 +628,59 @@ static int task_child(void *arg) {
    * as if it had arrived right after execve. */
   if ((r = sigmask_set(0)) < 0) die_with_error(E2_ST_STDIO, r, "rt_sigprocmask", 0);
   exec_command(c);
+}
+
+/* ---- exec mode -------------------------------------------------------------- */
+
+/*
+ * Joins the running task and starts one command in it. Started by the addon
+ * with every signal blocked, in the task's cgroup (v2: CLONE_INTO_CGROUP;
+ * v1: the cgroup.procs files below), as a child of the plugin.
+ *
+ * setns(CLONE_NEWPID) only changes where our *children* go, hence one more
+ * clone. CLONE_PARENT makes the command the plugin's child, not ours: the
+ * plugin then waits for it directly (its real exit status, which nothing in
+ * the task can forge) and this helper leaves no process behind. The command
+ * is confined by the very code that confines the task (confine_and_exec).
+ */
+static int exec_main(struct config *c) {
+  long r;
+  reset_signal_dispositions();
+  for (unsigned i = 0; i < c->ncgroup; i++) {
+    r = r_write(E2_FD_CGROUP0 + (int)i, "0", 1);
+    if (r != 1) die_with_error(E2_ST_CGROUP, r < 0 ? r : -EIO, "write", "cgroup.procs");
+  }
+  /* All at once through the pidfd (5.8+): the task's pid namespace (for the
+   * child), its private /proc and mounts, ipc, and the network namespace pid
+   * 1 joined (the host's in host mode). ESRCH: pid 1 has exited. */
+  r = r_setns(E2_FDX_TASK, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET);
+  if (r < 0) die_with_error(E2_ST_JOIN, r, "setns", 0);
+  r_close(E2_FDX_TASK);
+  for (unsigned i = 0; i < c->ncgroup; i++) r_close(E2_FD_CGROUP0 + (int)i);
+
+  if ((r = r_mprotect(task_stack, 4096, PROT_NONE)) < 0)
+    die_with_error(E2_ST_FORK, r, "mprotect", 0);
+  struct e2_clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  /* exit_signal must be 0 with CLONE_PARENT: the kernel uses ours (SIGCHLD). */
+  ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PARENT;
+  ca.stack = (uint64_t)(uintptr_t)(task_stack + 4096);
+  ca.stack_size = TASK_STACK_SIZE;
+  long pid = e2_clone3_raw(&ca, E2_CLONE_ARGS_SIZE_VER0, exec_child, c);
+  /* ENOMEM here: the task's pid 1 is exiting and its namespace takes no
+   * new processes. */
+  if (pid < 0) die_with_error(E2_ST_FORK, pid, "clone3", 0);
+
+  /* The command has execve'd or failed (and written its error record) by
+   * now. Either way the launcher must learn its pid to reap it. */
+  struct e2_pid_rec rec;
+  rec.magic = E2_PID_MAGIC;
+  rec.pid = (int32_t)pid;
+  r = r_write(E2_FD_ERR, &rec, sizeof rec);
+  /* Without the record the launcher cannot tell the command's pid: make
+   * sure it does not run unsupervised. */
+  if (r != (long)sizeof rec) r_kill((int)pid, SIGKILL);
+  return 0;
 }
 
 /* ---- pid 1 ---------------------------------------------------------------- */
@@ -633,10 +757,14 @@ int main(int argc, char **argv) {
   struct config c;
   long r;
 
+  if (argc > E2_ARG_MAGIC && r_streq(argv[E2_ARG_MAGIC], E2_EXEC_MAGIC)) {
+    parse_config(argc, argv, 1, &c);
+    return exec_main(&c);
+  }
   /* Refuse to run anywhere but as the init of a fresh namespace: as root
    * outside one, the mounts below would change the host. */
   if (r_getpid() != 1) die_with_error(E2_ST_ARGS, EPERM, "not pid 1 of a new namespace", 0);
-  parse_config(argc, argv, &c);
+  parse_config(argc, argv, 0, &c);
   reset_signal_dispositions();
 
   /* Leave the plugin's session: a terminal's SIGINT/SIGHUP aimed at the

@@ -18,6 +18,10 @@
 #endif
 
 #define E2_PROTO_MAGIC "exec2-init/1"
+/* Exec mode (`nomad alloc exec`, script checks): the same binary joins a
+ * running task instead of creating one. Same argv layout as a launch, with
+ * the differences noted at E2_ARG_TTY and E2_ARG_NETNS. */
+#define E2_EXEC_MAGIC "exec2-exec/1"
 
 /*
  * Descriptors the launcher installs in exec2-init. Everything else is closed.
@@ -33,6 +37,18 @@ enum {
   E2_FD_CGROUP0 = 8 /* first of N v1 cgroup.procs files */
 };
 
+/*
+ * Exec mode: what the launcher installs instead. The command's 0/1/2 come
+ * from 4/5/6, or all three from 4 when it is a terminal (5 and 6 closed).
+ * v1 cgroup.procs files start at E2_FD_CGROUP0 as in a launch.
+ */
+enum {
+  E2_FDX_STDIN = 4,  /* stdin, or the terminal (pty slave) */
+  E2_FDX_STDOUT = 5,
+  E2_FDX_STDERR = 6,
+  E2_FDX_TASK = 7 /* pidfd of the task's pid 1: the namespaces to join */
+};
+
 /* At most this many descriptors are handed over from E2_FD_ERR on. */
 #define E2_MAX_SLOTS 32
 #define E2_SPAWN_MAX_CGROUPS (E2_MAX_SLOTS - (E2_FD_CGROUP0 - E2_FD_ERR))
@@ -45,15 +61,21 @@ enum {
   E2_ARG_GROUPS,   /* comma separated decimal gids, "" for none */
   E2_ARG_CWD,
   E2_ARG_OOM,      /* decimal oom_score_adj for the task, "" = keep */
-  E2_ARG_CTLSIG,   /* control signal number (glibc's SIGRTMIN in the addon) */
-  E2_ARG_NETNS,    /* "1": fd E2_FD_NETNS is a netns to join, "0" otherwise */
+  E2_ARG_CTLSIG,   /* control signal number (glibc's SIGRTMIN in the addon);
+                      exec mode: E2_ARG_TTY */
+  E2_ARG_NETNS,    /* "1": fd E2_FD_NETNS is a netns to join, "0" otherwise;
+                      exec mode: always "0" (the network comes with the task) */
   E2_ARG_NCGROUP,  /* number of cgroup.procs fds from E2_FD_CGROUP0 */
   E2_ARG_NUNVEIL,  /* number of unveil rules, two argv slots each */
   E2_ARG_NARGV,    /* number of task argv strings */
   E2_ARG_NENV,     /* number of task env strings */
   E2_ARG_FIXED     /* first variable slot */
 };
-/* Unveil rule slots: "<letters>[?]" ('?' = optional) then the path. */
+/* Unveil rule slots: "<letters>[?][!]" ('?' = optional, '!' = the last
+ * component must not be a symlink) then the path. */
+/* Exec mode: "1" when fd E2_FDX_STDIN is a terminal to make the controlling
+ * terminal and 0/1/2, "0" for three separate descriptors. */
+#define E2_ARG_TTY E2_ARG_CTLSIG
 
 /* Control signal payload: sival_int = target << 8 | signal. */
 #define E2_TARGET_GROUP 0
@@ -77,11 +99,22 @@ enum e2_stage {
   E2_ST_CREDS = 13,      /* setgroups/setgid/setuid */
   E2_ST_PRIVS = 14,      /* PR_SET_NO_NEW_PRIVS */
   E2_ST_NOT_FOUND = 15,  /* command not found */
-  E2_ST_NOT_EXEC = 16    /* command found but execve failed */
+  E2_ST_NOT_EXEC = 16,   /* command found but execve failed */
+  E2_ST_JOIN = 17        /* exec mode: setns into the task (ESRCH: it is gone) */
 };
 
 #define E2_ERR_MAGIC 0x45324552u /* "E2ER" */
 #define E2_ERR_MAX 4096          /* == PIPE_BUF: one write is atomic */
+
+/* Exec mode: after starting the command, the helper reports its pid (in the
+ * launcher's pid namespace) with this record, after any error record of the
+ * command itself. The command is the launcher's child (CLONE_PARENT), so the
+ * launcher reaps it and owns its exit status. */
+#define E2_PID_MAGIC 0x45325044u /* "E2PD" */
+struct e2_pid_rec {
+  uint32_t magic;
+  int32_t pid;
+};
 
 /* Error record: header, then op_len bytes of op, then path_len bytes of path
  * (neither NUL terminated). */

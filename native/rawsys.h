@@ -105,6 +105,7 @@ static inline long r_renameat2(int od, const char *o, int nd, const char *n, uns
 static inline long r_statx(int dfd, const char *p, int flags, unsigned mask, void *buf) {
   return SC5(SYS_statx, dfd, p, flags, mask, buf);
 }
+static inline long r_ioctl(int fd, unsigned long req, long arg) { return SC3(SYS_ioctl, fd, req, arg); }
 static inline long r_mprotect(void *p, size_t n, int prot) { return SC3(SYS_mprotect, p, n, prot); }
 static inline __attribute__((noreturn)) void r_exit(int code) {
   for (;;) SC1(SYS_exit_group, code);

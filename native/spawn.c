@@ -128,8 +128,8 @@ int e2_spawn(const struct e2_spawn_req *req, struct e2_spawn_res *res) {
   int pidfd = -1;
   struct e2_clone_args ca;
   memset(&ca, 0, sizeof ca);
-  ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID |
-             CLONE_NEWIPC | CLONE_NEWNS;
+  ca.flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD;
+  if (req->new_namespaces) ca.flags |= CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS;
   ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
   ca.exit_signal = SIGCHLD;
   ca.stack = (uint64_t)(uintptr_t)(stack + E2_GUARD_SIZE);

@@ -1,6 +1,7 @@
 /*
  * The hot path of a launch: clone3 into fresh pid/ipc/mount namespaces (and a
  * cgroup), shuffle descriptors, execve exec2-init. No fork of the Node process.
+ * Exec sessions use the same path without new namespaces.
  */
 #ifndef EXEC2_SPAWN_H
 #define EXEC2_SPAWN_H
@@ -29,6 +30,9 @@ struct e2_spawn_req {
    * copies go there so that dup2 never clobbers a source still needed. */
   int watermark;
   int cgroup_fd; /* -1: no CLONE_INTO_CGROUP */
+  /* 1: new pid, ipc and mount namespaces (a task launch); 0: none (exec
+   * mode joins a task's namespaces instead) */
+  int new_namespaces;
 };
 
 struct e2_spawn_res {

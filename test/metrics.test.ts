@@ -119,6 +119,31 @@ describe('Prometheus metrics', function () {
     assert.equal(gone.filter((s) => s.labels.alloc_id === labels.alloc_id).length, 0, 'per-task series survived DestroyTask');
   });
 
+  it('counts exec sessions by outcome', async () => {
+    const { task } = await nomad.run({ command: 'sleep', args: ['1000'] });
+    const id = task.config.id;
+    const before = await scrape();
+    assert.equal(new Set(before.filter((s) => s.name === 'exec2_exec_sessions_total').map((s) => s.labels.outcome)).size, 5, 'every outcome is exported from the start');
+    await nomad.exec(id, ['true']);
+    await nomad.exec(id, ['sh', '-c', 'exit 4']);
+    await nomad.exec(id, ['no-such-command-exec2']);
+    await nomad.execTask(id, ['true']);
+    await nomad.execTask(id, ['sleep', '10'], 100);
+    await assert.rejects(nomad.execTask('nope/nope/00000000', ['true']));
+    const s = nomad.execStream(id, ['sleep', '1000']);
+    await new Promise((r) => setTimeout(r, 100));
+    s.cancel();
+    await new Promise((r) => setTimeout(r, 300));
+    const after = await scrape();
+    const delta = (outcome: string): number => value(after, 'exec2_exec_sessions_total', { outcome }) - value(before, 'exec2_exec_sessions_total', { outcome });
+    assert.deepEqual(
+      { success: delta('success'), failure: delta('failure'), timeout: delta('timeout'), cancelled: delta('cancelled'), error: delta('error') },
+      { success: 2, failure: 2, timeout: 1, cancelled: 1, error: 1 },
+    );
+    await nomad.stop(id, 1000);
+    await nomad.finish(task);
+  });
+
   it('fails SetConfig with a clear error when the address cannot be used', async () => {
     const port = Number(new URL(url).port);
     const other = new NomadLikeClient();

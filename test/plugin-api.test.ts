@@ -65,7 +65,7 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
     const r = await call(plugin.driver, plugin.driver.capabilities, {});
     assert.deepEqual(r.capabilities, {
       sendSignals: true,
-      exec: false,
+      exec: true,
       fsIsolation: 3, // UNVEIL
       networkIsolationModes: [3, 0, 1], // NONE, HOST, GROUP
       mustCreateNetwork: false,

@@ -10,10 +10,13 @@ import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ClientReadableStream } from '@grpc/grpc-js';
+import type { ClientDuplexStream, ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import type { SetConfigRequest } from '../gen/hashicorp/nomad/plugins/base/base';
 import {
   NetworkIsolationSpec_NetworkIsolationMode as NetMode,
+  type ExecTaskResponse,
+  type ExecTaskStreamingRequest,
+  type ExecTaskStreamingResponse,
   type ExitResult,
   type TaskConfig,
   type TaskHandle,
@@ -105,6 +108,91 @@ export function encodeTaskConfig(t: Pick<TaskInput, 'command' | 'args' | 'unveil
     { command: t.command, args: t.args ?? null, unveil: t.unveil ?? null, oom_score_adj: t.oom_score_adj ?? null, work_dir: t.work_dir ?? null },
     TASK_CONFIG_SCHEMA,
   );
+}
+
+export interface ExecStreamOptions {
+  tty?: boolean;
+  /** replaces the setup message (malformed-stream tests); null sends no first message */
+  firstMessage?: ExecTaskStreamingRequest | null;
+}
+
+export interface ExecStreamEnd {
+  result: ExitResult;
+  stdout: string;
+  stderr: string;
+  /** whether each stream was closed (close: true) before `exited` */
+  closed: { stdout: boolean; stderr: boolean };
+}
+
+/**
+ * One `nomad alloc exec` session as Nomad's client drives it: setup first,
+ * then stdin, stdin close, terminal sizes; stdout/stderr chunks back until
+ * `exited`, then the call ends.
+ */
+export class ExecStream {
+  private out: Buffer[] = [];
+  private err: Buffer[] = [];
+  private readonly closed = { stdout: false, stderr: false };
+  private result: ExitResult | null = null;
+  readonly done: Promise<ExecStreamEnd>;
+
+  constructor(readonly call: ClientDuplexStream<ExecTaskStreamingRequest, ExecTaskStreamingResponse>) {
+    call.on('data', (m: ExecTaskStreamingResponse) => {
+      if (m.stdout?.data.length) this.out.push(Buffer.from(m.stdout.data));
+      if (m.stderr?.data.length) this.err.push(Buffer.from(m.stderr.data));
+      if (m.stdout?.close) this.closed.stdout = true;
+      if (m.stderr?.close) this.closed.stderr = true;
+      if (m.exited) this.result = m.result ?? null;
+    });
+    this.done = new Promise((resolve, reject) => {
+      call.on('error', (e: ServiceError) => reject(e));
+      call.on('end', () => {
+        if (!this.result) reject(new Error(`exec stream ended without an exit result (stdout ${JSON.stringify(this.stdout())}, stderr ${JSON.stringify(this.stderr())})`));
+        else resolve({ result: this.result, stdout: this.stdout(), stderr: this.stderr(), closed: { ...this.closed } });
+      });
+    });
+    // Observed through `done`; keep an unobserved rejection from crashing the process.
+    this.done.catch(() => undefined);
+  }
+
+  stdout(): string {
+    return Buffer.concat(this.out).toString();
+  }
+
+  stderr(): string {
+    return Buffer.concat(this.err).toString();
+  }
+
+  write(data: string | Buffer): void {
+    this.call.write({ stdin: { data: Buffer.from(data), close: false } });
+  }
+
+  closeStdin(): void {
+    this.call.write({ stdin: { data: Buffer.alloc(0), close: true } });
+  }
+
+  resize(rows: number, cols: number): void {
+    this.call.write({ ttySize: { height: rows, width: cols } });
+  }
+
+  heartbeat(): void {
+    this.call.write({});
+  }
+
+  /** What `nomad alloc exec` does on ^C or a lost connection. */
+  cancel(): void {
+    this.call.cancel();
+  }
+
+  /** Resolves once stdout (tty: the terminal) matches. */
+  async waitForStdout(re: RegExp, timeoutMs = 10_000): Promise<string> {
+    const until = Date.now() + timeoutMs;
+    while (!re.test(this.stdout())) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${re} in exec output ${JSON.stringify(this.stdout())} (stderr ${JSON.stringify(this.stderr())})`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.stdout();
+  }
 }
 
 export class NomadLikeClient {
@@ -300,6 +388,31 @@ export class NomadLikeClient {
 
   signal(id: string, signal: string): Promise<unknown> {
     return call(this.plugin.driver, this.plugin.driver.signalTask, { taskId: id, signal });
+  }
+
+  /** `nomad alloc exec`: Driver.ExecTaskStreaming with the setup message sent first. */
+  execStream(id: string, command: string[], opts: ExecStreamOptions = {}): ExecStream {
+    const stream = new ExecStream(this.plugin.driver.execTaskStreaming());
+    const first = opts.firstMessage === undefined ? { setup: { taskId: id, command, tty: opts.tty ?? false } } : opts.firstMessage;
+    if (first) stream.call.write(first);
+    return stream;
+  }
+
+  /** Run a command to completion in a session, stdin closed at once (an ordinary `nomad alloc exec` of a non-interactive command). */
+  async exec(id: string, command: string[], input?: string): Promise<ExecStreamEnd> {
+    const s = this.execStream(id, command);
+    if (input) s.write(input);
+    s.closeStdin();
+    return s.done;
+  }
+
+  /** A script check: Driver.ExecTask with a timeout (0 = none). */
+  execTask(id: string, command: string[], timeoutMs = 0): Promise<ExecTaskResponse> {
+    return call(this.plugin.driver, this.plugin.driver.execTask, {
+      taskId: id,
+      command,
+      timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 },
+    });
   }
 
   inspect(id: string) {

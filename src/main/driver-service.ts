@@ -8,20 +8,21 @@ import {
   type DriverServer,
   type TaskStatus,
 } from '../gen/hashicorp/nomad/plugins/drivers/driver';
-import type { Duration } from '../gen/google/protobuf/duration';
 import { TASK_CONFIG_SPEC } from './config';
 import { DriverError, toServiceError } from './errors';
 import { fingerprintFromFacts, FINGERPRINT_PERIOD_MS, gatherHostFacts } from './fingerprint';
+import { execTaskStreaming } from './exec/exec-streaming';
+import { execTask } from './exec/exec-task';
 import { unary } from './grpc-util';
 import type { Logger } from './log';
 import type { PluginState } from './plugin-state';
 import type { TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
 import { sampleTaskStats } from './stats';
-import { toTimestamp } from './time';
+import { durationMs, toTimestamp } from './time';
 
 export const CAPABILITIES: DriverCapabilities = {
   sendSignals: true,
-  exec: false,
+  exec: true,
   fsIsolation: FSIsolation.UNVEIL,
   networkIsolationModes: [NetMode.NONE, NetMode.HOST, NetMode.GROUP],
   mustCreateNetwork: false,
@@ -29,11 +30,6 @@ export const CAPABILITIES: DriverCapabilities = {
   disableLogCollection: false,
   dynamicWorkloadUsers: true,
 };
-
-export function durationMs(d: Duration | undefined): number {
-  if (!d) return 0;
-  return d.seconds * 1000 + Math.floor(d.nanos / 1e6);
-}
 
 export function taskStatus(t: TaskRecord): TaskStatus {
   return {
@@ -156,12 +152,8 @@ export function driverServer(state: PluginState, tasks: TaskManager, logger: Log
       call.on('error', () => clearInterval(timer));
     },
 
-    execTask: unary(logger, 'ExecTask', () => {
-      throw unimplemented('ExecTask');
-    }),
-    execTaskStreaming(call) {
-      call.emit('error', toServiceError(unimplemented('ExecTaskStreaming (nomad alloc exec)')));
-    },
+    execTask: unary(logger, 'ExecTask', (req, call) => execTask(tasks, req, call)),
+    execTaskStreaming: execTaskStreaming(tasks, logger),
     createNetwork: unary(logger, 'CreateNetwork', () => {
       throw unimplemented('CreateNetwork');
     }),

@@ -6,10 +6,12 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type Piscina from 'piscina';
-import type { LaunchReply, LaunchRequest } from '../workers/messages';
+import type { ExecLaunchReply, ExecLaunchRequest, LaunchReply, LaunchRequest } from '../workers/messages';
 
 export interface Launcher {
   launch(req: LaunchRequest): Promise<LaunchReply>;
+  /** start a command inside a running task (nomad alloc exec, script checks) */
+  launchExec(req: ExecLaunchRequest): Promise<ExecLaunchReply>;
   warm(): void;
   close(): Promise<void>;
   /** queued launches, for metrics */
@@ -45,6 +47,11 @@ export class PiscinaLauncher implements Launcher {
 
   launch(req: LaunchRequest): Promise<LaunchReply> {
     return this.piscina.run(req) as Promise<LaunchReply>;
+  }
+
+  launchExec(req: ExecLaunchRequest): Promise<ExecLaunchReply> {
+    // Same threads, another entry point: exec sessions are rare next to launches.
+    return this.piscina.run(req, { filename: path.join(__dirname, '..', 'workers', 'exec-worker.js') }) as Promise<ExecLaunchReply>;
   }
 
   queueSize(): number {

@@ -11,7 +11,7 @@ import { parseListenAddress } from './listen-address';
 import type { Launcher } from './launcher';
 import type { Logger } from './log';
 import { readCpu, readMemory } from './stats';
-import type { TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
+import type { ExecOutcome, TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
 
 /** 50 µs to 10 s: a launch is ~0.2 ms when all is well and seconds when it is not. */
 export const LAUNCH_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -38,6 +38,7 @@ export class DriverMetrics implements TaskEventsSink {
   private readonly launchDuration: Histogram<'phase'>;
   private readonly startOutcomes: Counter<'outcome'>;
   private readonly exits: Counter<'reason'>;
+  private readonly execSessions: Counter<'outcome'>;
   private readonly taskMemory: Gauge<(typeof TASK_LABELS)[number]> | null = null;
   private readonly taskCpu: Gauge<(typeof TASK_LABELS)[number]> | null = null;
 
@@ -64,6 +65,13 @@ export class DriverMetrics implements TaskEventsSink {
       registers,
     });
     for (const r of ['success', 'failure', 'signal', 'oom']) this.exits.inc({ reason: r }, 0);
+    this.execSessions = new Counter({
+      name: 'exec2_exec_sessions_total',
+      help: 'Exec sessions (nomad alloc exec, script checks) by outcome: success (exit 0), failure (non-zero exit, including 126/127), timeout (ExecTask killed it), cancelled (the client went away), error (the RPC failed).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const o of ['success', 'failure', 'timeout', 'cancelled', 'error'] satisfies ExecOutcome[]) this.execSessions.inc({ outcome: o }, 0);
     for (const o of ['success', 'INVALID_ARGUMENT', 'NOT_FOUND', 'FAILED_PRECONDITION', 'ALREADY_EXISTS', 'INTERNAL']) this.startOutcomes.inc({ outcome: o }, 0);
     new Gauge({
       name: 'exec2_tasks_running',
@@ -147,6 +155,10 @@ export class DriverMetrics implements TaskEventsSink {
 
   onTaskExit(task: TaskRecord): void {
     this.exits.inc({ reason: exitReason(task) });
+  }
+
+  onExecSession(outcome: ExecOutcome): void {
+    this.execSessions.inc({ outcome });
   }
 
   onTaskDestroyed(task: TaskRecord): void {

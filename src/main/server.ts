@@ -66,6 +66,7 @@ export function servePlugin(): void {
     stopping = true;
     logger.debug('plugin shutting down');
     server.forceShutdown();
+    tasks.killExecSessions();
     removeSocket(socketPath);
     // Exit promptly: go-plugin waits only 2 s before SIGKILL. Tasks live on.
     setImmediate(() => process.exit(0));

@@ -11,6 +11,8 @@ export interface UnveilRule {
   mode: string;
   /** skipped silently when the path does not exist (default sets only) */
   optional: boolean;
+  /** the last component must not be a symlink: for paths the task itself can replace */
+  noFollow?: boolean;
 }
 
 export class UnveilSyntaxError extends Error {
@@ -98,21 +100,27 @@ export function buildUnveilRules(inputs: UnveilInputs): UnveilRule[] {
   const rules: UnveilRule[] = inputs.pluginPaths.map((s) => parseUnveil(s));
   if (inputs.unveilDefaults) {
     const d = inputs.dirs;
+    // The task owns the directory holding local/ and tmp/ (and every task of
+    // the allocation can write alloc/logs): it can swap them for symlinks
+    // between a start and the next start or exec session, whose rulesets
+    // are built as root again. Never follow those.
     rules.push(
-      parseUnveil(`rwxc:${d.taskDir}`),
-      parseUnveil(`rwxc:${d.allocDir}`),
+      ownPath(parseUnveil(`rwxc:${d.taskDir}`)),
+      ownPath(parseUnveil(`rwxc:${d.allocDir}`)),
       parseUnveil(`rx:${d.allocDir}/logs`, true),
-      parseUnveil(`rwxc:${d.secretsDir}`, true),
-      parseUnveil(`rwxc:${path.posix.dirname(d.taskDir)}/tmp`, true),
+      ownPath(parseUnveil(`rwxc:${d.secretsDir}`, true)),
+      ownPath(parseUnveil(`rwxc:${path.posix.dirname(d.taskDir)}/tmp`, true)),
     );
     rules.push(...DEFAULT_RULES);
   }
   for (const s of inputs.taskPaths) rules.push(parseUnveil(s));
   for (const fifo of [inputs.dirs.stdoutPath, inputs.dirs.stderrPath]) {
-    if (fifo && fifo.startsWith('/') && fifo !== '/dev/null') rules.push(parseUnveil(`w:${fifo}`, true));
+    if (fifo && fifo.startsWith('/') && fifo !== '/dev/null') rules.push(ownPath(parseUnveil(`w:${fifo}`, true)));
   }
   return rules;
 }
+
+const ownPath = (r: UnveilRule): UnveilRule => ({ ...r, noFollow: true });
 
 const covers = (rule: UnveilRule, p: string): boolean => p === rule.path || p.startsWith(rule.path === '/' ? '/' : `${rule.path}/`);
 

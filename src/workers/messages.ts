@@ -77,3 +77,41 @@ export interface LaunchFailure {
 }
 
 export type LaunchReply = LaunchSuccess | LaunchFailure;
+
+/**
+ * Start a command inside a running task (exec-worker.ts). The main thread
+ * creates the command's stdio and keeps its own ends; the worker opens the
+ * task's pidfd and cgroup files, resolves the user and calls the addon.
+ */
+export interface ExecLaunchRequest {
+  kind: 'exec';
+  taskId: string;
+  user: LaunchRequest['user'];
+  /** the task's credentials as launched: the session must match them */
+  expect: { uid: number; gid: number };
+  /** host pid of the task's pid 1 and its start time (guards against pid reuse) */
+  taskPid: number;
+  taskPidStartTime: string;
+  cgroup: TaskCgroup;
+  tty: boolean;
+  stdinFd: number;
+  /** -1 when tty */
+  stdoutFd: number;
+  stderrFd: number;
+  argv: string[];
+  /** without USER/HOME: those depend on the resolved user */
+  env: Record<string, string>;
+  cwd: string;
+  unveil: UnveilRule[];
+  oomScoreAdj: number | null;
+  initPath: string;
+}
+
+export interface ExecLaunchSuccess {
+  ok: true;
+  /** host pid of the command; a child of the plugin process */
+  pid: number;
+  pidfd: number;
+}
+
+export type ExecLaunchReply = ExecLaunchSuccess | LaunchFailure;

@@ -9,6 +9,8 @@ import { hclogTimestamp, Logger } from '../../src/main/log';
 import { parseStatus } from '../../src/main/tasks/exit-status';
 import { dynamicUser } from '../../src/main/users';
 import { decodeDriverState, encodeDriverState } from '../../src/main/tasks/driver-state';
+import { TailBuffer } from '../../src/main/exec/exec-task';
+import { validateCommand } from '../../src/main/exec/exec-streaming';
 
 describe('unveil rules', () => {
   it('splits at the last colon and orders mode letters', () => {
@@ -168,6 +170,35 @@ describe('small formats', () => {
     assert.equal(decodeDriverState(bytes, 1).pid, 42);
     assert.throws(() => decodeDriverState(bytes, 2), /handle version 2 is not supported/);
     assert.throws(() => decodeDriverState(Buffer.from('\x83\xa3TaskConfig'), 1), /not from this driver/);
+  });
+  it('keeps the sandbox-shaping config attributes in driver_state for exec after an agent restart', () => {
+    const base = { pid: 42, pidStartTime: '123', statusDir: '/s', cgroup: { mode: 'v2' as const, dir: '/c' }, user: { name: 'u', uid: 1, gid: 1 }, taskDir: '/t', startedAt: 'x', oomKillsBefore: 0 };
+    const sandbox = { unveil: ['r:/etc/mime.types'], workDir: '/t/local', oomScoreAdj: 300 };
+    assert.deepEqual(decodeDriverState(encodeDriverState({ ...base, sandbox }), 1).sandbox, sandbox);
+    assert.equal(decodeDriverState(encodeDriverState(base), 1).sandbox, undefined, 'handles from before exec support still decode');
+    const bad = Buffer.from(JSON.stringify({ format: 'nomad-driver-exec2-ts', v: 1, ...base, sandbox: { unveil: 'r:/x', workDir: null, oomScoreAdj: null } }));
+    assert.throws(() => decodeDriverState(bad, 1), /malformed sandbox/);
+  });
+});
+
+describe('exec output capture', () => {
+  it('keeps the last bytes when output exceeds the cap', () => {
+    const t = new TailBuffer(8);
+    t.push(Buffer.from('abc'));
+    t.push(Buffer.from('defghij'));
+    t.push(Buffer.from('kl'));
+    assert.equal(t.toBuffer().toString(), 'efghijkl');
+    assert.equal(t.dropped, 4);
+    const big = new TailBuffer(4);
+    big.push(Buffer.from('0123456789'));
+    assert.equal(big.toBuffer().toString(), '6789');
+  });
+
+  it('refuses an empty command or NUL bytes before anything starts', () => {
+    assert.throws(() => validateCommand([]), /needs a command/);
+    assert.throws(() => validateCommand(['']), /needs a command/);
+    assert.throws(() => validateCommand(['sh', 'a\0b']), /argument 1 contains a NUL byte/);
+    assert.deepEqual(validateCommand(['sh', '-c', 'true']), ['sh', '-c', 'true']);
   });
 });
 

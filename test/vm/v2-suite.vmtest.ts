@@ -238,6 +238,26 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
     await stopAndFinish(task);
   });
 
+  it('execs into the task inside its scope (nomad alloc exec and a script check): born there, never moved in', async function () {
+    skipUnless(this, existsSync(path.join(TRACING, 'events', 'cgroup', 'cgroup_attach_task')), `no tracefs cgroup events at ${TRACING}`);
+    const { task } = await run({ command: 'sleep', args: ['1000'], unveil: ['r:/proc'] });
+    const scopeRel = task.cgroup.dirs.unified!.slice(CG.length);
+    let session!: Awaited<ReturnType<NomadLikeClient['exec']>>;
+    const lines = await traced('cgroup/cgroup_attach_task', async () => {
+      session = await nomad.exec(task.config.id, ['sh', '-c', 'cat /proc/self/cgroup; id -u; ps -e -o pid=,comm= | head -2']);
+    });
+    assert.equal(session.result.exitCode, 0, session.stderr);
+    const [cgroup, uid, ...ps] = session.stdout.trim().split('\n');
+    assert.equal(cgroup, `0::${scopeRel}`);
+    assert.equal(uid, String(task.uid));
+    assert.deepEqual(ps.map((l) => l.trim().split(/\s+/)), [['1', 'exec2-init'], ['2', 'sleep']]);
+    assert.deepEqual(lines.filter((l) => l.includes(`dst_path=${scopeRel} `)), [], 'the session was moved into the scope instead of being born there');
+    const check = await nomad.execTask(task.config.id, ['sh', '-c', 'cat /proc/self/cgroup; cat /etc/passwd 2>&1; exit 2'], 120_000);
+    assert.deepEqual(check.result, { exitCode: 2, signal: 0, oomKilled: false });
+    assert.match(check.stdout.toString(), new RegExp(`^0::${scopeRel}\n.*Permission denied`, 's'));
+    await stopAndFinish(task);
+  });
+
   describe(`Landlock (ABI ${WANT_ABI})`, () => {
     it('denies reading /etc/passwd by default', async () => {
       const { task } = await run({ command: 'cat', args: ['/etc/passwd'] });

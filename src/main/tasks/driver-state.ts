@@ -4,6 +4,7 @@
  * else) and versioned; JSON so an operator can read it in Nomad's state.
  */
 import type { TaskCgroup } from '../cgroups/task-cgroup';
+import type { SandboxBlock } from './sandbox';
 import { DriverError } from '../errors';
 
 export const HANDLE_VERSION = 1;
@@ -25,6 +26,12 @@ export interface DriverStateV1 {
   startedAt: string;
   /** the cgroup's OOM kill count before this start (cgroups are reused across restarts) */
   oomKillsBefore: number;
+  /**
+   * The `config {}` attributes that shape the sandbox, so an exec session can
+   * reproduce it after an agent restart (Nomad does not persist the block).
+   * Absent in handles written before exec support.
+   */
+  sandbox?: SandboxBlock;
 }
 
 export function encodeDriverState(s: Omit<DriverStateV1, 'format' | 'v'>): Uint8Array {
@@ -47,5 +54,14 @@ export function decodeDriverState(bytes: Uint8Array, handleVersion: number): Dri
   if (!Number.isInteger(s.pid) || typeof s.pidStartTime !== 'string' || typeof s.statusDir !== 'string' || !s.cgroup || !s.user) {
     throw new DriverError('INVALID_ARGUMENT', 'driver_state is incomplete');
   }
+  if (s.sandbox !== undefined && !isSandboxBlock(s.sandbox)) throw new DriverError('INVALID_ARGUMENT', 'driver_state has a malformed sandbox');
   return s as DriverStateV1;
+}
+
+function isSandboxBlock(v: unknown): v is SandboxBlock {
+  if (!v || typeof v !== 'object') return false;
+  const b = v as Record<string, unknown>;
+  return Array.isArray(b.unveil) && b.unveil.every((x) => typeof x === 'string')
+    && (b.workDir === null || typeof b.workDir === 'string')
+    && (b.oomScoreAdj === null || Number.isInteger(b.oomScoreAdj));
 }

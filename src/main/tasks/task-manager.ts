@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import type { ExitResult, TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
-import { NetworkIsolationSpec_NetworkIsolationMode as NetMode, TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
+import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { INIT_HELPER_PATH, SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native, type WaitStatus } from '../../native/binding';
 import type { LaunchFailure, LaunchRequest, LaunchTimings } from '../../workers/messages';
 import { CgroupError, isEmpty, killAll, oomKillCount, removeOwnCgroupsAsync, resolveTaskCgroup, type Limits, type TaskCgroup } from '../cgroups/task-cgroup';
@@ -18,15 +18,14 @@ import type { Logger } from '../log';
 import type { PluginState } from '../plugin-state';
 import { parseSignal } from '../signals';
 import { cpuQuotaUs } from '../topology';
-import { buildUnveilRules, isUnveiled, writableRuleFor } from '../unveil';
 import { checkUserString, dynamicUser } from '../users';
 import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
 import { readStatus, removeStatusDir } from './exit-status';
 import { pidStartTime } from './proc';
+import { taskSandbox, type SandboxBlock } from './sandbox';
+import { ExecSession, type ExecSessionOptions } from '../exec/exec-session';
 
 const MiB = 1024 * 1024;
-/** Environment variables exec2 removes besides LD_* (display and mail leftovers). */
-const DROPPED_ENV = new Set(['LS_COLORS', 'XAUTHORITY', 'DISPLAY', 'COLORTERM', 'MAIL']);
 /** After a forced kill, how long pid 1 gets to record the status before the cgroup is killed. */
 const KILL_GRACE_MS = 1000;
 
@@ -61,7 +60,16 @@ export interface TaskEventsSink {
   onTaskDestroyed?(task: TaskRecord): void;
   /** something the operator should see in the task's events (Nomad "Driver" events) */
   onDriverEvent?(task: TaskRecord, message: string, annotations: Record<string, string>): void;
+  /** an exec session (nomad alloc exec or a script check) ended */
+  onExecSession?(outcome: ExecOutcome): void;
 }
+
+/**
+ * How an exec session ended: the command exited 0 (success) or otherwise
+ * (failure, including 126/127 for a command that cannot run), ExecTask's
+ * timeout killed it, the client went away, or the RPC failed with an error.
+ */
+export type ExecOutcome = 'success' | 'failure' | 'timeout' | 'cancelled' | 'error';
 
 export interface TaskManagerDeps {
   native: () => Exec2Native;
@@ -82,6 +90,8 @@ export class TaskManager {
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly starting = new Set<string>();
   private readonly destroying = new Map<string, Promise<void>>();
+  /** exec sessions whose command has not exited yet */
+  private readonly execSessions = new Set<ExecSession>();
 
   /** Observers of starts, exits and driver events (metrics, the TaskEvents stream). */
   private readonly observers: TaskEventsSink[];
@@ -147,53 +157,11 @@ export class TaskManager {
     }
   }
 
-  private buildRequest(cfg: TaskConfig, receivedNs: bigint): { req: LaunchRequest; taskDir: string } {
+  private buildRequest(cfg: TaskConfig, receivedNs: bigint): { req: LaunchRequest; taskDir: string; block: SandboxBlock } {
     const config = this.deps.plugin.config!;
     const block = parseTaskConfig(cfg.msgpackDriverConfig);
-    if (block.unveil.length > 0 && !config.unveilByTask) {
-      throw failedPrecondition('task config "unveil" is not allowed: the plugin config has unveil_by_task = false');
-    }
+    const sandbox = taskSandbox(cfg, block, config);
     checkUserString(cfg.user);
-
-    const env = cfg.env;
-    const taskDir = env.NOMAD_TASK_DIR || path.join(cfg.allocDir, cfg.name, 'local');
-    const allocDir = env.NOMAD_ALLOC_DIR || path.join(cfg.allocDir, 'alloc');
-    const secretsDir = env.NOMAD_SECRETS_DIR || path.join(cfg.allocDir, cfg.name, 'secrets');
-    if (!path.isAbsolute(taskDir)) throw invalidArgument(`task directory "${taskDir}" is not an absolute path`);
-    const taskRoot = path.dirname(taskDir);
-
-    let unveil;
-    try {
-      unveil = buildUnveilRules({
-        unveilDefaults: config.unveilDefaults,
-        pluginPaths: config.unveilPaths,
-        taskPaths: block.unveil,
-        dirs: { taskDir, allocDir, secretsDir, stdoutPath: cfg.stdoutPath, stderrPath: cfg.stderrPath },
-      });
-    } catch (err) {
-      throw invalidArgument((err as Error).message);
-    }
-    // The exit status is trustworthy only while no task can write where pid 1 records it.
-    const exposing = writableRuleFor(config.stateDir, unveil);
-    if (exposing) {
-      throw failedPrecondition(`plugin state_dir ${config.stateDir} lies inside the unveiled path "${exposing.mode}:${exposing.path}"; tasks could forge their exit status. Move state_dir (default /run/nomad-driver-exec2) or drop that unveil entry`);
-    }
-    const cwd = block.workDir ?? taskRoot;
-    if (block.workDir && !isUnveiled(block.workDir, unveil)) {
-      throw invalidArgument(`task config: attribute "work_dir": ${block.workDir} is not inside an unveiled path`);
-    }
-
-    const taskEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries(env)) if (!k.startsWith('LD_') && !DROPPED_ENV.has(k)) taskEnv[k] = v;
-    taskEnv.TMPDIR = path.join(taskRoot, 'tmp');
-
-    let netnsPath: string | null = null;
-    const net = cfg.networkIsolationSpec;
-    if (net && net.mode !== NetMode.HOST) {
-      if (net.mode === NetMode.TASK) throw failedPrecondition('network isolation mode TASK is not supported by exec2');
-      if (!net.path) throw failedPrecondition(`network isolation mode ${NetMode[net.mode]} needs a namespace path`);
-      netnsPath = net.path;
-    }
 
     const res = cfg.resources;
     const lin = res?.linuxResources;
@@ -230,20 +198,20 @@ export class TaskManager {
       stderrPath: cfg.stderrPath || '/dev/null',
       chownFifos: true,
       statusDir: path.join(config.stateDir, 'tasks', encodeURIComponent(cfg.id)),
-      netnsPath,
+      netnsPath: sandbox.netnsPath,
       argv: [block.command, ...block.args],
-      env: taskEnv,
-      cwd,
-      unveil,
-      oomScoreAdj: block.oomScoreAdj,
+      env: sandbox.env,
+      cwd: sandbox.cwd,
+      unveil: sandbox.unveil,
+      oomScoreAdj: sandbox.oomScoreAdj,
       initPath: this.deps.initPath ?? INIT_HELPER_PATH,
       receivedNs: receivedNs.toString(),
     };
-    return { req, taskDir: taskRoot };
+    return { req, taskDir: sandbox.taskRoot, block: { unveil: block.unveil, workDir: block.workDir, oomScoreAdj: block.oomScoreAdj } };
   }
 
   private async launch(cfg: TaskConfig, receivedNs: bigint): Promise<StartOutcome> {
-    const { req, taskDir } = this.buildRequest(cfg, receivedNs);
+    const { req, taskDir, block } = this.buildRequest(cfg, receivedNs);
     const reply = await this.deps.launcher.launch(req);
     if (!reply.ok) throw launchError(reply);
 
@@ -260,6 +228,7 @@ export class TaskManager {
       taskDir,
       startedAt: startedAt.toISOString(),
       oomKillsBefore: reply.oomKillsBefore,
+      sandbox: block,
     };
     const task = this.register(cfg, state, reply.pidfd, startedAt, false);
     task.timings = reply.timings;
@@ -280,12 +249,12 @@ export class TaskManager {
   }
 
   private handleFor(task: TaskRecord): TaskHandle {
-    const { pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore } = task.state;
+    const { pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox } = task.state;
     return {
       version: HANDLE_VERSION,
       config: task.handleConfig,
       state: task.phase === 'running' ? TaskState.RUNNING : TaskState.EXITED,
-      driverState: Buffer.from(encodeDriverState({ pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore })),
+      driverState: Buffer.from(encodeDriverState({ pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox })),
     };
   }
 
@@ -446,6 +415,43 @@ export class TaskManager {
     }
     this.tasks.delete(id);
     this.notify((o) => o.onTaskDestroyed?.(task));
+  }
+
+  // ---------------------------------------------------------------- exec
+
+  /**
+   * Start a command inside a running task (nomad alloc exec, script checks),
+   * confined exactly like the task: its sandbox is recomputed by the same
+   * function StartTask used. NOT_FOUND for an unknown task,
+   * FAILED_PRECONDITION when it is not running.
+   */
+  async startExec(id: string, opts: ExecSessionOptions): Promise<ExecSession> {
+    const task = this.require(id);
+    if (!isLive(task)) throw failedPrecondition(`task ${id} is not running`);
+    const config = this.deps.plugin.config;
+    if (!config) throw failedPrecondition('plugin is not configured yet (SetConfig with nomad_config has not been called)');
+    // Nomad does not persist the config block across agent restarts; the
+    // handle keeps the parts that shape the sandbox.
+    const block: SandboxBlock | undefined = task.handleConfig.msgpackDriverConfig.length > 0 ? parseTaskConfig(task.handleConfig.msgpackDriverConfig) : task.state.sandbox;
+    if (!block) throw failedPrecondition(`task ${id} was started by a plugin version without exec support; its sandbox cannot be reproduced (restart the task to enable exec)`);
+    const sandbox = taskSandbox(task.handleConfig, block, config);
+    const deps = { native: this.deps.native, launcher: this.deps.launcher, initPath: this.deps.initPath ?? INIT_HELPER_PATH, logger: this.deps.logger };
+    const session = await ExecSession.start(deps, { task, sandbox }, opts);
+    this.execSessions.add(session);
+    void session.exit.then(() => this.execSessions.delete(session));
+    return session;
+  }
+
+  /**
+   * The plugin is going away: its exec sessions' streams go with it, so
+   * their commands must too. (Tasks stay: they outlive the plugin.)
+   */
+  killExecSessions(): void {
+    for (const s of this.execSessions) s.kill();
+  }
+
+  execEnded(outcome: ExecOutcome): void {
+    this.notify((o) => o.onExecSession?.(outcome));
   }
 
   // ---------------------------------------------------------------- recovery
