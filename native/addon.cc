@@ -189,6 +189,7 @@ struct LaunchPlan {
   bool tty = false;   // exec: stdin_fd is a terminal for 0/1/2
   std::string init_path;
   std::vector<std::string> args;  // init argv, storage
+  std::vector<std::string> envs;  // init envp = the task environment, storage
   std::string argv0;
   std::string path_env;  // the task's PATH, for messages
   bool has_path_env = false;
@@ -257,7 +258,7 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
   if (argv.Length() == 0) ThrowInvalid(env, "argv must not be empty");
 
   std::vector<std::string>& a = p.args;
-  a.reserve(E2_ARG_FIXED + 2 * unveil.Length() + argv.Length() + envv.Length());
+  a.reserve(E2_ARG_FIXED + 2 * unveil.Length() + argv.Length());
   a.emplace_back("exec2-init");
   a.emplace_back(exec ? E2_EXEC_MAGIC : E2_PROTO_MAGIC);
   a.push_back(std::to_string(p.uid));
@@ -306,7 +307,8 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
       p.path_env = e.substr(5);
       p.has_path_env = true;
     }
-    a.push_back(std::move(e));
+    // envp, not argv: /proc/<pid>/cmdline is readable by every local user.
+    p.envs.push_back(std::move(e));
   }
 }
 
@@ -422,7 +424,10 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   argv.reserve(p.args.size() + 1);
   for (auto& s : p.args) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
-  char* envp[] = {nullptr};
+  std::vector<char*> envp;
+  envp.reserve(p.envs.size() + 1);
+  for (auto& e : p.envs) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
@@ -432,7 +437,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   memset(&req, 0, sizeof req);
   req.init_path = p.init_path.c_str();
   req.argv = argv.data();
-  req.envp = envp;
+  req.envp = envp.data();
   req.cgroup_fd = p.cgroup_fd;
   req.new_namespaces = 1;
   int slot = 0;
@@ -555,7 +560,10 @@ Napi::Value LaunchExec(const Napi::CallbackInfo& info) {
   argv.reserve(p.args.size() + 1);
   for (auto& s : p.args) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
-  char* envp[] = {nullptr};
+  std::vector<char*> envp;
+  envp.reserve(p.envs.size() + 1);
+  for (auto& e : p.envs) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
@@ -565,7 +573,7 @@ Napi::Value LaunchExec(const Napi::CallbackInfo& info) {
   memset(&req, 0, sizeof req);
   req.init_path = p.init_path.c_str();
   req.argv = argv.data();
-  req.envp = envp;
+  req.envp = envp.data();
   req.cgroup_fd = p.cgroup_fd;
   req.new_namespaces = 0;
   int slot = 0;

@@ -112,12 +112,13 @@ __attribute__((noreturn)) void __stack_chk_fail(void) {
   for (;;) SC2(SYS_kill, r_getpid(), SIGKILL);
 }
 
-int main(int argc, char **argv);
+int main(int argc, char **argv, char **envp);
 
 __attribute__((used, noreturn, optimize("no-stack-protector"))) void e2_start_c(long *sp) {
   int argc = (int)sp[0];
   char **argv = (char **)(sp + 1);
-  char **envp = argv + argc + 1;
+  char **envp_start = argv + argc + 1;
+  char **envp = envp_start;
   while (*envp) envp++;
   for (unsigned long *auxv = (unsigned long *)(envp + 1); auxv[0]; auxv += 2) {
     if (auxv[0] == 25 /* AT_RANDOM */) {
@@ -127,7 +128,7 @@ __attribute__((used, noreturn, optimize("no-stack-protector"))) void e2_start_c(
       __stack_chk_guard = g;
     }
   }
-  r_exit(main(argc, argv));
+  r_exit(main(argc, argv, envp_start));
 }
 
 #if defined(__x86_64__)
@@ -245,7 +246,7 @@ static void reset_signal_dispositions(void) {
 
 /* ---- argv --------------------------------------------------------------- */
 
-static void parse_config(int argc, char **argv, int exec_mode, struct config *c) {
+static void parse_config(int argc, char **argv, char **envp, int exec_mode, struct config *c) {
   long long v;
   memset(c, 0, sizeof *c);
   if (argc < E2_ARG_FIXED ||
@@ -287,8 +288,13 @@ static void parse_config(int argc, char **argv, int exec_mode, struct config *c)
   long long nargv = v;
   NUM(E2_ARG_NENV, 0, 10000000, "env count");
   long long nenv = v;
-  if ((long long)argc != E2_ARG_FIXED + 2LL * c->nrules + nargv + nenv)
+  if ((long long)argc != E2_ARG_FIXED + 2LL * c->nrules + nargv)
     die_with_error(E2_ST_ARGS, EINVAL, "argc", 0);
+  /* The task environment is our own envp (see E2_PROTO_MAGIC): the count in
+   * argv must match it exactly, so a stray variable can never slip in. */
+  long long have = 0;
+  while (envp[have]) have++;
+  if (have != nenv) die_with_error(E2_ST_ARGS, EINVAL, "env count", 0);
 #undef NUM
 
   /* groups: "g1,g2,..." */
@@ -311,20 +317,13 @@ static void parse_config(int argc, char **argv, int exec_mode, struct config *c)
     c->ngroups = n;
   }
 
-  /* Task argv and env share our argv array, which ends in argv[argc] == NULL,
-   * so env (last) is terminated but the task argv is not. Slide the rules
-   * and the task argv down one slot, over the already parsed E2_ARG_NENV
-   * field, which frees a slot for the terminator. */
-  int first = E2_ARG_FIXED, nslide = 2 * (int)c->nrules + (int)nargv;
-  for (int k = 0; k < nslide; k++) argv[first - 1 + k] = argv[first + k];
-  argv[first - 1 + nslide] = 0;
-  c->rules = &argv[first - 1];
-  c->argv = &argv[first - 1 + 2 * (int)c->nrules];
-  c->envp = &argv[first + nslide];
+  /* The task argv comes last, so the kernel's argv[argc] == NULL ends it. */
+  c->rules = &argv[E2_ARG_FIXED];
+  c->argv = &argv[E2_ARG_FIXED + 2 * (int)c->nrules];
+  c->envp = envp;
   for (unsigned r = 0; r < c->nrules; r++)
     if (c->rules[2 * r + 1][0] != '/')
       die_with_error(E2_ST_ARGS, EINVAL, "unveil path", c->rules[2 * r + 1]);
-  (void)nenv;
 }
 
 /* ---- Landlock ------------------------------------------------------------- */
@@ -753,18 +752,18 @@ static __attribute__((noreturn)) void supervise(int task, int ctlsig) {
   }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv, char **envp) {
   struct config c;
   long r;
 
   if (argc > E2_ARG_MAGIC && r_streq(argv[E2_ARG_MAGIC], E2_EXEC_MAGIC)) {
-    parse_config(argc, argv, 1, &c);
+    parse_config(argc, argv, envp, 1, &c);
     return exec_main(&c);
   }
   /* Refuse to run anywhere but as the init of a fresh namespace: as root
    * outside one, the mounts below would change the host. */
   if (r_getpid() != 1) die_with_error(E2_ST_ARGS, EPERM, "not pid 1 of a new namespace", 0);
-  parse_config(argc, argv, 0, &c);
+  parse_config(argc, argv, envp, 0, &c);
   reset_signal_dispositions();
 
   /* Leave the plugin's session: a terminal's SIGINT/SIGHUP aimed at the

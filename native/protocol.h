@@ -17,11 +17,14 @@
 #define E2_REPORT_WRITE(fd, buf, n) write((fd), (buf), (n))
 #endif
 
-#define E2_PROTO_MAGIC "exec2-init/1"
+/* /2: the task environment travels in exec2-init's envp, not its argv.
+ * argv is world-readable in /proc/<pid>/cmdline; environ is not (root only
+ * here), and task environments hold secrets (VAULT_TOKEN, NOMAD_TOKEN, ...). */
+#define E2_PROTO_MAGIC "exec2-init/2"
 /* Exec mode (`nomad alloc exec`, script checks): the same binary joins a
  * running task instead of creating one. Same argv layout as a launch, with
  * the differences noted at E2_ARG_TTY and E2_ARG_NETNS. */
-#define E2_EXEC_MAGIC "exec2-exec/1"
+#define E2_EXEC_MAGIC "exec2-exec/2"
 
 /*
  * Descriptors the launcher installs in exec2-init. Everything else is closed.
@@ -68,7 +71,7 @@ enum {
   E2_ARG_NCGROUP,  /* number of cgroup.procs fds from E2_FD_CGROUP0 */
   E2_ARG_NUNVEIL,  /* number of unveil rules, two argv slots each */
   E2_ARG_NARGV,    /* number of task argv strings */
-  E2_ARG_NENV,     /* number of task env strings */
+  E2_ARG_NENV,     /* number of task env strings, which are exec2-init's envp */
   E2_ARG_FIXED     /* first variable slot */
 };
 /* Unveil rule slots: "<letters>[?][!]" ('?' = optional, '!' = the last

@@ -133,6 +133,23 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       assert.equal(env.has('DISPLAY'), false);
     });
 
+    it('keeps the task environment out of world-readable /proc/<pid>/cmdline of pid 1', async () => {
+      const secret = `s.${Date.now().toString(36)}secret`;
+      const { task, handle } = await nomad.run({ command: 'sleep', args: ['1000'], env: { VAULT_TOKEN: secret } });
+      const { pid } = JSON.parse(Buffer.from(handle.driverState).toString()) as { pid: number };
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+      assert.match(cmdline, /^exec2-init\0exec2-init\//, 'this is the task\'s pid 1');
+      assert.doesNotMatch(cmdline, new RegExp(secret), 'secret visible to every local user');
+      // Any other user: environ is refused, cmdline stays harmless.
+      const asNobody = (file: string): string => execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'cat', file], { encoding: 'latin1', stdio: ['ignore', 'pipe', 'pipe'] });
+      assert.throws(() => asNobody(`/proc/${pid}/environ`), /Permission denied/);
+      assert.doesNotMatch(asNobody(`/proc/${pid}/cmdline`), new RegExp(secret));
+      // pid 1 holds it where only root can read it, and hands it to the task.
+      assert.match(readFileSync(`/proc/${pid}/environ`, 'latin1'), new RegExp(`VAULT_TOKEN=${secret}`));
+      await nomad.destroy(task.config.id, true);
+      nomad.releaseTask(task);
+    });
+
     it('runs the task as the dynamic user with no_new_privs and no capabilities', async () => {
       const { task } = await nomad.run({ command: 'sh', args: ['-c', 'id -u; id -g; id -G; grep -E "^(NoNewPrivs|CapEff|CapPrm)" /proc/self/status'], unveil: ['r:/proc'] });
       const r = await output(task);
