@@ -7,44 +7,11 @@ import { closeSync, constants as C, openSync } from 'node:fs';
 import { v1ProcsFiles } from '../main/cgroups/task-cgroup';
 import { pidStartTime } from '../main/tasks/proc';
 import { loadNative, type ExecSpec } from '../native/binding';
-import type { ExecLaunchReply, ExecLaunchRequest, LaunchFailure } from './messages';
+import { fail, LaunchError, nativeFailure } from './launch-failure';
+import type { ExecLaunchReply, ExecLaunchRequest } from './messages';
 
 const O_PATH = 0o10000000;
-
-class ExecLaunchError extends Error {
-  constructor(readonly failure: Omit<LaunchFailure, 'ok'>) {
-    super(failure.message);
-  }
-}
-
-const fail = (kind: LaunchFailure['kind'], code: string, message: string): ExecLaunchError =>
-  new ExecLaunchError({ kind, code, message, recoverable: false });
-
 const NOT_RUNNING = 'EXEC2_TASK_EXITED';
-const ELOOP = 40;
-
-function nativeFailure(err: unknown): ExecLaunchError {
-  const e = err as Error & { code?: string };
-  const code = typeof e.code === 'string' ? e.code : 'EXEC2_SYSCALL';
-  // A task directory replaced by a symlink: the task's doing, not a missing path.
-  if (code === 'EXEC2_UNVEIL_PATH' && (err as { errno?: number }).errno === ELOOP) return fail('failed-precondition', code, e.message);
-  switch (code) {
-    case 'EXEC2_COMMAND_NOT_FOUND':
-    case 'EXEC2_UNVEIL_PATH':
-    case 'EXEC2_WORKDIR':
-      return fail('not-found', code, e.message);
-    case 'EXEC2_COMMAND_NOT_EXECUTABLE':
-    case 'EXEC2_CREDENTIALS':
-    case 'EXEC2_INVALID_ARGUMENT':
-      return fail('invalid-argument', code, e.message);
-    case 'EXEC2_TASK_EXITED':
-    case 'EXEC2_LANDLOCK':
-    case 'EXEC2_CGROUP':
-      return fail('failed-precondition', code, e.message);
-    default:
-      return fail('internal', code, e.message);
-  }
-}
 
 export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
   const fds: number[] = [];
@@ -110,7 +77,7 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
     }
     return { ok: true, pid: result.pid, pidfd: result.pidfd };
   } catch (err) {
-    if (err instanceof ExecLaunchError) return { ok: false, ...err.failure };
+    if (err instanceof LaunchError) return { ok: false, ...err.failure };
     return { ok: false, kind: 'internal', code: 'EXEC2_INTERNAL', message: (err as Error).message, recoverable: false };
   } finally {
     for (const fd of fds) {

@@ -5,7 +5,8 @@
 import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, v1ProcsFiles, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
 import { loadNative, type LaunchSpec } from '../native/binding';
-import type { LaunchFailure, LaunchReply, LaunchRequest } from './messages';
+import { fail, LaunchError, nativeFailure } from './launch-failure';
+import type { LaunchReply, LaunchRequest } from './messages';
 import { pidStartTime } from '../main/tasks/proc';
 
 const O_PATH = 0o10000000;
@@ -14,15 +15,6 @@ const FIFO_READER_WAIT_MS = 10_000;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleepMs = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
-
-class LaunchError extends Error {
-  constructor(readonly failure: Omit<LaunchFailure, 'ok'>) {
-    super(failure.message);
-  }
-}
-
-const fail = (kind: LaunchFailure['kind'], code: string, message: string, recoverable = false): LaunchError =>
-  new LaunchError({ kind, code, message, recoverable });
 
 /**
  * Open a log FIFO for writing without following a symlink in its last
@@ -61,27 +53,6 @@ function openDir(p: string, what: string, flags = C.O_RDONLY | C.O_DIRECTORY): n
     return openSync(p, flags);
   } catch (err) {
     throw fail('internal', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${(err as Error).message}`);
-  }
-}
-
-function nativeFailure(err: unknown): LaunchError {
-  const e = err as Error & { code?: string };
-  const code = typeof e.code === 'string' ? e.code : 'EXEC2_SYSCALL';
-  switch (code) {
-    case 'EXEC2_COMMAND_NOT_FOUND':
-    case 'EXEC2_UNVEIL_PATH':
-    case 'EXEC2_WORKDIR':
-      return fail('not-found', code, e.message);
-    case 'EXEC2_COMMAND_NOT_EXECUTABLE':
-    case 'EXEC2_CREDENTIALS':
-    case 'EXEC2_INVALID_ARGUMENT':
-      return fail('invalid-argument', code, e.message);
-    case 'EXEC2_LANDLOCK':
-    case 'EXEC2_NETNS':
-    case 'EXEC2_CGROUP':
-      return fail('failed-precondition', code, e.message);
-    default:
-      return fail('internal', code, e.message);
   }
 }
 

@@ -1,0 +1,43 @@
+/**
+ * How a worker turns what went wrong into a LaunchFailure: one error class
+ * and one classification of the addon's NativeError codes, shared by task
+ * launches and exec sessions so the same cause always gets the same gRPC
+ * status.
+ */
+import type { LaunchFailure } from './messages';
+
+const ELOOP = 40;
+
+export class LaunchError extends Error {
+  constructor(readonly failure: Omit<LaunchFailure, 'ok'>) {
+    super(failure.message);
+  }
+}
+
+export const fail = (kind: LaunchFailure['kind'], code: string, message: string, recoverable = false): LaunchError =>
+  new LaunchError({ kind, code, message, recoverable });
+
+/** A NativeError from the addon (launch or launchExec) as a LaunchError. */
+export function nativeFailure(err: unknown): LaunchError {
+  const e = err as Error & { code?: unknown; errno?: unknown };
+  const code = typeof e.code === 'string' ? e.code : 'EXEC2_SYSCALL';
+  // A task directory replaced by a symlink: the task's doing, not a missing path.
+  if (code === 'EXEC2_UNVEIL_PATH' && e.errno === ELOOP) return fail('failed-precondition', code, e.message);
+  switch (code) {
+    case 'EXEC2_COMMAND_NOT_FOUND':
+    case 'EXEC2_UNVEIL_PATH':
+    case 'EXEC2_WORKDIR':
+      return fail('not-found', code, e.message);
+    case 'EXEC2_COMMAND_NOT_EXECUTABLE':
+    case 'EXEC2_CREDENTIALS':
+    case 'EXEC2_INVALID_ARGUMENT':
+      return fail('invalid-argument', code, e.message);
+    case 'EXEC2_TASK_EXITED':
+    case 'EXEC2_LANDLOCK':
+    case 'EXEC2_NETNS':
+    case 'EXEC2_CGROUP':
+      return fail('failed-precondition', code, e.message);
+    default:
+      return fail('internal', code, e.message);
+  }
+}
