@@ -407,6 +407,35 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
   }
 }
 
+// NULL-terminated char* views of strings that outlive the spawn.
+std::vector<char*> CStrings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (auto& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+// The child first moves every source fd above this number, so a source that
+// sits on a destination slot is never overwritten before it is copied.
+int Watermark(const struct e2_spawn_req& req) {
+  int wm = E2_FD_ERR + req.nslots;
+  for (int i = 0; i < req.nslots; i++)
+    if (req.src[i] >= wm) wm = req.src[i] + 1;
+  return wm;
+}
+
+// clone3 itself failed: nothing was started. With CLONE_INTO_CGROUP these
+// errnos mean the task cgroup is unusable rather than the kernel refusing.
+Napi::Error SpawnError(Napi::Env env, const LaunchPlan& p, int err) {
+  bool cg = p.cgroup_fd >= 0 && (err == EBADF || err == EBUSY || err == EOPNOTSUPP ||
+                                 err == ENOENT || err == EACCES || err == EPERM);
+  return NativeError(env, cg ? "EXEC2_CGROUP" : "EXEC2_SPAWN",
+                     std::string(cg ? "clone3 into the task cgroup failed: " : "clone3 failed: ") +
+                         ErrnoText(err),
+                     err, nullptr, "clone3");
+}
+
 // Reaps exec2-init after a failed launch. It exits right after reporting (or
 // right after reaping the failed task), so blocking here is short.
 void ReapFailed(int pidfd) {
@@ -420,14 +449,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   LaunchPlan p;
   ParseSpec(env, info[0], false, p);
 
-  std::vector<char*> argv;
-  argv.reserve(p.args.size() + 1);
-  for (auto& s : p.args) argv.push_back(const_cast<char*>(s.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  envp.reserve(p.envs.size() + 1);
-  for (auto& e : p.envs) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  std::vector<char*> argv = CStrings(p.args), envp = CStrings(p.envs);
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
@@ -448,23 +470,11 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   req.src[slot++] = p.netns_fd;     // E2_FD_NETNS (-1: closed)
   for (int fd : p.cgroup_procs) req.src[slot++] = fd;
   req.nslots = slot;
-  int wm = E2_FD_ERR + slot;
-  for (int i = 0; i < slot; i++)
-    if (req.src[i] >= wm) wm = req.src[i] + 1;
-  req.watermark = wm;
+  req.watermark = Watermark(req);
 
   struct e2_spawn_res res;
   int rc = e2_spawn(&req, &res);
-  if (rc < 0) {
-    int err = -rc;
-    bool cg = p.cgroup_fd >= 0 && (err == EBADF || err == EBUSY || err == EOPNOTSUPP ||
-                                   err == ENOENT || err == EACCES || err == EPERM);
-    throw NativeError(env, cg ? "EXEC2_CGROUP" : "EXEC2_SPAWN",
-                      std::string(cg ? "clone3 into the task cgroup failed: "
-                                     : "clone3 failed: ") +
-                          ErrnoText(err),
-                      err, nullptr, "clone3");
-  }
+  if (rc < 0) throw SpawnError(env, p, -rc);
   UniqueFd pidfd(res.pidfd);
   // Only pid 1 and the task may hold the write end now; EOF means the task's
   // execve went through.
@@ -556,14 +566,7 @@ Napi::Value LaunchExec(const Napi::CallbackInfo& info) {
   LaunchPlan p;
   ParseSpec(env, info[0], true, p);
 
-  std::vector<char*> argv;
-  argv.reserve(p.args.size() + 1);
-  for (auto& s : p.args) argv.push_back(const_cast<char*>(s.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  envp.reserve(p.envs.size() + 1);
-  for (auto& e : p.envs) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  std::vector<char*> argv = CStrings(p.args), envp = CStrings(p.envs);
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
@@ -584,22 +587,11 @@ Napi::Value LaunchExec(const Napi::CallbackInfo& info) {
   req.src[slot++] = p.task_pidfd;                 // E2_FDX_TASK
   for (int fd : p.cgroup_procs) req.src[slot++] = fd;  // from E2_FD_CGROUP0
   req.nslots = slot;
-  int wm = E2_FD_ERR + slot;
-  for (int i = 0; i < slot; i++)
-    if (req.src[i] >= wm) wm = req.src[i] + 1;
-  req.watermark = wm;
+  req.watermark = Watermark(req);
 
   struct e2_spawn_res res;
   int rc = e2_spawn(&req, &res);
-  if (rc < 0) {
-    int err = -rc;
-    bool cg = p.cgroup_fd >= 0 && (err == EBADF || err == EBUSY || err == EOPNOTSUPP ||
-                                   err == ENOENT || err == EACCES || err == EPERM);
-    throw NativeError(env, cg ? "EXEC2_CGROUP" : "EXEC2_SPAWN",
-                      std::string(cg ? "clone3 into the task cgroup failed: " : "clone3 failed: ") +
-                          ErrnoText(err),
-                      err, nullptr, "clone3");
-  }
+  if (rc < 0) throw SpawnError(env, p, -rc);
   UniqueFd helper(res.pidfd);
   wr.reset();
 

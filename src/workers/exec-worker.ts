@@ -3,14 +3,13 @@
  * filename): joins a running task and starts one command in it. Blocking
  * work (NSS lookups, Landlock rule opens, the clone) stays off the main thread.
  */
-import { closeSync, constants as C, openSync } from 'node:fs';
-import { v1ProcsFiles } from '../main/cgroups/task-cgroup';
+import { closeSync } from 'node:fs';
 import { pidStartTime } from '../main/tasks/proc';
 import { loadNative, type ExecSpec } from '../native/binding';
 import { fail, LaunchError, nativeFailure } from './launch-failure';
+import { confinement, openCgroupJoin } from './spec-parts';
 import type { ExecLaunchReply, ExecLaunchRequest } from './messages';
 
-const O_PATH = 0o10000000;
 const NOT_RUNNING = 'EXEC2_TASK_EXITED';
 
 export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
@@ -42,32 +41,15 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
     }
     if (pidStartTime(req.taskPid) !== req.taskPidStartTime) throw fail('failed-precondition', NOT_RUNNING, `task ${req.taskId} is not running`);
 
-    const cgroupFd = req.cgroup.mode === 'v2' ? track(openCgroupDir(req.cgroup.dir)) : -1;
-    const cgroupProcsFds = v1ProcsFiles(req.cgroup).map((f) => {
-      try {
-        return track(openSync(f, C.O_WRONLY));
-      } catch (err) {
-        throw fail('failed-precondition', 'EXEC2_CGROUP', `cannot open ${f}: ${(err as Error).message}`);
-      }
-    });
-    const env = { ...req.env, USER: req.user.name, HOME: creds.home };
     const spec: ExecSpec = {
       initPath: req.initPath,
-      cgroupFd,
-      cgroupProcsFds,
+      ...openCgroupJoin(req.cgroup, track),
       taskPidfd,
       tty: req.tty,
       stdinFd: req.stdinFd,
       stdoutFd: req.stdoutFd,
       stderrFd: req.stderrFd,
-      argv: req.argv,
-      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      uid: creds.uid,
-      gid: creds.gid,
-      groups: creds.groups,
-      cwd: req.cwd,
-      unveil: req.unveil,
-      oomScoreAdj: req.oomScoreAdj,
+      ...confinement(req, creds),
     };
     let result;
     try {
@@ -90,10 +72,3 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
   }
 }
 
-function openCgroupDir(dir: string): number {
-  try {
-    return openSync(dir, O_PATH | C.O_DIRECTORY);
-  } catch (err) {
-    throw fail('failed-precondition', 'EXEC2_CGROUP', `cannot open task cgroup ${dir}: ${(err as Error).message}`);
-  }
-}

@@ -3,13 +3,13 @@
  * belongs here so the main thread keeps serving gRPC.
  */
 import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
-import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, v1ProcsFiles, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
+import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
 import { loadNative, type LaunchSpec } from '../native/binding';
 import { fail, LaunchError, nativeFailure } from './launch-failure';
+import { confinement, openCgroupJoin } from './spec-parts';
 import type { LaunchReply, LaunchRequest } from './messages';
 import { pidStartTime } from '../main/tasks/proc';
 
-const O_PATH = 0o10000000;
 /** How long to wait for a log reader (logmon) on a FIFO before giving up. */
 const FIFO_READER_WAIT_MS = 10_000;
 
@@ -48,9 +48,9 @@ function openLogSink(p: string, uid: number, gid: number, chown: boolean): numbe
   }
 }
 
-function openDir(p: string, what: string, flags = C.O_RDONLY | C.O_DIRECTORY): number {
+function openDir(p: string, what: string): number {
   try {
-    return openSync(p, flags);
+    return openSync(p, C.O_RDONLY | C.O_DIRECTORY);
   } catch (err) {
     throw fail('internal', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${(err as Error).message}`);
   }
@@ -84,7 +84,6 @@ export default function launch(req: LaunchRequest): LaunchReply {
       if (!rec) throw fail('not-found', 'EXEC2_USER', `user "${req.user.name}" does not exist on this host`);
       creds = { uid: rec.uid, gid: rec.gid, groups: rec.groups, home: rec.home };
     }
-    const env = { ...req.env, USER: req.user.name, HOME: creds.home };
 
     const stdoutFd = track(openLogSink(req.stdoutPath, creds.uid, creds.gid, req.chownFifos));
     const stderrFd = req.stderrPath === req.stdoutPath ? stdoutFd : track(openLogSink(req.stderrPath, creds.uid, creds.gid, req.chownFifos));
@@ -97,14 +96,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
     }
     statusDirFd = track(openDir(req.statusDir, 'task state directory'));
     const oomKillsBefore = oomKillCount(cgroup);
-    const cgroupFd = cgroup.mode === 'v2' ? track(openDir(cgroup.dir, 'task cgroup', O_PATH | C.O_DIRECTORY)) : -1;
-    const cgroupProcsFds = v1ProcsFiles(cgroup).map((f) => {
-      try {
-        return track(openSync(f, C.O_WRONLY));
-      } catch (err) {
-        throw fail('failed-precondition', 'EXEC2_CGROUP', `cannot open ${f}: ${(err as Error).message}`);
-      }
-    });
+    const join = openCgroupJoin(cgroup, track);
     let netnsFd = -1;
     if (req.netnsPath) {
       try {
@@ -117,20 +109,12 @@ export default function launch(req: LaunchRequest): LaunchReply {
 
     const spec: LaunchSpec = {
       initPath: req.initPath,
-      cgroupFd,
-      cgroupProcsFds,
+      ...join,
       stdoutFd,
       stderrFd,
       statusDirFd,
       netnsFd,
-      argv: req.argv,
-      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      uid: creds.uid,
-      gid: creds.gid,
-      groups: creds.groups,
-      cwd: req.cwd,
-      unveil: req.unveil,
-      oomScoreAdj: req.oomScoreAdj,
+      ...confinement(req, creds),
     };
     let result;
     try {

@@ -1,0 +1,47 @@
+/**
+ * The parts of a task launch (LaunchSpec) and an exec session (ExecSpec)
+ * that must never differ: how the process joins the task's cgroups, and
+ * everything that confines it. Both workers build them here.
+ */
+import { constants as C, openSync } from 'node:fs';
+import { v1ProcsFiles, type TaskCgroup } from '../main/cgroups/task-cgroup';
+import type { LaunchSpec } from '../native/binding';
+import { fail } from './launch-failure';
+import type { LaunchRequest } from './messages';
+
+const O_PATH = 0o10000000;
+
+/** Descriptors to join the task cgroup: a v2 directory to clone into, or each v1 cgroup.procs. */
+export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): Pick<LaunchSpec, 'cgroupFd' | 'cgroupProcsFds'> {
+  const open = (p: string, flags: number): number => {
+    try {
+      return track(openSync(p, flags));
+    } catch (err) {
+      throw fail('failed-precondition', 'EXEC2_CGROUP', `cannot open ${p}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    cgroupFd: cg.mode === 'v2' ? open(cg.dir, O_PATH | C.O_DIRECTORY) : -1,
+    cgroupProcsFds: v1ProcsFiles(cg).map((f) => open(f, C.O_WRONLY)),
+  };
+}
+
+type Confinement = Pick<LaunchSpec, 'argv' | 'env' | 'uid' | 'gid' | 'groups' | 'cwd' | 'unveil' | 'oomScoreAdj'>;
+
+/** Credentials, environment (with USER and HOME of the resolved user), cwd, Landlock rules, OOM score. */
+export function confinement(
+  req: Pick<LaunchRequest, 'argv' | 'env' | 'cwd' | 'unveil' | 'oomScoreAdj'> & { user: { name: string } },
+  creds: { uid: number; gid: number; groups: number[]; home: string },
+): Confinement {
+  const env = { ...req.env, USER: req.user.name, HOME: creds.home };
+  return {
+    argv: req.argv,
+    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    uid: creds.uid,
+    gid: creds.gid,
+    groups: creds.groups,
+    cwd: req.cwd,
+    unveil: req.unveil,
+    oomScoreAdj: req.oomScoreAdj,
+  };
+}
