@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TaskState, type DriverTaskEvent } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
@@ -390,6 +390,21 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       await Promise.all([nomad.destroy(task.config.id, true), nomad.destroy(task.config.id, true), nomad.destroy(task.config.id, true)]);
       await expectStatus(nomad.wait(task.config.id), grpc.status.NOT_FOUND, /task not found/);
       assert.equal(existsSync(statusDir), false, 'status directory removed');
+      nomad.releaseTask(task);
+    });
+
+    it('never reports a stale status left in the task\'s state directory as its exit', async () => {
+      const task = nomad.prepareTask({ command: 'sleep', args: ['1000'] });
+      const statusDir = path.join(nomad.stateDir, 'tasks', encodeURIComponent(task.config.id));
+      mkdirSync(statusDir, { recursive: true, mode: 0o700 });
+      writeFileSync(path.join(statusDir, 'status'), 'exited 99\n');
+      const handle = await nomad.startTask(task);
+      const { pid } = JSON.parse(Buffer.from(handle.driverState).toString()) as { pid: number };
+      // pid 1 itself killed: it records nothing, so the wait status is all there is.
+      process.kill(pid, 'SIGKILL');
+      const r = await nomad.wait(task.config.id);
+      assert.deepEqual({ exit: r.result.exitCode, signal: r.result.signal }, { exit: 137, signal: 9 });
+      await nomad.destroy(task.config.id);
       nomad.releaseTask(task);
     });
 

@@ -3,7 +3,9 @@
  * belongs here so the main thread keeps serving gRPC.
  */
 import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
 import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
+import { removeStatusDir } from '../main/tasks/exit-status';
 import { loadNative, type LaunchSpec } from '../native/binding';
 import { fail, LaunchError, nativeFailure } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
@@ -48,6 +50,23 @@ function openLogSink(p: string, uid: number, gid: number, chown: boolean): numbe
   }
 }
 
+/**
+ * A fresh, empty status directory. One left over from an earlier attempt
+ * with this task id must not survive: if pid 1 died before writing, its
+ * stale `status` would be read as this task's exit.
+ */
+function makeStatusDir(dir: string): void {
+  try {
+    mkdirSync(dir, 0o700);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+    else if (code === 'EEXIST') removeStatusDir(dir);
+    else throw err;
+    mkdirSync(dir, 0o700);
+  }
+}
+
 function openDir(p: string, what: string): number {
   try {
     return openSync(p, C.O_RDONLY | C.O_DIRECTORY);
@@ -87,14 +106,13 @@ export default function launch(req: LaunchRequest): LaunchReply {
 
     const stdoutFd = track(openLogSink(req.stdoutPath, creds.uid, creds.gid, req.chownFifos));
     const stderrFd = req.stderrPath === req.stdoutPath ? stdoutFd : track(openLogSink(req.stderrPath, creds.uid, creds.gid, req.chownFifos));
-    let statusDirFd: number;
     try {
-      mkdirSync(req.statusDir, { recursive: true, mode: 0o700 });
+      makeStatusDir(req.statusDir);
       madeStatusDir = true;
     } catch (err) {
       throw fail('internal', 'EXEC2_STATE_DIR', `cannot create task state directory ${req.statusDir}: ${(err as Error).message}`);
     }
-    statusDirFd = track(openDir(req.statusDir, 'task state directory'));
+    const statusDirFd = track(openDir(req.statusDir, 'task state directory'));
     const oomKillsBefore = oomKillCount(cgroup);
     const join = openCgroupJoin(cgroup, track);
     let netnsFd = -1;
