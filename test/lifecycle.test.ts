@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TaskState, type DriverTaskEvent } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
@@ -440,6 +440,19 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
         nomad.releaseTask(task);
       });
     }
+
+    it('rejects a task whose Nomad cgroup is missing, naming it, and creates no cgroup of its own', async () => {
+      const task = nomad.prepareTask({ command: 'true' });
+      const dirs = Object.entries(task.cgroup.dirs).filter(([, d]) => !d.endsWith('/share'));
+      const [, gone] = dirs.find(([c]) => c === 'memory' || c === 'unified')!;
+      rmdirSync(gone);
+      await expectStatus(nomad.startTask(task), grpc.status.FAILED_PRECONDITION, new RegExp(`task cgroup ${gone.replace(/[.]/g, '\\.')} does not exist \\(Nomad creates it before StartTask\\)`));
+      assert.equal(existsSync(path.join(nomad.stateDir, 'tasks', encodeURIComponent(task.config.id))), false, 'task state left behind');
+      // The driver's own v1 accounting cgroup, if it made one, is gone again.
+      const cpuacct = gone.replace(/\/memory\//, '/cpuacct/');
+      if (cpuacct !== gone) assert.equal(existsSync(cpuacct), false, `${cpuacct} left behind`);
+      nomad.releaseTask(task);
+    });
 
     it('refuses to start tasks while state_dir lies inside a writable unveiled path', async () => {
       const exposed = new NomadLikeClient();

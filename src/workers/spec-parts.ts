@@ -4,7 +4,8 @@
  * everything that confines it. Both workers build them here.
  */
 import { constants as C, openSync } from 'node:fs';
-import { v1ProcsFiles, type TaskCgroup } from '../main/cgroups/task-cgroup';
+import * as path from 'node:path';
+import { missingCgroup, v1ProcsFiles, type TaskCgroup } from '../main/cgroups/task-cgroup';
 import type { LaunchSpec } from '../native/binding';
 import { fail } from './launch-failure';
 import type { LaunchRequest } from './messages';
@@ -17,7 +18,8 @@ export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): P
     try {
       return track(openSync(p, flags));
     } catch (err) {
-      throw fail('failed-precondition', 'EXEC2_CGROUP', `cannot open ${p}: ${(err as Error).message}`);
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      throw fail('failed-precondition', 'EXEC2_CGROUP', missing ? missingCgroup(cg.mode === 'v2' ? path.join(p, 'cgroup.procs') : p).message : `cannot open ${p}: ${(err as Error).message}`);
     }
   };
   return {
