@@ -6,6 +6,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { procStat } from '../src/main/tasks/proc';
 import { PROJECT_ROOT } from '../src/native/binding';
 
 export const BENCH_SRC = path.join(PROJECT_ROOT, 'bench');
@@ -114,9 +115,9 @@ export function percentiles(xs: number[]): Pct {
 
 /** utime + stime of a process (all threads, not children), in clock ticks (USER_HZ = 100). */
 export function cpuTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return Number(x[11]) + Number(x[12]);
+  const s = procStat(pid);
+  if (!s) throw new Error(`process ${pid} is gone`);
+  return s.utimeTicks + s.stimeTicks;
 }
 
 /** VmRSS of a process, MB. */

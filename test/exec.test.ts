@@ -17,6 +17,7 @@ import { PluginProcess } from '../src/client/plugin-process';
 import { loadNative } from '../src/native/binding';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
+import { allProcesses, procStat } from '../src/main/tasks/proc';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -36,17 +37,7 @@ function comm(pid: number): string {
 
 /** Host pids whose parent is `ppid` and that are processes, not threads of it. */
 function childProcesses(ppid: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || existsSync(`/proc/${ppid}/task/${e}`)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(e));
-    } catch {
-      // raced with exit
-    }
-  }
-  return out;
+  return allProcesses().filter((p) => p.ppid === ppid && !existsSync(`/proc/${ppid}/task/${p.pid}`)).map((p) => p.pid);
 }
 
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
@@ -369,7 +360,11 @@ describe('exec into a running task (nomad alloc exec, script checks)', function 
         s.write('set -m; sleep 1001 & sleep 1002 & echo started-$((1+1))\n');
         await s.waitForStdout(/started-2/);
         await until('the jobs to run', () => cgroupPids(main).length === before + 3);
-        const pgids = cgroupPids(main).map((p) => readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[2]);
+        const pgids = cgroupPids(main).map((p) => {
+          const s = procStat(p);
+          assert.ok(s, `process ${p} vanished`);
+          return s.pgrp;
+        });
         assert.equal(new Set(pgids).size, 5, 'job control gives each job a process group of its own');
       } finally {
         s.cancel();

@@ -13,22 +13,12 @@ import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
 import { freePort, httpGet, retry } from '../src/client/net-util';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
+import { allProcesses } from '../src/main/tasks/proc';
 
 
 /** Host pids whose parent is `ppid`. */
 function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === ppid) out.push(Number(e));
-    } catch {
-      // raced with exit
-    }
-  }
-  return out;
+  return allProcesses().filter((p) => p.ppid === ppid).map((p) => p.pid);
 }
 
 const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;

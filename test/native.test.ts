@@ -17,6 +17,7 @@ import {
   loadNative,
 } from '../src/native/binding';
 import type { LaunchResult, LaunchSpec, UnveilRule, WaitStatus } from '../src/native/binding';
+import { allProcesses } from '../src/main/tasks/proc';
 
 const SIGUSR1 = os.constants.signals.SIGUSR1;
 const SIGKILL = os.constants.signals.SIGKILL;
@@ -62,19 +63,7 @@ async function waitFor(what: string, cond: () => boolean, limitMs = 10000): Prom
 
 /** Pids whose parent is `ppid`, with their state letter. */
 function childrenOf(ppid: number): { pid: number; state: string }[] {
-  const found: { pid: number; state: string }[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[1]) === ppid) found.push({ pid: Number(name), state: fields[0] });
-  }
-  return found;
+  return allProcesses().filter((p) => p.ppid === ppid).map(({ pid, state }) => ({ pid, state }));
 }
 
 function fdCount(): number {

@@ -6,6 +6,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { CPUUsage_Fields as CpuField, MemoryUsage_Fields as MemField, type TaskStats } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { TaskCgroup } from './cgroups/task-cgroup';
+import { procStat } from './tasks/proc';
 import type { TaskRecord } from './tasks/task-manager';
 import { toTimestamp } from './time';
 
@@ -147,13 +148,11 @@ function taskPids(cg: TaskCgroup): number[] {
   return text ? text.split('\n').filter(Boolean).map(Number) : [];
 }
 
-/** utime, stime (µs) and RSS (bytes) of one process, from /proc/<pid>/stat. */
+/** utime, stime (µs) and RSS (bytes) of one process. */
 function readPid(pid: number): { userUs: number; systemUs: number; rss: number } | null {
-  const text = read(`/proc/${pid}/stat`);
-  if (!text) return null;
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // f[0] is field 3; utime 14, stime 15, rss 24
-  return { userUs: (Number(f[11]) * 1e6) / USER_HZ, systemUs: (Number(f[12]) * 1e6) / USER_HZ, rss: Number(f[21]) * kernelPageSize() };
+  const s = procStat(pid);
+  if (!s) return null;
+  return { userUs: (s.utimeTicks * 1e6) / USER_HZ, systemUs: (s.stimeTicks * 1e6) / USER_HZ, rss: s.rssPages * kernelPageSize() };
 }
 
 const pct = (deltaUs: number, elapsedMs: number): number => (elapsedMs > 0 ? (deltaUs / 1000 / elapsedMs) * 100 : 0);

@@ -4,7 +4,7 @@
  * started. The command is a child of the plugin (see launchExec in the
  * addon), so its exit status comes from waiting on it, never from the task.
  */
-import { closeSync, fchmodSync, fchownSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, openSync, readlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import * as tty from 'node:tty';
@@ -15,6 +15,7 @@ import { DriverError, type DriverErrorCode } from '../errors';
 import type { Launcher } from '../launcher';
 import type { Logger } from '../log';
 import type { TaskRecord } from '../tasks/task-manager';
+import { allProcesses } from '../tasks/proc';
 import type { TaskSandbox } from '../tasks/sandbox';
 import type { UnveilRule } from '../unveil';
 import { dynamicUser } from '../users';
@@ -289,21 +290,9 @@ export class ExecSession {
   /** Processes (host pids) in the command's session and in the task's pid namespace. */
   private sessionMembers(): number[] {
     if (this.pidNs === null) return [];
-    const out: number[] = [];
-    for (const e of readdirSync('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      try {
-        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-        // after "(comm) ": state ppid pgrp session ...
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(fields[3]) !== this.pid) continue;
-        if (readLink(`/proc/${e}/ns/pid`) !== this.pidNs) continue;
-        out.push(Number(e));
-      } catch {
-        // exited while we looked
-      }
-    }
-    return out;
+    return allProcesses()
+      .filter((p) => p.session === this.pid && readLink(`/proc/${p.pid}/ns/pid`) === this.pidNs)
+      .map((p) => p.pid);
   }
 
   /**
