@@ -416,15 +416,6 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   return out;
 }
 
-// The child first moves every source fd above this number, so a source that
-// sits on a destination slot is never overwritten before it is copied.
-int Watermark(const struct e2_spawn_req& req) {
-  int wm = E2_FD_ERR + req.nslots;
-  for (int i = 0; i < req.nslots; i++)
-    if (req.src[i] >= wm) wm = req.src[i] + 1;
-  return wm;
-}
-
 // clone3 itself failed: nothing was started. With CLONE_INTO_CGROUP these
 // errnos mean the task cgroup is unusable rather than the kernel refusing.
 Napi::Error SpawnError(Napi::Env env, const LaunchPlan& p, int err) {
@@ -434,6 +425,62 @@ Napi::Error SpawnError(Napi::Env env, const LaunchPlan& p, int err) {
                      std::string(cg ? "clone3 into the task cgroup failed: " : "clone3 failed: ") +
                          ErrnoText(err),
                      err, nullptr, "clone3");
+}
+
+// Starts exec2-init (launch or exec mode) with the error pipe's write end on
+// E2_FD_ERR, then `fds` (-1: that slot stays closed), then the cgroup.procs
+// fds. The write end is closed here once the child holds it, so EOF on `rd`
+// means every holder has exec'd or exited.
+struct e2_spawn_res StartInit(Napi::Env env, LaunchPlan& p, bool new_namespaces,
+                              std::initializer_list<int> fds, UniqueFd& rd) {
+  std::vector<char*> argv = CStrings(p.args), envp = CStrings(p.envs);
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
+  rd.fd = pipefd[0];
+  UniqueFd wr(pipefd[1]);
+
+  struct e2_spawn_req req;
+  memset(&req, 0, sizeof req);
+  req.init_path = p.init_path.c_str();
+  req.argv = argv.data();
+  req.envp = envp.data();
+  req.cgroup_fd = p.cgroup_fd;
+  req.new_namespaces = new_namespaces ? 1 : 0;
+  int slot = 0;
+  req.src[slot++] = wr.fd;  // E2_FD_ERR
+  for (int fd : fds) req.src[slot++] = fd;
+  for (int fd : p.cgroup_procs) req.src[slot++] = fd;  // from E2_FD_CGROUP0
+  req.nslots = slot;
+  // The child first moves every source fd above this number, so a source
+  // sitting on a destination slot is never overwritten before it is copied.
+  int wm = E2_FD_ERR + slot;
+  for (int i = 0; i < slot; i++)
+    if (req.src[i] >= wm) wm = req.src[i] + 1;
+  req.watermark = wm;
+
+  struct e2_spawn_res res;
+  int rc = e2_spawn(&req, &res);
+  if (rc < 0) throw SpawnError(env, p, -rc);
+  return res;
+}
+
+// Reads the error pipe until EOF or `cap` bytes (records are small; more
+// would be garbage). Returns the bytes read; *err is the errno of a failed
+// read, else 0.
+size_t ReadPipe(int fd, char* buf, size_t cap, int* err) {
+  size_t got = 0;
+  *err = 0;
+  while (got < cap) {
+    ssize_t n = read(fd, buf + got, cap - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *err = errno;
+      break;
+    }
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  return got;
 }
 
 // Reaps exec2-init after a failed launch. It exits right after reporting (or
@@ -449,52 +496,24 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   LaunchPlan p;
   ParseSpec(env, info[0], false, p);
 
-  std::vector<char*> argv = CStrings(p.args), envp = CStrings(p.envs);
-
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
-  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
-
-  struct e2_spawn_req req;
-  memset(&req, 0, sizeof req);
-  req.init_path = p.init_path.c_str();
-  req.argv = argv.data();
-  req.envp = envp.data();
-  req.cgroup_fd = p.cgroup_fd;
-  req.new_namespaces = 1;
-  int slot = 0;
-  req.src[slot++] = wr.fd;          // E2_FD_ERR
-  req.src[slot++] = p.stdout_fd;    // E2_FD_STDOUT
-  req.src[slot++] = p.stderr_fd;    // E2_FD_STDERR
-  req.src[slot++] = p.status_fd;    // E2_FD_STATUS
-  req.src[slot++] = p.netns_fd;     // E2_FD_NETNS (-1: closed)
-  for (int fd : p.cgroup_procs) req.src[slot++] = fd;
-  req.nslots = slot;
-  req.watermark = Watermark(req);
-
-  struct e2_spawn_res res;
-  int rc = e2_spawn(&req, &res);
-  if (rc < 0) throw SpawnError(env, p, -rc);
+  UniqueFd rd;
+  struct e2_spawn_res res = StartInit(env, p, true,
+                                      {p.stdout_fd,    // E2_FD_STDOUT
+                                       p.stderr_fd,    // E2_FD_STDERR
+                                       p.status_fd,    // E2_FD_STATUS
+                                       p.netns_fd},    // E2_FD_NETNS (-1: closed)
+                                      rd);
   UniqueFd pidfd(res.pidfd);
-  // Only pid 1 and the task may hold the write end now; EOF means the task's
-  // execve went through.
-  wr.reset();
 
+  // EOF means the task's execve went through.
   char buf[E2_ERR_MAX];
-  size_t got = 0;
-  for (;;) {
-    ssize_t n = read(rd.fd, buf + got, sizeof buf - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      // Cannot tell what happened: kill, reap, report.
-      syscall(SYS_pidfd_send_signal, pidfd.fd, SIGKILL, nullptr, 0);
-      ReapFailed(pidfd.fd);
-      ThrowSyscall(env, "read(error pipe)", err);
-    }
-    if (n == 0) break;
-    got += (size_t)n;
-    if (got == sizeof buf) break;  // one record fits; more would be garbage
+  int read_err = 0;
+  size_t got = ReadPipe(rd.fd, buf, sizeof buf, &read_err);
+  if (read_err) {
+    // Cannot tell what happened: kill, reap, report.
+    syscall(SYS_pidfd_send_signal, pidfd.fd, SIGKILL, nullptr, 0);
+    ReapFailed(pidfd.fd);
+    ThrowSyscall(env, "read(error pipe)", read_err);
   }
   int64_t t_exec = e2_monotonic_ns();
 
@@ -566,47 +585,18 @@ Napi::Value LaunchExec(const Napi::CallbackInfo& info) {
   LaunchPlan p;
   ParseSpec(env, info[0], true, p);
 
-  std::vector<char*> argv = CStrings(p.args), envp = CStrings(p.envs);
-
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) < 0) ThrowSyscall(env, "pipe2", errno);
-  UniqueFd rd(pipefd[0]), wr(pipefd[1]);
-
-  struct e2_spawn_req req;
-  memset(&req, 0, sizeof req);
-  req.init_path = p.init_path.c_str();
-  req.argv = argv.data();
-  req.envp = envp.data();
-  req.cgroup_fd = p.cgroup_fd;
-  req.new_namespaces = 0;
-  int slot = 0;
-  req.src[slot++] = wr.fd;                        // E2_FD_ERR
-  req.src[slot++] = p.stdin_fd;                   // E2_FDX_STDIN (or the terminal)
-  req.src[slot++] = p.tty ? -1 : p.stdout_fd;     // E2_FDX_STDOUT
-  req.src[slot++] = p.tty ? -1 : p.stderr_fd;     // E2_FDX_STDERR
-  req.src[slot++] = p.task_pidfd;                 // E2_FDX_TASK
-  for (int fd : p.cgroup_procs) req.src[slot++] = fd;  // from E2_FD_CGROUP0
-  req.nslots = slot;
-  req.watermark = Watermark(req);
-
-  struct e2_spawn_res res;
-  int rc = e2_spawn(&req, &res);
-  if (rc < 0) throw SpawnError(env, p, -rc);
+  UniqueFd rd;
+  struct e2_spawn_res res = StartInit(env, p, false,
+                                      {p.stdin_fd,                 // E2_FDX_STDIN (or the terminal)
+                                       p.tty ? -1 : p.stdout_fd,   // E2_FDX_STDOUT
+                                       p.tty ? -1 : p.stderr_fd,   // E2_FDX_STDERR
+                                       p.task_pidfd},              // E2_FDX_TASK
+                                      rd);
   UniqueFd helper(res.pidfd);
-  wr.reset();
 
   char buf[2 * E2_ERR_MAX];
-  size_t got = 0;
   int read_err = 0;
-  for (;;) {
-    ssize_t n = read(rd.fd, buf + got, sizeof buf - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      read_err = errno;
-      break;
-    }
-    if (n == 0 || (got += (size_t)n) == sizeof buf) break;
-  }
+  size_t got = ReadPipe(rd.fd, buf, sizeof buf, &read_err);
   int64_t t_exec = e2_monotonic_ns();
   ExecRecords rec = ParseExecRecords(buf, got);
   // The helper exits right after its pid record (or its error record).
