@@ -50,13 +50,35 @@ export interface UnveilRule {
   noFollow?: boolean;
 }
 
-export interface LaunchSpec {
+/**
+ * What joins a process to a task's cgroup and confines it. A task launch and
+ * an exec session share these fields, and the init helper applies them with
+ * the same code, so an exec session can never be confined differently.
+ */
+export interface ConfinedSpec {
   /** absolute path of the static init helper (build/Release/exec2-init) */
   initPath: string;
-  /** O_PATH|O_DIRECTORY fd of a cgroup v2 directory to clone into, or -1 (v1 hosts) */
+  /** O_PATH|O_DIRECTORY fd of the task's cgroup v2 directory to clone into, or -1 (v1 hosts) */
   cgroupFd: number;
-  /** fds of v1 `cgroup.procs` files (opened O_WRONLY) that pid 1 joins before forking the task */
+  /** fds of the task's v1 `cgroup.procs` files (opened O_WRONLY), joined before the command starts */
   cgroupProcsFds: number[];
+  /** argv[0] is the command as configured (resolved on the env's PATH if it has no '/') */
+  argv: string[];
+  /** the exact environment, "KEY=VALUE" */
+  env: string[];
+  uid: number;
+  gid: number;
+  /** supplementary groups (empty for dynamic users) */
+  groups: number[];
+  /** absolute working directory */
+  cwd: string;
+  unveil: UnveilRule[];
+  /** written to /proc/self/oom_score_adj before exec; null leaves it inherited */
+  oomScoreAdj: number | null;
+}
+
+/** A new task: pid 1 of fresh pid/ipc/mount namespaces, then the task. */
+export interface LaunchSpec extends ConfinedSpec {
   /** fd that becomes the task's stdout / stderr (FIFO or /dev/null), opened by the caller */
   stdoutFd: number;
   stderrFd: number;
@@ -64,32 +86,10 @@ export interface LaunchSpec {
   statusDirFd: number;
   /** fd of a network namespace to join (GROUP mode), or -1 for the host namespace */
   netnsFd: number;
-  /** argv[0] is the command as configured (resolved on the task env's PATH if it has no '/') */
-  argv: string[];
-  /** the exact task environment, "KEY=VALUE" */
-  env: string[];
-  uid: number;
-  gid: number;
-  /** supplementary groups (empty for dynamic users) */
-  groups: number[];
-  /** absolute working directory of the task */
-  cwd: string;
-  unveil: UnveilRule[];
-  /** written to /proc/self/oom_score_adj of the task before exec; null leaves it inherited */
-  oomScoreAdj: number | null;
 }
 
-/**
- * A command to start inside a running task (`nomad alloc exec`, script
- * checks). Confinement fields mean exactly what they mean in LaunchSpec and
- * are applied by the same code in the init helper.
- */
-export interface ExecSpec {
-  initPath: string;
-  /** O_PATH|O_DIRECTORY fd of the task's cgroup v2 directory, or -1 (v1 hosts) */
-  cgroupFd: number;
-  /** the task's v1 `cgroup.procs` files (O_WRONLY) */
-  cgroupProcsFds: number[];
+/** A command to start inside a running task (`nomad alloc exec`, script checks). */
+export interface ExecSpec extends ConfinedSpec {
   /** pidfd of the task's pid 1: its pid, mount, ipc and network namespaces are joined */
   taskPidfd: number;
   /** true: stdinFd is a terminal (pty slave) that becomes the controlling terminal and 0/1/2 */
@@ -98,14 +98,6 @@ export interface ExecSpec {
   /** ignored when tty is true */
   stdoutFd: number;
   stderrFd: number;
-  argv: string[];
-  env: string[];
-  uid: number;
-  gid: number;
-  groups: number[];
-  cwd: string;
-  unveil: UnveilRule[];
-  oomScoreAdj: number | null;
 }
 
 export interface LaunchResult {

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { Exec2Native } from '../../native/exec2_native';
 
-export type { Exec2Native, ExecSpec, LaunchSpec, LaunchResult, UnveilRule, UserRecord, WaitStatus, NativeErrorCode } from '../../native/exec2_native';
+export type { ConfinedSpec, Exec2Native, ExecSpec, LaunchSpec, LaunchResult, UnveilRule, UserRecord, WaitStatus, NativeErrorCode } from '../../native/exec2_native';
 
 /** Repository root, both from src/ (ts) and dist/src/ (compiled js). */
 export const PROJECT_ROOT: string = (() => {

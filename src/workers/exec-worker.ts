@@ -3,10 +3,9 @@
  * filename): joins a running task and starts one command in it. Blocking
  * work (NSS lookups, Landlock rule opens, the clone) stays off the main thread.
  */
-import { closeSync } from 'node:fs';
 import { pidStartTime } from '../main/tasks/proc';
 import { loadNative, type ExecSpec } from '../native/binding';
-import { fail, LaunchError, nativeFailure } from './launch-failure';
+import { callNative, closeAll, fail, failureOf } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { ExecLaunchReply, ExecLaunchRequest } from './messages';
 
@@ -51,24 +50,12 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
       stderrFd: req.stderrFd,
       ...confinement(req, creds),
     };
-    let result;
-    try {
-      result = native.launchExec(spec);
-    } catch (err) {
-      throw nativeFailure(err);
-    }
+    const result = callNative(() => native.launchExec(spec));
     return { ok: true, pid: result.pid, pidfd: result.pidfd };
   } catch (err) {
-    if (err instanceof LaunchError) return { ok: false, ...err.failure };
-    return { ok: false, kind: 'internal', code: 'EXEC2_INTERNAL', message: (err as Error).message, recoverable: false };
+    return failureOf(err);
   } finally {
-    for (const fd of fds) {
-      try {
-        closeSync(fd);
-      } catch {
-        // already closed
-      }
-    }
+    closeAll(fds);
   }
 }
 

@@ -4,6 +4,7 @@
  * launches and exec sessions so the same cause always gets the same gRPC
  * status.
  */
+import { closeSync } from 'node:fs';
 import type { LaunchFailure } from './messages';
 
 const ELOOP = 40;
@@ -18,7 +19,7 @@ export const fail = (kind: LaunchFailure['kind'], code: string, message: string,
   new LaunchError({ kind, code, message, recoverable });
 
 /** A NativeError from the addon (launch or launchExec) as a LaunchError. */
-export function nativeFailure(err: unknown): LaunchError {
+function nativeFailure(err: unknown): LaunchError {
   const e = err as Error & { code?: unknown; errno?: unknown };
   const code = typeof e.code === 'string' ? e.code : 'EXEC2_SYSCALL';
   // A task directory replaced by a symlink: the task's doing, not a missing path.
@@ -39,5 +40,31 @@ export function nativeFailure(err: unknown): LaunchError {
       return fail('failed-precondition', code, e.message);
     default:
       return fail('internal', code, e.message);
+  }
+}
+
+/** Run an addon call, turning its NativeError into a LaunchError. */
+export function callNative<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw nativeFailure(err);
+  }
+}
+
+/** The reply for whatever a worker caught: its own LaunchError as is, anything else INTERNAL. */
+export function failureOf(err: unknown): LaunchFailure {
+  if (err instanceof LaunchError) return { ok: false, ...err.failure };
+  return { ok: false, kind: 'internal', code: 'EXEC2_INTERNAL', message: (err as Error).message, recoverable: false };
+}
+
+/** Close the descriptors a worker opened for one launch; the child holds its own copies. */
+export function closeAll(fds: number[]): void {
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
   }
 }

@@ -2,12 +2,12 @@
  * Piscina worker: turns a LaunchRequest into a running task. Blocking work
  * belongs here so the main thread keeps serving gRPC.
  */
-import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
 import { removeStatusDir } from '../main/tasks/exit-status';
 import { loadNative, type LaunchSpec } from '../native/binding';
-import { fail, LaunchError, nativeFailure } from './launch-failure';
+import { callNative, closeAll, fail, failureOf, LaunchError } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { LaunchReply, LaunchRequest } from './messages';
 import { pidStartTime } from '../main/tasks/proc';
@@ -134,12 +134,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       netnsFd,
       ...confinement(req, creds),
     };
-    let result;
-    try {
-      result = native.launch(spec);
-    } catch (err) {
-      throw nativeFailure(err);
-    }
+    const result = callNative(() => native.launch(spec));
     const received = BigInt(req.receivedNs);
     return {
       ok: true,
@@ -162,16 +157,9 @@ export default function launch(req: LaunchRequest): LaunchReply {
   } catch (err) {
     // Leave nothing behind: cgroups we made for this attempt go again.
     if (ownCgroups) removeOwnCgroups(ownCgroups);
-    if (madeStatusDir) rmSync(req.statusDir, { recursive: true, force: true });
-    if (err instanceof LaunchError) return { ok: false, ...err.failure };
-    return { ok: false, kind: 'internal', code: 'EXEC2_INTERNAL', message: (err as Error).message, recoverable: false };
+    if (madeStatusDir) removeStatusDir(req.statusDir);
+    return failureOf(err);
   } finally {
-    for (const fd of fds) {
-      try {
-        closeSync(fd);
-      } catch {
-        // already closed
-      }
-    }
+    closeAll(fds);
   }
 }

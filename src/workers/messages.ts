@@ -7,12 +7,27 @@
 import type { Limits, TaskCgroup } from '../main/cgroups/task-cgroup';
 import type { UnveilRule } from '../main/unveil';
 
-export interface LaunchRequest {
-  kind: 'launch';
+/**
+ * Who runs what, where, confined how: the part of a task launch and an exec
+ * session that the main thread derives from the task's sandbox, identical
+ * for both (the worker turns it into the native ConfinedSpec).
+ */
+export interface ConfinedRequest {
   taskId: string;
   /** "nomad-<n>" users arrive resolved; named users are looked up by the worker */
   user: { name: string; resolved: { uid: number; gid: number; groups: number[]; home: string } | null };
   cgroup: TaskCgroup;
+  argv: string[];
+  /** without USER/HOME: those depend on the resolved user */
+  env: Record<string, string>;
+  cwd: string;
+  unveil: UnveilRule[];
+  oomScoreAdj: number | null;
+  initPath: string;
+}
+
+export interface LaunchRequest extends ConfinedRequest {
+  kind: 'launch';
   limits: Limits;
   stdoutPath: string;
   stderrPath: string;
@@ -21,13 +36,6 @@ export interface LaunchRequest {
   /** directory (root only) where pid 1 writes the exit status */
   statusDir: string;
   netnsPath: string | null;
-  argv: string[];
-  /** without USER/HOME: those depend on the resolved user */
-  env: Record<string, string>;
-  cwd: string;
-  unveil: UnveilRule[];
-  oomScoreAdj: number | null;
-  initPath: string;
   /** main thread hrtime (ns, as string) when StartTask arrived */
   receivedNs: string;
 }
@@ -83,28 +91,18 @@ export type LaunchReply = LaunchSuccess | LaunchFailure;
  * creates the command's stdio and keeps its own ends; the worker opens the
  * task's pidfd and cgroup files, resolves the user and calls the addon.
  */
-export interface ExecLaunchRequest {
+export interface ExecLaunchRequest extends ConfinedRequest {
   kind: 'exec';
-  taskId: string;
-  user: LaunchRequest['user'];
   /** the task's credentials as launched: the session must match them */
   expect: { uid: number; gid: number };
   /** host pid of the task's pid 1 and its start time (guards against pid reuse) */
   taskPid: number;
   taskPidStartTime: string;
-  cgroup: TaskCgroup;
   tty: boolean;
   stdinFd: number;
   /** -1 when tty */
   stdoutFd: number;
   stderrFd: number;
-  argv: string[];
-  /** without USER/HOME: those depend on the resolved user */
-  env: Record<string, string>;
-  cwd: string;
-  unveil: UnveilRule[];
-  oomScoreAdj: number | null;
-  initPath: string;
 }
 
 export interface ExecLaunchSuccess {

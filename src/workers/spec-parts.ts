@@ -1,25 +1,26 @@
 /**
- * The parts of a task launch (LaunchSpec) and an exec session (ExecSpec)
- * that must never differ: how the process joins the task's cgroups, and
+ * The parts of a task launch and an exec session that must never differ
+ * (native ConfinedSpec): how the process joins the task's cgroups, and
  * everything that confines it. Both workers build them here.
  */
 import { constants as C, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { missingCgroup, v1ProcsFiles, type TaskCgroup } from '../main/cgroups/task-cgroup';
-import type { LaunchSpec } from '../native/binding';
+import type { ConfinedSpec } from '../native/binding';
 import { fail } from './launch-failure';
-import type { LaunchRequest } from './messages';
+import type { ConfinedRequest } from './messages';
 
 const O_PATH = 0o10000000;
 
 /** Descriptors to join the task cgroup: a v2 directory to clone into, or each v1 cgroup.procs. */
-export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): Pick<LaunchSpec, 'cgroupFd' | 'cgroupProcsFds'> {
+export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): Pick<ConfinedSpec, 'cgroupFd' | 'cgroupProcsFds'> {
   const open = (p: string, flags: number): number => {
     try {
       return track(openSync(p, flags));
     } catch (err) {
+      // v2 opens the cgroup directory itself, v1 the cgroup.procs inside it.
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-      throw fail('failed-precondition', 'EXEC2_CGROUP', missing ? missingCgroup(cg.mode === 'v2' ? path.join(p, 'cgroup.procs') : p).message : `cannot open ${p}: ${(err as Error).message}`);
+      throw fail('failed-precondition', 'EXEC2_CGROUP', missing ? missingCgroup(cg.mode === 'v2' ? p : path.dirname(p)).message : `cannot open ${p}: ${(err as Error).message}`);
     }
   };
   return {
@@ -28,11 +29,11 @@ export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): P
   };
 }
 
-type Confinement = Pick<LaunchSpec, 'argv' | 'env' | 'uid' | 'gid' | 'groups' | 'cwd' | 'unveil' | 'oomScoreAdj'>;
+type Confinement = Omit<ConfinedSpec, 'initPath' | 'cgroupFd' | 'cgroupProcsFds'>;
 
 /** Credentials, environment (with USER and HOME of the resolved user), cwd, Landlock rules, OOM score. */
 export function confinement(
-  req: Pick<LaunchRequest, 'argv' | 'env' | 'cwd' | 'unveil' | 'oomScoreAdj'> & { user: { name: string } },
+  req: ConfinedRequest,
   creds: { uid: number; gid: number; groups: number[]; home: string },
 ): Confinement {
   const env = { ...req.env, USER: req.user.name, HOME: creds.home };

@@ -112,9 +112,9 @@ export function prepareTaskCgroup(cg: TaskCgroup): TaskCgroup {
   return { ...cg, created: [...cg.created, ...created] };
 }
 
-/** The error for a file in a task cgroup that Nomad should have created. */
-export function missingCgroup(file: string): CgroupError {
-  return new CgroupError(`task cgroup ${path.dirname(file)} does not exist (Nomad creates it before StartTask)`);
+/** The error for a task cgroup directory that Nomad should have created. */
+export function missingCgroup(dir: string): CgroupError {
+  return new CgroupError(`task cgroup ${dir} does not exist (Nomad creates it before StartTask)`);
 }
 
 function write(dir: string, file: string, value: string): void {
@@ -122,7 +122,7 @@ function write(dir: string, file: string, value: string): void {
   try {
     writeFileSync(target, value);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(dir)) throw missingCgroup(target);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(dir)) throw missingCgroup(dir);
     throw new CgroupError(`cannot write "${value}" to ${target}: ${(err as Error).message}`);
   }
 }

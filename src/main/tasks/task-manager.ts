@@ -485,9 +485,10 @@ export class TaskManager {
 }
 
 /**
- * Running and still reachable through its pidfd. Between pid 1's exit and
- * the recorded exit status a task is "running" without a pidfd: the watcher
- * has closed it, and its number may already name another task's pidfd.
+ * Running and reachable through its pidfd. A recovered task whose process
+ * was already gone is "running" without a pidfd until its exit is settled
+ * on the next tick; and a pidfd the exit watcher closed must never be used,
+ * its number may already name another task's pidfd.
  */
 function isLive(task: TaskRecord): boolean {
   return task.phase === 'running' && task.pidfd >= 0;
