@@ -22,6 +22,18 @@ const REPO = path.resolve(__dirname, '../../..');
 const IN_CI = process.env.CI === 'true';
 const RESULT_RE = /^exec2-vm-suite-result passed=(\d+) failed=(\d+) skipped=(\d+)$/m;
 
+/**
+ * Guest kernel trouble that is the emulator's, not a test result. Software
+ * emulation (TCG) occasionally wedges a guest CPU (soft lockup, RCU stall)
+ * or crashes the guest kernel outright: seen once in a CI rehearsal as an
+ * oops on an idle CPU whose RIP pointed into the middle of a live-patched
+ * `nopl`, which then panicked. Such a run boots once more and says so; the
+ * same trouble twice fails the run.
+ */
+const GUEST_KERNEL_FAULT = /soft lockup|self-detected stall|rcu_preempt detected stalls|Kernel panic - not syncing/;
+/** First line of a kernel oops, BUG or panic report. */
+const KERNEL_REPORT_HEADLINE = /BUG:|Oops|invalid opcode|general protection fault|Kernel panic|soft lockup|detected stall/;
+
 interface KernelOutcome {
   kernel: KernelName;
   release: string;
@@ -30,8 +42,8 @@ interface KernelOutcome {
   skipped: number;
   /** why the kernel's run did not count as tests (skip or VM failure) */
   problem: string | null;
-  /** the emulated guest itself stalled (soft lockup / RCU stall under TCG) */
-  emulatorStall: boolean;
+  /** the guest kernel itself stalled or crashed (see GUEST_KERNEL_FAULT) */
+  guestKernelFault: boolean;
   skippedKernel: boolean;
   wallMs: number;
   bootMs: number | null;
@@ -49,7 +61,7 @@ function loudSkip(what: string, reason: string, fix: string): void {
 }
 
 async function runKernel(name: KernelName, suites: string[], mocha: string, reporter: string): Promise<KernelOutcome> {
-  const outcome: KernelOutcome = { kernel: name, release: '?', passed: 0, failed: 0, skipped: 0, problem: null, emulatorStall: false, skippedKernel: false, wallMs: 0, bootMs: null, accel: '-' };
+  const outcome: KernelOutcome = { kernel: name, release: '?', passed: 0, failed: 0, skipped: 0, problem: null, guestKernelFault: false, skippedKernel: false, wallMs: 0, bootMs: null, accel: '-' };
   const missing = missingTools();
   const found = findKernel(name);
   const problems = [...missing.map((m) => `missing ${m}`), ...('problem' in found ? [found.problem] : [])];
@@ -92,8 +104,13 @@ async function runKernel(name: KernelName, suites: string[], mocha: string, repo
   if (r.status === VM_FAILED || r.status === VM_TIMEOUT || !m) {
     outcome.problem = r.failure ?? (m ? `mocha exited with ${r.status}` : `no result from mocha in the guest (exit status ${r.status})`);
     say(`vm[${name}]: ${r.status === VM_TIMEOUT ? 'TIMEOUT' : 'VM FAILURE'}: ${outcome.problem}`);
-    if (r.console) say(r.console.trim().split('\n').slice(-30).map((l) => `  console: ${l}`).join('\n'));
-    outcome.emulatorStall = /soft lockup|self-detected stall|rcu_preempt detected stalls/.test(r.console ?? '');
+    if (r.console) {
+      const lines = r.console.trim().split('\n');
+      // The first lines of a kernel report name its cause; the tail is its trace.
+      const headlines = lines.filter((l) => KERNEL_REPORT_HEADLINE.test(l)).slice(0, 5);
+      say([...headlines, ...(headlines.length ? ['...'] : []), ...lines.slice(-30)].map((l) => `  console: ${l}`).join('\n'));
+    }
+    outcome.guestKernelFault = GUEST_KERNEL_FAULT.test(r.console ?? '');
     // a broken VM run counts as a failure everywhere: it was meant to run
     outcome.failed += 1;
   } else if (r.failure) {
@@ -136,10 +153,8 @@ async function main(): Promise<void> {
   const outcomes: KernelOutcome[] = [];
   for (const k of kernels) {
     let o = await runKernel(k, suites, mocha, reporter);
-    // Software emulation occasionally wedges a guest CPU (the kernel reports a
-    // soft lockup); that is the emulator, not a test result: boot once more.
-    if (o.emulatorStall) {
-      say(`vm[${k}]: the emulated guest stalled (kernel soft lockup under TCG); booting it once more`);
+    if (o.guestKernelFault) {
+      say(`vm[${k}]: the guest kernel itself stalled or crashed (see its report above); booting it once more, a second fault fails the run`);
       o = await runKernel(k, suites, mocha, reporter);
     }
     outcomes.push(o);

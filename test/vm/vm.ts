@@ -16,7 +16,7 @@
  * Host side: the control directory (9p tag exec2ctl) carries the command and
  * gets its exit status back; its stdout and stderr come through two
  * virtio-serial ports connected to unix sockets we listen on; the serial
- * console goes to a log file kept for failures.
+ * console goes to a log file whose text is returned (the runner prints it on failure).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
