@@ -18,7 +18,7 @@ import { killAll, prepareTaskCgroup, readProcs, removeOwnCgroups, resolveTaskCgr
 import launchInWorker from '../src/workers/launch-worker';
 import type { LaunchRequest } from '../src/workers/messages';
 import { cpuQuotaUs } from '../src/main/topology';
-import { buildUnveilRules } from '../src/main/unveil';
+import { buildUnveilRules, planUnveil } from '../src/main/unveil';
 import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/binding';
 import { closeSlot, makeSlots, nextLine, taskConfig, taskEnv, MHZ_PER_CORE, type Slot } from './fixtures';
 import { summariseProfiles } from './profile';
@@ -193,12 +193,14 @@ async function main(): Promise<void> {
     allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!);
     const statusDir = mkdtempSync('/run/exec2-bench-status-');
     extraDirs.push(statusDir);
-    const rulesFor = (s: Slot) => buildUnveilRules({
+    // Resolved as the plugin resolves them (anchored beneath the task's dirs).
+    const rootsFor = (s: Slot) => [s.taskRoot, path.dirname(s.sharedDir)];
+    const rulesFor = (s: Slot) => planUnveil(buildUnveilRules({
       unveilDefaults: true,
       pluginPaths: [`rx:${BENCH_BUILD}`],
       taskPaths: [],
       dirs: { taskDir: s.taskDir, allocDir: s.sharedDir, secretsDir: s.secretsDir, stdoutPath: s.stdoutPath, stderrPath: s.stderrPath },
-    });
+    }), rootsFor(s)).rules;
 
     const grpc: Variant = {
       name: 'grpc',
@@ -299,9 +301,14 @@ async function main(): Promise<void> {
           chownFifos: true,
           statusDir: statusDirFor,
           netnsPath: null,
+          // the host's /tmp and no masks: the bench's slots are not a Nomad client's layout
+          tmp: null,
+          masks: [],
+          untrustedRoots: rootsFor(slot),
           argv: [kind === 'exec' ? target : TRUE],
           env: { ...slot.env, TMPDIR: path.join(slot.taskRoot, 'tmp') },
           cwd: slot.taskRoot,
+          cwdBeneath: -1,
           unveil: rulesFor(slot),
           oomScoreAdj: null,
           initPath: INIT_HELPER_PATH,

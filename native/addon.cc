@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -79,6 +80,12 @@ double GetNumber(Napi::Env env, const Napi::Value& v, const char* name, double m
 
 int GetFd(Napi::Env env, const Napi::Value& v, const char* name, int min) {
   return (int)GetNumber(env, v, name, min, INT32_MAX);
+}
+
+// Optional number fields: absent (undefined) means `dflt`.
+int GetOptInt(Napi::Env env, const Napi::Value& v, const char* name, int min, int max, int dflt) {
+  if (v.IsUndefined()) return dflt;
+  return (int)GetNumber(env, v, name, min, max);
 }
 
 // Strings headed for execve/open: an embedded NUL would silently truncate.
@@ -179,6 +186,51 @@ Napi::Value LookupUser(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// ---- openBeneath ------------------------------------------------------------
+
+// The first component of `rel` below `dirfd` that is a symlink, or "".
+std::string FirstSymlink(int dirfd, const std::string& rel) {
+  for (size_t i = 0; i <= rel.size(); i++) {
+    if (i < rel.size() && rel[i] != '/') continue;
+    std::string prefix = rel.substr(0, i);
+    struct stat st;
+    if (fstatat(dirfd, prefix.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+      return prefix;
+  }
+  return "";
+}
+
+// openat2(dirfd, rel, flags | O_CLOEXEC, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+// RESOLVE_NO_MAGICLINKS): how the workers open, as root, anything the task
+// can modify (log FIFOs, its tmp dir) from a directory they trust.
+Napi::Value OpenBeneath(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd = GetFd(env, info[0], "dirfd", 0);
+  std::string rel = GetString(env, info[1], "path");
+  if (rel.empty() || rel[0] == '/') ThrowInvalid(env, "path must be relative: " + rel);
+  int flags = (int)GetNumber(env, info[2], "flags", 0, INT32_MAX);
+  struct e2_open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)(unsigned)(flags | O_CLOEXEC);
+  how.resolve = E2_RESOLVE_SAFE;
+  long fd;
+  do fd = syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ELOOP) {
+      std::string link = FirstSymlink(dirfd, rel);
+      if (link.empty()) link = rel;
+      throw NativeError(env, "EXEC2_SYMLINK",
+                        rel + ": " + link + " is a symbolic link; refusing to follow it (a task can plant one there)",
+                        err, &link, "openat2");
+    }
+    throw NativeError(env, "EXEC2_SYSCALL", "openat2(" + rel + ") failed: " + ErrnoText(err), err,
+                      &rel, "openat2");
+  }
+  return Napi::Number::New(env, (double)fd);
+}
+
 // ---- launch ---------------------------------------------------------------
 
 constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
@@ -256,9 +308,41 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
   Napi::Array envv = GetArray(env, s.Get("env"), "env");
   Napi::Array unveil = GetArray(env, s.Get("unveil"), "unveil");
   if (argv.Length() == 0) ThrowInvalid(env, "argv must not be empty");
+  if (unveil.Length() > E2_MAX_RULES)
+    ThrowInvalid(env, "too many unveil rules (max " + std::to_string(E2_MAX_RULES) + ")");
+  int cwd_beneath = GetOptInt(env, s.Get("cwdBeneath"), "cwdBeneath", -1, E2_MAX_ANCHORS - 1, -1);
+
+  // Launch only: the task's own /tmp, what stays reachable below it, and
+  // the plugin's directories to hide.
+  std::string tmp_root, keep_path[2];
+  std::vector<std::string> masks;
+  if (!exec) {
+    Napi::Value tv = s.Get("tmp");
+    if (!tv.IsUndefined() && !tv.IsNull()) {
+      if (!tv.IsObject()) ThrowInvalid(env, "tmp must be an object or null");
+      Napi::Object t = tv.As<Napi::Object>();
+      tmp_root = GetString(env, t.Get("root"), "tmp.root");
+      if (tmp_root.empty() || tmp_root[0] != '/') ThrowInvalid(env, "tmp.root must be absolute");
+      Napi::Array keep = GetArray(env, t.Get("keep"), "tmp.keep");
+      if (keep.Length() > 2) ThrowInvalid(env, "tmp.keep: at most 2 entries");
+      for (uint32_t i = 0; i < keep.Length(); i++) {
+        keep_path[i] = GetString(env, keep.Get(i), "tmp.keep[]");
+        if (keep_path[i].compare(0, 5, "/tmp/") != 0 || keep_path[i].size() == 5)
+          ThrowInvalid(env, "tmp.keep[] must be below /tmp: " + keep_path[i]);
+      }
+    }
+    Napi::Value mv = s.Get("masks");
+    Napi::Array m = mv.IsUndefined() ? Napi::Array::New(env) : GetArray(env, mv, "masks");
+    if (m.Length() > 16) ThrowInvalid(env, "too many masks (max 16)");
+    for (uint32_t i = 0; i < m.Length(); i++) {
+      masks.push_back(GetString(env, m.Get(i), "masks[]"));
+      if (masks.back().empty() || masks.back()[0] != '/')
+        ThrowInvalid(env, "masks[] must be absolute: " + masks.back());
+    }
+  }
 
   std::vector<std::string>& a = p.args;
-  a.reserve(E2_ARG_FIXED + 2 * unveil.Length() + argv.Length());
+  a.reserve(E2_ARG_FIXED + masks.size() + 2 * unveil.Length() + argv.Length());
   a.emplace_back("exec2-init");
   a.emplace_back(exec ? E2_EXEC_MAGIC : E2_PROTO_MAGIC);
   a.push_back(std::to_string(p.uid));
@@ -275,7 +359,14 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
   a.push_back(std::to_string(unveil.Length()));
   a.push_back(std::to_string(argv.Length()));
   a.push_back(std::to_string(envv.Length()));
+  a.push_back(cwd_beneath < 0 ? std::string() : std::to_string(cwd_beneath));  // E2_ARG_CWD_BENEATH
+  a.push_back(tmp_root);                                                       // E2_ARG_TMP
+  a.push_back(keep_path[0]);                                                   // E2_ARG_KEEP0
+  a.push_back(keep_path[1]);                                                   // E2_ARG_KEEP1
+  a.push_back(std::to_string(masks.size()));                                   // E2_ARG_NMASK
+  for (auto& m : masks) a.push_back(std::move(m));
 
+  uint32_t nanchors = 0;
   for (uint32_t i = 0; i < unveil.Length(); i++) {
     Napi::Value rv = unveil.Get(i);
     if (!rv.IsObject()) ThrowInvalid(env, "unveil[] must be objects");
@@ -284,17 +375,26 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
     std::string path = GetString(env, r.Get("path"), "unveil[].path");
     Napi::Value opt = r.Get("optional");
     if (!opt.IsBoolean()) ThrowInvalid(env, "unveil[].optional must be a boolean");
-    if (mode.empty() || mode.find_first_not_of("rwxc") != std::string::npos)
+    if (mode.find_first_not_of("rwxc") != std::string::npos)
       ThrowInvalid(env, "unveil mode must be letters of \"rwxc\": \"" + mode + "\"");
     if (path.empty() || path[0] != '/') ThrowInvalid(env, "unveil path must be absolute: " + path);
+    Napi::Value av = r.Get("anchor");
+    if (!av.IsUndefined() && !av.IsBoolean()) ThrowInvalid(env, "unveil[].anchor must be a boolean");
+    bool anchor = av.IsBoolean() && av.As<Napi::Boolean>().Value();
+    int beneath = GetOptInt(env, r.Get("beneath"), "unveil[].beneath", -1, (int)nanchors - 1, -1);
+    if (mode.empty() && !anchor)
+      ThrowInvalid(env, "unveil mode must not be empty (except for an anchor): " + path);
     if (opt.As<Napi::Boolean>().Value()) mode += '?';
-    Napi::Value nofollow = r.Get("noFollow");
-    if (!nofollow.IsUndefined() && !nofollow.IsBoolean())
-      ThrowInvalid(env, "unveil[].noFollow must be a boolean");
-    if (nofollow.IsBoolean() && nofollow.As<Napi::Boolean>().Value()) mode += '!';
+    if (anchor) {
+      if (++nanchors > E2_MAX_ANCHORS)
+        ThrowInvalid(env, "too many unveil anchors (max " + std::to_string(E2_MAX_ANCHORS) + ")");
+      mode += '+';
+    }
+    if (beneath >= 0) mode += "@" + std::to_string(beneath);
     a.push_back(std::move(mode));
     a.push_back(std::move(path));
   }
+  if (cwd_beneath >= (int)nanchors) ThrowInvalid(env, "cwdBeneath names no anchor");
   for (uint32_t i = 0; i < argv.Length(); i++) a.push_back(GetString(env, argv.Get(i), "argv[]"));
   p.argv0 = a[a.size() - argv.Length()];
   if (p.argv0.empty()) ThrowInvalid(env, "argv[0] (the command) must not be empty");
@@ -310,6 +410,17 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
     // envp, not argv: /proc/<pid>/cmdline is readable by every local user.
     p.envs.push_back(std::move(e));
   }
+}
+
+// "<symlink> is a symbolic link ..." from an E2_SYMLINK_OP record (protocol.h).
+std::string SymlinkText(const std::string& op, const std::string& path) {
+  std::string link = path;
+  size_t n = strlen(E2_SYMLINK_OP);
+  if (op.compare(0, n, E2_SYMLINK_OP) == 0) {
+    size_t len = strtoul(op.c_str() + n, nullptr, 10);
+    if (len > 0 && len <= path.size()) link = path.substr(0, len);
+  }
+  return link + " is a symbolic link; refusing to follow it (a task can plant one there)";
 }
 
 // The record from the error pipe, turned into the NativeError the contract
@@ -339,9 +450,7 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
     case E2_ST_UNVEIL_PATH:
       if (err == ELOOP)
         return NativeError(env, "EXEC2_UNVEIL_PATH",
-                           "unveil path " + path +
-                               " is a symbolic link; refusing to follow it (was it replaced by the task?)",
-                           err, pp, sc);
+                           "unveil path " + path + ": " + SymlinkText(op, path), err, pp, sc);
       if (err == ENOENT)
         return NativeError(env, "EXEC2_UNVEIL_PATH", "unveil path does not exist: " + path, err,
                            pp, sc);
@@ -362,6 +471,9 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                              std::to_string(p.gid) + ": " + op + " failed: " + reason,
                          err, pp, sc);
     case E2_ST_WORKDIR:
+      if (err == ELOOP)
+        return NativeError(env, "EXEC2_WORKDIR",
+                           "working directory " + p.cwd + ": " + SymlinkText(op, path), err, pp, sc);
       return NativeError(env, "EXEC2_WORKDIR",
                          "cannot change to the working directory \"" + p.cwd + "\": " + reason,
                          err, pp, sc);
@@ -387,6 +499,12 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                              (path.empty() ? "" : ": " + path) +
                              "); is build/Release/exec2-init from the same build?",
                          err, pp, sc);
+    case E2_ST_SETUP:
+      if (err == ELOOP)
+        return NativeError(env, "EXEC2_SPAWN", "task setup failed: " + SymlinkText(op, path), err, pp, sc);
+      return NativeError(env, "EXEC2_SPAWN",
+                         "task setup failed: " + op + (path.empty() ? "" : " " + path) + ": " + reason,
+                         err, pp, sc);
     case E2_ST_FORK:
       // A pid namespace whose init has exited refuses new processes.
       if (p.exec && err == ENOMEM)
@@ -394,7 +512,6 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                            err, pp, sc);
       [[fallthrough]];
     case E2_ST_SPAWN_FDS:
-    case E2_ST_SETUP:
       return NativeError(env, "EXEC2_SPAWN",
                          "task setup failed: " + op + (path.empty() ? "" : " " + path) +
                              ": " + reason,
@@ -872,6 +989,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
+  exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath, "openBeneath"));
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("launchExec", Napi::Function::New(env, LaunchExec, "launchExec"));
   exports.Set("openPty", Napi::Function::New(env, OpenPty, "openPty"));

@@ -43,6 +43,37 @@
 #define SYS_landlock_restrict_self 446
 #endif
 
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+/* openat2(2): struct open_how and its resolve flags (5.6). */
+struct e2_open_how {
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+#define E2_RESOLVE_NO_MAGICLINKS 0x02
+#define E2_RESOLVE_NO_SYMLINKS 0x04
+#define E2_RESOLVE_BENEATH 0x08
+/* What "beneath a trusted directory" means everywhere in exec2: no symlink
+ * (and no /proc magic link) in any component, no escape by "..". */
+#define E2_RESOLVE_SAFE (E2_RESOLVE_BENEATH | E2_RESOLVE_NO_SYMLINKS | E2_RESOLVE_NO_MAGICLINKS)
+
+/* mount_setattr(2) (5.12). */
+struct e2_mount_attr {
+  uint64_t attr_set;
+  uint64_t attr_clr;
+  uint64_t propagation;
+  uint64_t userns_fd;
+};
+#define E2_MOUNT_ATTR_NOSUID 0x00000002
+#define E2_MOUNT_ATTR_NODEV 0x00000004
+#define E2_AT_RECURSIVE 0x8000
+
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif

@@ -29,6 +29,8 @@ export type NativeErrorCode =
   | 'EXEC2_TASK_EXITED'
   /** namespace / mount / clone3 / fork setup failed */
   | 'EXEC2_SPAWN'
+  /** openBeneath met a symbolic link (err.path names it) */
+  | 'EXEC2_SYMLINK'
   /** bad arguments given to the addon (programming error) */
   | 'EXEC2_INVALID_ARGUMENT'
   /** any other syscall failure */
@@ -37,17 +39,24 @@ export type NativeErrorCode =
 export interface UnveilRule {
   /** absolute path */
   path: string;
-  /** any combination of the letters r, w, x, c (already validated by TS) */
+  /** any combination of the letters r, w, x, c (already validated by TS); "" only for an anchor */
   mode: string;
-  /** true: silently skipped when the path does not exist (default path sets) */
+  /** true: silently skipped when the path (or the anchor it is resolved beneath) does not exist */
   optional: boolean;
   /**
-   * true: the last component must not be a symbolic link (opened O_NOFOLLOW;
-   * a symlink fails the launch, or is skipped when optional). For paths the
-   * task itself can replace, such as its own directories: the ruleset is
-   * built as root again for every start and exec session.
+   * true: a directory kept open while the ruleset is built, so that later
+   * rules (and the working directory) can be resolved beneath it. Anchors are
+   * numbered 0, 1, ... in the order they appear in the list (at most 64).
    */
-  noFollow?: boolean;
+  anchor?: boolean;
+  /**
+   * -1: opened by its absolute path (a path only the host can modify).
+   * k >= 0: resolved beneath anchor k, whose path must be a prefix of this
+   * one, with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+   * RESOLVE_NO_MAGICLINKS): a symlink in any component fails the launch with
+   * EXEC2_UNVEIL_PATH / errno ELOOP naming it (or skips an optional rule: no).
+   */
+  beneath?: number;
 }
 
 /**
@@ -72,6 +81,8 @@ export interface ConfinedSpec {
   groups: number[];
   /** absolute working directory */
   cwd: string;
+  /** anchor the working directory is resolved beneath (or is), -1 for a plain chdir */
+  cwdBeneath?: number;
   unveil: UnveilRule[];
   /** written to /proc/self/oom_score_adj before exec; null leaves it inherited */
   oomScoreAdj: number | null;
@@ -86,6 +97,15 @@ export interface LaunchSpec extends ConfinedSpec {
   statusDirFd: number;
   /** fd of a network namespace to join (GROUP mode), or -1 for the host namespace */
   netnsFd: number;
+  /**
+   * The task's own /tmp: `root`/tmp (resolved beneath `root` without
+   * following a symlink) mounted over /tmp in its namespace, and at most 2
+   * directories below /tmp (`keep`) bound back at their paths. null/absent:
+   * the host's /tmp.
+   */
+  tmp?: { root: string; keep: string[] } | null;
+  /** directories hidden under an empty read-only tmpfs in the task's mount namespace (the plugin's own) */
+  masks?: string[];
 }
 
 /** A command to start inside a running task (`nomad alloc exec`, script checks). */
@@ -141,6 +161,13 @@ export interface Exec2Native {
   landlockAbi(): { abi: number; error: string | null };
   /** getpwnam_r + getgrouplist; null when the user does not exist. Blocking (NSS): call from a worker. */
   lookupUser(name: string): UserRecord | null;
+  /**
+   * openat2(dirfd, path, flags | O_CLOEXEC) with RESOLVE_BENEATH |
+   * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: for opening, as root, what a
+   * task can modify, from a directory the caller trusts. `path` is relative.
+   * A symlink in any component throws EXEC2_SYMLINK (err.path: the symlink).
+   */
+  openBeneath(dirfd: number, path: string, flags: number): number;
   /**
    * clone3(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWNS[|CLONE_INTO_CGROUP])
    * and execve of the init helper. Blocks until the task's execve succeeded or

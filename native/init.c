@@ -9,9 +9,10 @@
  * supervisor: it forwards signals, reaps orphans and records the final status
  * in a file the task cannot reach, then exits with the task's code.
  *
- * Statically linked, without libc code (see rawsys.h for why), and started
- * with an empty environment: nothing the job author controls (the task env
- * travels in argv) can influence this process, which runs as root.
+ * Statically linked, without libc code (see rawsys.h for why). Its envp is
+ * the task environment, which it only passes on to the task's execve: it
+ * never reads a variable from it, so nothing the job author controls can
+ * influence this process, which runs as root.
  *
  * Any failure before the task's execve is reported as one record on the error
  * pipe (fd 3), which the addon turns into a typed exception.
@@ -45,6 +46,7 @@
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define MAX_GROUPS 65536
 #define PATH_BUF 4096
+#define E2_KEYCTL_JOIN_SESSION_KEYRING 1
 
 struct config {
   uint32_t uid;
@@ -60,7 +62,12 @@ struct config {
   int tty;       /* exec mode: fd E2_FDX_STDIN is the terminal for 0/1/2 */
   int has_netns;
   unsigned ncgroup;
-  char **rules; /* nrules pairs: "<letters>[?]", path */
+  int cwd_beneath;     /* anchor the working directory is resolved beneath, or -1 */
+  const char *tmp_root; /* launch: "" or the task root whose tmp/ goes over /tmp */
+  const char *keep[2];  /* launch: paths below /tmp to bind back, or "" */
+  char **masks;        /* launch: paths hidden under an empty read-only tmpfs */
+  unsigned nmask;
+  char **rules; /* nrules pairs: "<letters>[?][+][@k]", path (protocol.h) */
   unsigned nrules;
   char **argv; /* NULL terminated */
   char **envp; /* NULL terminated */
@@ -282,13 +289,30 @@ static void parse_config(int argc, char **argv, char **envp, int exec_mode, stru
   }
   NUM(E2_ARG_NCGROUP, 0, E2_SPAWN_MAX_CGROUPS, "cgroup count");
   c->ncgroup = (unsigned)v;
-  NUM(E2_ARG_NUNVEIL, 0, 1000000, "unveil count");
+  NUM(E2_ARG_NUNVEIL, 0, E2_MAX_RULES, "unveil count");
   c->nrules = (unsigned)v;
   NUM(E2_ARG_NARGV, 1, 10000000, "argv count");
   long long nargv = v;
   NUM(E2_ARG_NENV, 0, 10000000, "env count");
   long long nenv = v;
-  if ((long long)argc != E2_ARG_FIXED + 2LL * c->nrules + nargv)
+  c->cwd_beneath = -1;
+  if (argv[E2_ARG_CWD_BENEATH][0] != '\0') {
+    NUM(E2_ARG_CWD_BENEATH, 0, E2_MAX_ANCHORS - 1, "cwd anchor");
+    c->cwd_beneath = (int)v;
+  }
+  /* Exec sessions join the task's mount namespace as it is. */
+  c->tmp_root = argv[E2_ARG_TMP];
+  if (c->tmp_root[0] && (exec_mode || c->tmp_root[0] != '/'))
+    die_with_error(E2_ST_ARGS, EINVAL, "tmp", c->tmp_root);
+  for (int k = 0; k < 2; k++) {
+    const char *keep = argv[E2_ARG_KEEP0 + k];
+    if (keep[0] && (!c->tmp_root[0] || memcmp(keep, "/tmp/", 5) != 0 || keep[5] == '\0'))
+      die_with_error(E2_ST_ARGS, EINVAL, "keep path", keep);
+    c->keep[k] = keep;
+  }
+  NUM(E2_ARG_NMASK, 0, exec_mode ? 0 : 16, "mask count");
+  c->nmask = (unsigned)v;
+  if ((long long)argc != E2_ARG_FIXED + (long long)c->nmask + 2LL * c->nrules + nargv)
     die_with_error(E2_ST_ARGS, EINVAL, "argc", 0);
   /* The task environment is our own envp (see E2_PROTO_MAGIC): the count in
    * argv must match it exactly, so a stray variable can never slip in. */
@@ -318,9 +342,12 @@ static void parse_config(int argc, char **argv, char **envp, int exec_mode, stru
   }
 
   /* The task argv comes last, so the kernel's argv[argc] == NULL ends it. */
-  c->rules = &argv[E2_ARG_FIXED];
-  c->argv = &argv[E2_ARG_FIXED + 2 * (int)c->nrules];
+  c->masks = &argv[E2_ARG_FIXED];
+  c->rules = &argv[E2_ARG_FIXED + c->nmask];
+  c->argv = &argv[E2_ARG_FIXED + (int)c->nmask + 2 * (int)c->nrules];
   c->envp = envp;
+  for (unsigned m = 0; m < c->nmask; m++)
+    if (c->masks[m][0] != '/') die_with_error(E2_ST_ARGS, EINVAL, "mask path", c->masks[m]);
   for (unsigned r = 0; r < c->nrules; r++)
     if (c->rules[2 * r + 1][0] != '/')
       die_with_error(E2_ST_ARGS, EINVAL, "unveil path", c->rules[2 * r + 1]);
@@ -344,11 +371,12 @@ static void parse_config(int argc, char **argv, char **envp, int exec_mode, stru
    LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |             \
    LANDLOCK_ACCESS_FS_IOCTL_DEV)
 
+/* No MAKE_CHAR / MAKE_BLOCK: those stay handled and are never granted, so
+ * no task, root included, creates a device node anywhere. */
 #define FS_CREATE_RIGHTS                                                    \
   (LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_DIR |              \
    LANDLOCK_ACCESS_FS_MAKE_SYM | LANDLOCK_ACCESS_FS_MAKE_SOCK |             \
-   LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_CHAR |            \
-   LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_REMOVE_FILE |         \
+   LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_REMOVE_FILE |          \
    LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REFER)
 
 static uint64_t handled_fs_for_abi(long abi) {
@@ -378,16 +406,113 @@ static uint64_t mode_access(const char *mode, int is_dir) {
       case 'c':
         if (is_dir) a |= FS_CREATE_RIGHTS;
         break;
-      default: /* '?' (optional marker) */
+      default: /* '?', '+', '@k': resolution markers, not rights */
         break;
     }
   }
   return a;
 }
 
-/* Opens every unveil path as root (before the task drops privileges) and
- * returns the ruleset fd. Runs in the task child after the fresh /proc is
- * mounted, so /proc/self/... rules name the task's own /proc entries. */
+/* ---- resolving paths the task can modify ------------------------------- */
+
+/* Anchors of the ruleset being built: directories the driver trusts (or
+ * that were themselves resolved beneath one), kept open so that everything
+ * below them is resolved from the fd and never through a planted symlink. */
+static int anchor_fd[E2_MAX_ANCHORS];
+static const char *anchor_path[E2_MAX_ANCHORS];
+static unsigned nanchors;
+
+/* `path` relative to the anchor directory `dir`, or 0 when it is not below. */
+static const char *below(const char *path, const char *dir) {
+  size_t n = r_strlen(dir);
+  if (n == 1) return path[0] == '/' && path[1] ? path + 1 : 0; /* anchor "/" */
+  if (memcmp(path, dir, n) != 0 || path[n] != '/' || path[n + 1] == '\0') return 0;
+  return path + n + 1;
+}
+
+/* `len` bytes of `path` name a symlink met where none may be followed. */
+static __attribute__((noreturn)) void die_planted(uint32_t stage, const char *path, size_t len) {
+  char op[32];
+  size_t n = r_strlen(E2_SYMLINK_OP);
+  memcpy(op, E2_SYMLINK_OP, n);
+  fmt_int(op + n, (long)len);
+  die_with_error(stage, -ELOOP, op, path);
+}
+
+/* openat2 refused with ELOOP: name the symlink. Walks the components below
+ * the anchor (without following anything) and reports the first symlink as
+ * op "openat2:<n>", n = the length of its path within `path`. */
+static __attribute__((noreturn)) void die_symlink(uint32_t stage, unsigned k, const char *path,
+                                                  const char *rel) {
+  char prefix[PATH_BUF];
+  size_t off = (size_t)(rel - path);
+  for (size_t i = 0;; i++) {
+    if (rel[i] == '/' || rel[i] == '\0') {
+      if (i >= sizeof prefix) break;
+      memcpy(prefix, rel, i);
+      prefix[i] = '\0';
+      struct statx stx;
+      if (r_statx(anchor_fd[k], prefix, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx) == 0 &&
+          (stx.stx_mode & S_IFMT) == S_IFLNK)
+        die_planted(stage, path, off + i);
+    }
+    if (rel[i] == '\0') break;
+  }
+  die_with_error(stage, -ELOOP, "openat2", path); /* replaced meanwhile */
+}
+
+/* Opens `path` (O_PATH | extra) beneath anchor k. Returns the fd, or -ENOENT
+ * when the anchor itself was optional and absent. */
+static long open_beneath(uint32_t stage, unsigned k, const char *path, uint64_t extra) {
+  const char *rel = below(path, anchor_path[k]);
+  if (!rel) die_with_error(E2_ST_ARGS, EINVAL, "path is not below its anchor", path);
+  if (anchor_fd[k] < 0) return -ENOENT;
+  struct e2_open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_CLOEXEC | extra;
+  how.resolve = E2_RESOLVE_SAFE;
+  long fd = r_openat2(anchor_fd[k], rel, &how);
+  if (fd == -ELOOP) die_symlink(stage, k, path, rel);
+  return fd;
+}
+
+/* "<letters>[?][+][@k]" (protocol.h). */
+struct rule_mode {
+  int optional;
+  int anchor;
+  int beneath; /* -1: opened by its absolute path */
+};
+
+static struct rule_mode parse_mode(const char *mode, const char *path) {
+  struct rule_mode m = {0, 0, -1};
+  const char *p = mode;
+  while (*p == 'r' || *p == 'w' || *p == 'x' || *p == 'c') p++;
+  if (*p == '?') m.optional = 1, p++;
+  if (*p == '+') m.anchor = 1, p++;
+  if (*p == '@') {
+    long long v;
+    if (parse_ll(p + 1, 0, (long long)nanchors - 1, &v) < 0)
+      die_with_error(E2_ST_ARGS, EINVAL, "unveil anchor", path);
+    m.beneath = (int)v;
+  } else if (*p) {
+    die_with_error(E2_ST_ARGS, EINVAL, "unveil mode", mode);
+  }
+  return m;
+}
+
+static void close_anchors(void) {
+  for (unsigned k = 0; k < nanchors; k++)
+    if (anchor_fd[k] >= 0) r_close(anchor_fd[k]);
+  nanchors = 0;
+}
+
+/* Opens every unveil path as root (before the task drops privileges), changes
+ * to the working directory and returns the ruleset fd. Runs in the task's
+ * mount namespace after its /proc and /tmp are in place. Paths below an
+ * anchor are resolved from the anchor's fd without following any symlink:
+ * the driver anchors everything the task (or another task of its allocation)
+ * can modify, so what a rule grants is what the driver meant, whatever the
+ * task planted since the last start. */
 static int build_ruleset(const struct config *c) {
   long abi = SC3(SYS_landlock_create_ruleset, 0, 0, LANDLOCK_CREATE_RULESET_VERSION);
   if (abi < 1)
@@ -405,39 +530,64 @@ static int build_ruleset(const struct config *c) {
   long rs = SC3(SYS_landlock_create_ruleset, &attr, attr_size, 0);
   if (rs < 0) die_with_error(E2_ST_LANDLOCK, rs, "landlock_create_ruleset", 0);
 
+  nanchors = 0;
   for (unsigned i = 0; i < c->nrules; i++) {
     const char *mode = c->rules[2 * i], *path = c->rules[2 * i + 1];
-    int optional = r_strchr(mode, '?') != 0;
-    /* '!': a path the task can replace (its own directories). Following a
-     * symlink planted there would, as root, grant whatever it points at. */
-    int nofollow = r_strchr(mode, '!') != 0;
-    AUTOCLOSE int fd = (int)r_open(path, O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0));
+    struct rule_mode m = parse_mode(mode, path);
+    if (m.anchor && nanchors == E2_MAX_ANCHORS) die_with_error(E2_ST_ARGS, E2BIG, "unveil anchors", path);
+    long fd = m.beneath >= 0 ? open_beneath(E2_ST_UNVEIL_PATH, (unsigned)m.beneath, path, 0)
+                             : r_open(path, O_PATH | O_CLOEXEC);
     if (fd < 0) {
-      if (optional && (fd == -ENOENT || fd == -ENOTDIR)) continue;
-      die_with_error(E2_ST_UNVEIL_PATH, fd, "open", path);
+      if (!(m.optional && (fd == -ENOENT || fd == -ENOTDIR)))
+        die_with_error(E2_ST_UNVEIL_PATH, fd, "open", path);
+      if (m.anchor) {
+        /* rules below an absent optional anchor are absent too */
+        anchor_fd[nanchors] = -1;
+        anchor_path[nanchors++] = path;
+      }
+      continue;
     }
     struct statx stx;
-    long r = r_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, &stx);
+    long r = r_statx((int)fd, "", AT_EMPTY_PATH, STATX_TYPE, &stx);
     if (r < 0) die_with_error(E2_ST_UNVEIL_PATH, r, "statx", path);
-    if (nofollow && (stx.stx_mode & S_IFMT) == S_IFLNK) {
-      if (optional) continue;
-      die_with_error(E2_ST_UNVEIL_PATH, -ELOOP, "open", path);
-    }
     int is_dir = (stx.stx_mode & S_IFMT) == S_IFDIR;
     struct e2_path_beneath_attr pb;
     pb.allowed_access = mode_access(mode, is_dir) & attr.handled_access_fs &
                         (is_dir ? ~(uint64_t)0 : (uint64_t)FS_FILE_RIGHTS);
-    pb.parent_fd = fd;
-    /* An empty grant (e.g. "c" on a file) is a valid no-op for us, but the
-     * kernel answers ENOMSG to it. */
-    if (pb.allowed_access == 0) continue;
-    r = SC4(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
-    /* EBADFD: the path leads to an object on an internal filesystem (pipefs,
-     * sockfs: e.g. /dev/stdin when stdin is a pipe, as in an exec session).
-     * Landlock never restricts those, so there is nothing to grant. */
-    if (r == -EBADFD) continue;
-    if (r < 0) die_with_error(E2_ST_LANDLOCK, r, "landlock_add_rule", path);
+    pb.parent_fd = (int)fd;
+    /* An empty grant (an anchor only, or "c" on a file) is a valid no-op for
+     * us, but the kernel answers ENOMSG to it. */
+    if (pb.allowed_access != 0) {
+      r = SC4(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+      /* EBADFD: the path leads to an object on an internal filesystem
+       * (pipefs, sockfs: e.g. /dev/stdin when stdin is a pipe, as in an exec
+       * session). Landlock never restricts those: nothing to grant. */
+      if (r < 0 && r != -EBADFD) die_with_error(E2_ST_LANDLOCK, r, "landlock_add_rule", path);
+    }
+    if (m.anchor) {
+      if (!is_dir) die_with_error(E2_ST_UNVEIL_PATH, -ENOTDIR, "open", path);
+      anchor_fd[nanchors] = (int)fd;
+      anchor_path[nanchors++] = path;
+    } else {
+      r_close((int)fd);
+    }
   }
+
+  long r;
+  if (c->cwd_beneath >= 0) {
+    if ((unsigned)c->cwd_beneath >= nanchors) die_with_error(E2_ST_ARGS, EINVAL, "cwd anchor", c->cwd);
+    unsigned k = (unsigned)c->cwd_beneath;
+    if (r_streq(c->cwd, anchor_path[k])) {
+      r = anchor_fd[k] < 0 ? -ENOENT : r_fchdir(anchor_fd[k]);
+    } else {
+      AUTOCLOSE int fd = (int)open_beneath(E2_ST_WORKDIR, k, c->cwd, O_DIRECTORY);
+      r = fd < 0 ? fd : r_fchdir(fd);
+    }
+  } else {
+    r = r_chdir(c->cwd);
+  }
+  if (r < 0) die_with_error(E2_ST_WORKDIR, r, "chdir", c->cwd);
+  close_anchors();
   return (int)rs;
 }
 
@@ -517,8 +667,8 @@ static void write_oom_adj(int value) {
  * Everything between "stdio is in place" and the command's execve, shared by
  * the task and by exec sessions so that an exec session can never be less
  * confined than the task: oom_score_adj, working directory, Landlock ruleset
- * (built here, as root, so /proc/self rules name this very process),
- * credentials, no_new_privs, Landlock, signal mask, PATH search.
+ * (built here, as root), working directory, session keyring, credentials,
+ * no_new_privs, Landlock, signal mask, PATH search.
  */
 static __attribute__((noreturn)) void confine_and_exec(const struct config *c);
 
@@ -595,9 +745,14 @@ static __attribute__((noreturn)) void confine_and_exec(const struct config *c) {
   else if (c->pid1_protected)
     write_oom_adj(c->inherited_oom);
 
-  if ((r = r_chdir(c->cwd)) < 0) die_with_error(E2_ST_WORKDIR, r, "chdir", c->cwd);
-
   int rs = build_ruleset(c);
+
+  /* A session keyring of its own, joined as root so it counts against
+   * root's key quota, not the task user's (the task possesses it all the
+   * same): never the one the plugin inherited from the agent, which may
+   * hold the agent's keys, and never one shared with another task. */
+  if ((r = r_keyctl(E2_KEYCTL_JOIN_SESSION_KEYRING, 0)) < 0 && r != -ENOSYS)
+    die_with_error(E2_ST_SETUP, r, "keyctl(JOIN_SESSION_KEYRING)", 0);
 
   char op[48];
   if ((r = r_setgroups(c->ngroups, groups)) < 0) die_with_error(E2_ST_CREDS, r, "setgroups", 0);
@@ -683,6 +838,130 @@ static int exec_main(struct config *c) {
 }
 
 /* ---- pid 1 ---------------------------------------------------------------- */
+
+static void fd_path(char *buf, int fd) {
+  memcpy(buf, "/proc/self/fd/", 14);
+  fmt_int(buf + 14, fd);
+}
+
+/* mkdir -p of `rel` below the directory fd `dir`, one component at a time and
+ * never through a symlink; returns an O_PATH fd of the last directory. For
+ * mount points inside the task's own tmp dir, which a task may have filled
+ * with anything in an earlier run. */
+static int make_dirs_beneath(int dir, const char *rel, const char *what) {
+  char comp[256];
+  int cur = dir;
+  size_t skip = (size_t)(rel - what);
+  for (const char *p = rel; *p;) {
+    size_t n = r_strcspn1(p, '/');
+    if (n == 0 || n >= sizeof comp) die_with_error(E2_ST_SETUP, EINVAL, "mkdir", what);
+    memcpy(comp, p, n);
+    comp[n] = '\0';
+    long r = r_mkdirat(cur, comp, 0755);
+    if (r < 0 && r != -EEXIST) die_with_error(E2_ST_SETUP, r, "mkdir", what);
+    struct e2_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = E2_RESOLVE_SAFE;
+    long next = r_openat2(cur, comp, &how);
+    if (next == -ELOOP) die_planted(E2_ST_SETUP, what, skip + (size_t)(p - rel) + n);
+    if (next < 0) die_with_error(E2_ST_SETUP, next, "open", what);
+    if (cur != dir) r_close(cur);
+    cur = (int)next;
+    p += n;
+    while (*p == '/') p++;
+  }
+  return cur;
+}
+
+/*
+ * The task's mount namespace, before anything of the task runs:
+ * - slave propagation: host mounts made later (autofs, a late NFS mount)
+ *   reach the task; nothing mounted here ever reaches the host;
+ * - a fresh /proc for the new pid namespace;
+ * - nosuid,nodev on every mount but /dev: a device node the task finds or
+ *   makes anywhere else cannot be opened;
+ * - the plugin's own directories (its socket, its state) hidden under an
+ *   empty read-only tmpfs, so not even a root task can connect to the
+ *   plugin or see what it records;
+ * - the task's own tmp dir over /tmp, with what must stay reachable below
+ *   /tmp (a dev agent's data dir) bound back at its path.
+ */
+static void setup_mounts(const struct config *c) {
+  long r;
+  if ((r = r_mount(0, "/", 0, MS_REC | MS_SLAVE, 0)) < 0)
+    die_with_error(E2_ST_SETUP, r, "mount(MS_SLAVE)", "/");
+  if ((r = r_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0)) < 0)
+    die_with_error(E2_ST_SETUP, r, "mount(proc)", "/proc");
+
+  struct e2_mount_attr ma;
+  memset(&ma, 0, sizeof ma);
+  ma.attr_set = E2_MOUNT_ATTR_NOSUID | E2_MOUNT_ATTR_NODEV;
+  if ((r = r_mount_setattr(AT_FDCWD, "/", E2_AT_RECURSIVE, &ma)) < 0)
+    die_with_error(E2_ST_SETUP, r, "mount_setattr(nosuid,nodev)", "/");
+  memset(&ma, 0, sizeof ma);
+  ma.attr_clr = E2_MOUNT_ATTR_NODEV;
+  r = r_mount_setattr(AT_FDCWD, "/dev", E2_AT_RECURSIVE, &ma);
+  if (r == -EINVAL) {
+    /* /dev is no mount of its own here: make it one, then clear nodev */
+    if ((r = r_mount("/dev", "/dev", 0, MS_BIND | MS_REC, 0)) == 0)
+      r = r_mount_setattr(AT_FDCWD, "/dev", E2_AT_RECURSIVE, &ma);
+  }
+  if (r < 0) die_with_error(E2_ST_SETUP, r, "mount_setattr(dev)", "/dev");
+
+  for (unsigned m = 0; m < c->nmask; m++) {
+    r = r_mount("tmpfs", c->masks[m], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "size=4k,nr_inodes=1,mode=000");
+    if (r < 0 && r != -ENOENT) die_with_error(E2_ST_SETUP, r, "mount(mask)", c->masks[m]);
+  }
+
+  if (!c->tmp_root[0]) return;
+  /* Opened here, in this namespace: a bind mount's source must be a mount
+   * of the caller's own namespace, so the worker's fds would not do. The
+   * root is the host's (Nomad's); its tmp/ belongs to the task and is
+   * resolved without following a symlink. */
+  AUTOCLOSE int root = (int)r_open(c->tmp_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) die_with_error(E2_ST_SETUP, root, "open", c->tmp_root);
+  AUTOCLOSE int keep0 = -1;
+  AUTOCLOSE int keep1 = -1;
+  int *keepfd[2] = {&keep0, &keep1};
+  for (int k = 0; k < 2; k++) {
+    if (!c->keep[k][0]) continue;
+    *keepfd[k] = (int)r_open(c->keep[k], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*keepfd[k] < 0) die_with_error(E2_ST_SETUP, *keepfd[k], "open", c->keep[k]);
+  }
+  struct e2_open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = E2_RESOLVE_SAFE;
+  AUTOCLOSE int src_fd = (int)r_openat2(root, "tmp", &how);
+  if (src_fd < 0) {
+    char tmp_dir[PATH_BUF];
+    size_t n = r_strlen(c->tmp_root);
+    if (n + 5 > sizeof tmp_dir) die_with_error(E2_ST_SETUP, ENAMETOOLONG, "task tmp", c->tmp_root);
+    memcpy(tmp_dir, c->tmp_root, n);
+    memcpy(tmp_dir + n, "/tmp", 5);
+    if (src_fd == -ELOOP) die_planted(E2_ST_SETUP, tmp_dir, n + 4);
+    die_with_error(E2_ST_SETUP, src_fd, "open(task tmp)", tmp_dir);
+  }
+  char src[40], dst[40];
+  fd_path(src, src_fd);
+  if ((r = r_mount(src, "/tmp", 0, MS_BIND, 0)) < 0)
+    die_with_error(E2_ST_SETUP, r, "mount(bind task tmp)", "/tmp");
+  if (!c->keep[0][0] && !c->keep[1][0]) return;
+  /* Through the new mount: a mount point made via E2_FD_TMP itself would
+   * sit on the task dir's original path, not below /tmp. */
+  AUTOCLOSE int tmp = (int)r_open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (tmp < 0) die_with_error(E2_ST_SETUP, tmp, "open", "/tmp");
+  for (int k = 0; k < 2; k++) {
+    if (!c->keep[k][0]) continue;
+    AUTOCLOSE int leaf = make_dirs_beneath(tmp, c->keep[k] + 5, c->keep[k]);
+    fd_path(src, *keepfd[k]);
+    fd_path(dst, leaf);
+    if ((r = r_mount(src, dst, 0, MS_BIND | MS_REC, 0)) < 0)
+      die_with_error(E2_ST_SETUP, r, "mount(bind)", c->keep[k]);
+  }
+}
 
 static void write_status(int status) {
   char buf[32];
@@ -770,12 +1049,7 @@ int main(int argc, char **argv, char **envp) {
    * plugin must not reach tasks, which outlive the plugin. */
   if ((r = r_setsid()) < 0) die_with_error(E2_ST_SETUP, r, "setsid", 0);
 
-  /* Private propagation first, so the proc mount below never leaks back to
-   * the host's mount namespace. */
-  if ((r = r_mount(0, "/", 0, MS_REC | MS_PRIVATE, 0)) < 0)
-    die_with_error(E2_ST_SETUP, r, "mount(MS_PRIVATE)", "/");
-  if ((r = r_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0)) < 0)
-    die_with_error(E2_ST_SETUP, r, "mount(proc)", "/proc");
+  setup_mounts(&c);
 
   /* v1 hosts: joining every controller's cgroup before the task starts puts
    * it there from its first instruction. */
@@ -812,6 +1086,11 @@ int main(int argc, char **argv, char **envp) {
     else if (r != -EACCES && r != -EPERM)
       die_with_error(E2_ST_OOM, r < 0 ? r : -EIO, "write", "/proc/self/oom_score_adj");
   }
+
+  /* Not dumpable: no process of the task, a root one included, may open
+   * pid 1's /proc entries (fd/, environ, mem) or ptrace it. The task
+   * becomes dumpable again at its own execve. */
+  if ((r = r_prctl(PR_SET_DUMPABLE, 0)) < 0) die_with_error(E2_ST_SETUP, r, "prctl(PR_SET_DUMPABLE)", 0);
 
   /* An overflow of the task child's stack must fault, not scribble over our
    * memory, which it shares. */

@@ -17,14 +17,16 @@
 #define E2_REPORT_WRITE(fd, buf, n) write((fd), (buf), (n))
 #endif
 
-/* /2: the task environment travels in exec2-init's envp, not its argv.
+/* /3: anchored unveil rules (no symlink below an anchor is followed), the
+ * task's own /tmp and the masks of the plugin's directories.
+ * /2: the task environment travels in exec2-init's envp, not its argv.
  * argv is world-readable in /proc/<pid>/cmdline; environ is not (root only
  * here), and task environments hold secrets (VAULT_TOKEN, NOMAD_TOKEN, ...). */
-#define E2_PROTO_MAGIC "exec2-init/2"
+#define E2_PROTO_MAGIC "exec2-init/3"
 /* Exec mode (`nomad alloc exec`, script checks): the same binary joins a
  * running task instead of creating one. Same argv layout as a launch, with
  * the differences noted at E2_ARG_TTY and E2_ARG_NETNS. */
-#define E2_EXEC_MAGIC "exec2-exec/2"
+#define E2_EXEC_MAGIC "exec2-exec/3"
 
 /*
  * Descriptors the launcher installs in exec2-init. Everything else is closed.
@@ -72,10 +74,31 @@ enum {
   E2_ARG_NUNVEIL,  /* number of unveil rules, two argv slots each */
   E2_ARG_NARGV,    /* number of task argv strings */
   E2_ARG_NENV,     /* number of task env strings, which are exec2-init's envp */
+  E2_ARG_CWD_BENEATH, /* "" = chdir(E2_ARG_CWD) as is; "<k>" = resolve it beneath
+                         anchor k without following any symlink */
+  E2_ARG_TMP,      /* launch only: "" keeps the host's /tmp; else the task's
+                      root dir, whose "tmp" (resolved beneath it without
+                      following a symlink) is mounted over /tmp */
+  E2_ARG_KEEP0,    /* "" or an absolute directory below /tmp that must stay */
+  E2_ARG_KEEP1,    /*   reachable at its path over the task's /tmp (launch only) */
+  E2_ARG_NMASK,    /* number of mask paths, one argv slot each, before the rules:
+                      an empty read-only tmpfs hides each one in the task's
+                      mount namespace (the plugin's socket and state dirs) */
   E2_ARG_FIXED     /* first variable slot */
 };
-/* Unveil rule slots: "<letters>[?][!]" ('?' = optional, '!' = the last
- * component must not be a symlink) then the path. */
+/* Unveil rule slots: "<letters>[?][+][@<k>]" then the absolute path.
+ *   '?'   optional: skipped when the path (or its anchor) does not exist
+ *   '+'   anchor: kept open while the ruleset is built; later rules and the
+ *         working directory may be resolved beneath it (anchors are numbered
+ *         0, 1, ... in the order they appear; at most E2_MAX_ANCHORS)
+ *   '@k'  resolved beneath anchor k with openat2(RESOLVE_BENEATH |
+ *         RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS): the path must start
+ *         with anchor k's path, and no component below it may be a symlink.
+ *         The driver anchors every path the task (or another task of its
+ *         allocation) can modify, so a planted symlink never widens a rule.
+ * No letters (e.g. "+") grants nothing: an anchor only. */
+#define E2_MAX_ANCHORS 64
+#define E2_MAX_RULES 4096
 /* Exec mode: "1" when fd E2_FDX_STDIN is a terminal to make the controlling
  * terminal and 0/1/2, "0" for three separate descriptors. */
 #define E2_ARG_TTY E2_ARG_CTLSIG
@@ -83,6 +106,11 @@ enum {
 /* Control signal payload: sival_int = target << 8 | signal. */
 #define E2_TARGET_GROUP 0
 #define E2_TARGET_ALL 1
+
+/* A symlink met while resolving beneath an anchor (E2_ST_UNVEIL_PATH or
+ * E2_ST_WORKDIR, err ELOOP): op is "openat2:<n>" where the first n bytes of
+ * the record's path name the symlink itself. */
+#define E2_SYMLINK_OP "openat2:"
 
 /* Where a launch failed; the addon maps these to NativeErrorCode. */
 enum e2_stage {

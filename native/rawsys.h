@@ -68,6 +68,15 @@ static inline long r_openat(int dfd, const char *p, int flags, int mode) {
   return SC4(SYS_openat, dfd, p, flags, mode);
 }
 static inline long r_open(const char *p, int flags) { return r_openat(AT_FDCWD, p, flags, 0); }
+static inline long r_openat2(int dfd, const char *p, const struct e2_open_how *how) {
+  return SC4(SYS_openat2, dfd, p, how, sizeof *how);
+}
+static inline long r_mkdirat(int dfd, const char *p, int mode) { return SC3(SYS_mkdirat, dfd, p, mode); }
+static inline long r_fchdir(int fd) { return SC1(SYS_fchdir, fd); }
+static inline long r_mount_setattr(int dfd, const char *p, unsigned flags, struct e2_mount_attr *a) {
+  return SC5(SYS_mount_setattr, dfd, p, flags, a, sizeof *a);
+}
+static inline long r_keyctl(int op, long a) { return SC5(SYS_keyctl, op, a, 0, 0, 0); }
 static inline long r_close(int fd) { return SC1(SYS_close, fd); }
 static inline long r_read(int fd, void *b, size_t n) { return SC3(SYS_read, fd, b, n); }
 static inline long r_write(int fd, const void *b, size_t n) { return SC3(SYS_write, fd, b, n); }

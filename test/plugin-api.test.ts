@@ -41,6 +41,7 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
           state_dir: dflt(attr('state_dir', 'string'), '"/run/nomad-driver-exec2"'),
           metrics_address: attr('metrics_address', 'string'),
           metrics_per_task: dflt(attr('metrics_per_task', 'bool'), 'false'),
+          private_tmp: dflt(attr('private_tmp', 'bool'), 'true'),
         },
       },
     });

@@ -37,6 +37,7 @@ export interface PluginConfigInput {
   state_dir?: string;
   metrics_address?: string;
   metrics_per_task?: boolean;
+  private_tmp?: boolean;
 }
 
 export interface TaskInput {
@@ -99,6 +100,7 @@ export function encodePluginConfig(c: PluginConfigInput = {}): Uint8Array {
     state_dir: c.state_dir ?? '/run/nomad-driver-exec2',
     metrics_address: c.metrics_address ?? null,
     metrics_per_task: c.metrics_per_task ?? false,
+    private_tmp: c.private_tmp ?? true,
   };
   return encodeObject(v, PLUGIN_CONFIG_SCHEMA);
 }

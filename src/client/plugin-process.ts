@@ -52,6 +52,8 @@ export interface StartOptions {
   protocolVersions?: string | null;
   args?: string[];
   handshakeTimeoutMs?: number;
+  /** a command that execs the plugin (its path and args appended), as an agent's environment would start it */
+  wrapper?: string[];
 }
 
 /** Promisified unary call on a ts-proto grpc-js client. */
@@ -94,7 +96,8 @@ export class PluginProcess {
     else delete env.PLUGIN_PROTOCOL_VERSIONS;
     env.PLUGIN_MIN_PORT = '10000';
     env.PLUGIN_MAX_PORT = '25000';
-    const child = spawn(PLUGIN_BIN, opts.args ?? [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...(opts.wrapper ?? []), PLUGIN_BIN, ...(opts.args ?? [])];
+    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const p = new PluginProcess(child);
     child.on('exit', (code, signal) => {
       p.exitInfo = { code, signal };

@@ -2,6 +2,9 @@
 import { PluginType, type BasePluginServer, type SetConfigRequest } from '../gen/hashicorp/nomad/plugins/base/base';
 import { detectCgroupLayout } from './cgroups/detect';
 import { parsePluginConfig, PLUGIN_CONFIG_SPEC } from './config';
+import { invalidConfig } from './errors';
+import { exposure, hiddenDirs } from './tasks/sandbox';
+import { parseUnveil } from './unveil';
 import { unary } from './grpc-util';
 import type { Logger } from './log';
 import type { PluginState } from './plugin-state';
@@ -28,6 +31,8 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
     configSchema: unary(logger, 'ConfigSchema', () => ({ spec: PLUGIN_CONFIG_SPEC })),
     setConfig: unary(logger, 'SetConfig', async (req: SetConfigRequest) => {
       const config = parsePluginConfig(req.msgpackConfig);
+      const exposed = exposure(config.unveilPaths.map((s) => parseUnveil(s)), hiddenDirs(config, state.socketDir ? [state.socketDir] : []));
+      if (exposed) throw invalidConfig(`plugin config: attribute "unveil_paths": ${exposed}`);
       // Without nomad_config this is Nomad's validation probe: validate, keep nothing.
       if (!req.nomadConfig) return {};
       state.config = config;

@@ -20,6 +20,8 @@ export const PLUGIN_CONFIG_BLOCK: BlockDef = {
   // Our own: Prometheus endpoint (off when unset) and opt-in per-task series.
   metrics_address: { type: 'string' },
   metrics_per_task: { type: 'bool', default: 'false' },
+  // Our own: every task gets its own tmp dir mounted over /tmp (false: the host's /tmp, shared).
+  private_tmp: { type: 'bool', default: 'true' },
 };
 
 export const TASK_CONFIG_BLOCK: BlockDef = {
@@ -42,6 +44,7 @@ export interface PluginConfig {
   stateDir: string;
   metricsAddress: string | null;
   metricsPerTask: boolean;
+  privateTmp: boolean;
 }
 
 export const DEFAULT_PLUGIN_CONFIG: PluginConfig = {
@@ -51,6 +54,7 @@ export const DEFAULT_PLUGIN_CONFIG: PluginConfig = {
   stateDir: DEFAULT_STATE_DIR,
   metricsAddress: null,
   metricsPerTask: false,
+  privateTmp: true,
 };
 
 export interface TaskConfigBlock {
@@ -99,6 +103,7 @@ export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
     stateDir: normalisePath(stateDir),
     metricsAddress,
     metricsPerTask: (v.metrics_per_task as boolean | null) ?? false,
+    privateTmp: (v.private_tmp as boolean | null) ?? true,
   };
 }
 

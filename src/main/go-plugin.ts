@@ -4,7 +4,7 @@
  * auxiliary services every go-plugin client expects.
  */
 import { randomInt } from 'node:crypto';
-import { chownSync, chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { chownSync, chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -43,9 +43,34 @@ export function negotiateVersion(env: NodeJS.ProcessEnv): number {
   );
 }
 
+/**
+ * Where a root plugin listens when the client does not say
+ * (PLUGIN_UNIX_SOCKET_DIR): a root-only directory outside every path a task
+ * can see. go-plugin's own default, the temp dir, is where tasks write, and a
+ * root task ignores the socket's mode: anyone who reaches the socket can
+ * reconfigure the plugin (SetConfig) and stop, exec into or start tasks.
+ */
+export const DEFAULT_SOCKET_DIR = '/run/nomad-driver-exec2/sockets';
+
+/**
+ * The socket's directory: PLUGIN_UNIX_SOCKET_DIR, else DEFAULT_SOCKET_DIR as
+ * root (created 0700; refused unless it is a real directory of root's that
+ * nobody else can enter), else (a plugin not run as root, which runs no
+ * task) the temp dir like go-plugin.
+ */
+export function socketDirFor(env: NodeJS.ProcessEnv, uid = process.getuid?.() ?? -1): string {
+  if (env.PLUGIN_UNIX_SOCKET_DIR) return env.PLUGIN_UNIX_SOCKET_DIR;
+  if (uid !== 0) return env.TMPDIR || os.tmpdir() || '/tmp';
+  mkdirSync(DEFAULT_SOCKET_DIR, { recursive: true, mode: 0o700 });
+  const st = lstatSync(DEFAULT_SOCKET_DIR);
+  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o077) !== 0) {
+    throw new HandshakeError(`refusing to listen in ${DEFAULT_SOCKET_DIR}: it must be a directory owned by root with mode 0700 (found ${st.isSymbolicLink() ? 'a symlink' : `uid ${st.uid} mode ${(st.mode & 0o7777).toString(8)}`})\n`);
+  }
+  return DEFAULT_SOCKET_DIR;
+}
+
 /** `<dir>/plugin<digits>` like go-plugin; must fit sun_path (107 bytes). */
-export function socketPathFor(env: NodeJS.ProcessEnv): string {
-  const dir = env.PLUGIN_UNIX_SOCKET_DIR || env.TMPDIR || os.tmpdir() || '/tmp';
+export function socketPathFor(env: NodeJS.ProcessEnv, dir = socketDirFor(env)): string {
   for (let i = 0; i < 100; i++) {
     const p = path.join(dir, `plugin${randomInt(1e9, 1e10 - 1)}`);
     if (Buffer.byteLength(p) > 107) throw new HandshakeError(`socket path ${p} is longer than 107 bytes; set PLUGIN_UNIX_SOCKET_DIR to a shorter directory`);

@@ -10,7 +10,7 @@ import { loadNative } from '../native/binding';
 import { basePluginServer } from './base-plugin';
 import { detectCgroupLayout } from './cgroups/detect';
 import { driverServer } from './driver-service';
-import { addGoPluginServices, applySocketGroup, checkCookie, handshakeLine, HandshakeError, negotiateVersion, removeSocket, socketPathFor } from './go-plugin';
+import { addGoPluginServices, applySocketGroup, checkCookie, handshakeLine, HandshakeError, negotiateVersion, removeSocket, socketDirFor, socketPathFor } from './go-plugin';
 import { PiscinaLauncher } from './launcher';
 import { rootLogger } from './log';
 import { PluginState } from './plugin-state';
@@ -59,7 +59,8 @@ export function servePlugin(): void {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
-  const socketPath = socketPathFor(process.env);
+  state.socketDir = socketDirFor(process.env);
+  const socketPath = socketPathFor(process.env, state.socketDir);
   let stopping = false;
   const shutdown = (): void => {
     if (stopping) return;

@@ -4,6 +4,7 @@
  * Landlock ruleset.
  */
 import * as path from 'node:path';
+import type { UnveilRule as NativeUnveilRule } from '../native/binding';
 
 export interface UnveilRule {
   path: string;
@@ -11,9 +12,10 @@ export interface UnveilRule {
   mode: string;
   /** skipped silently when the path does not exist (default sets only) */
   optional: boolean;
-  /** the last component must not be a symlink: for paths the task itself can replace */
-  noFollow?: boolean;
 }
+
+/** A rule as the init helper resolves it (native UnveilRule): see planUnveil. */
+export type PlannedRule = Required<NativeUnveilRule>;
 
 export class UnveilSyntaxError extends Error {
   constructor(message: string) {
@@ -94,35 +96,128 @@ export interface UnveilInputs {
 /**
  * The full rule list for one task, in exec2's order: plugin paths, then (with
  * defaults) the task's own directories and the system sets, then the task's
- * unveil list; the log FIFOs are always writable.
+ * unveil list; the log FIFOs are always writable. planUnveil decides how
+ * each is resolved.
  */
 export function buildUnveilRules(inputs: UnveilInputs): UnveilRule[] {
   const rules: UnveilRule[] = inputs.pluginPaths.map((s) => parseUnveil(s));
   if (inputs.unveilDefaults) {
     const d = inputs.dirs;
-    // The task owns the directory holding local/ and tmp/ (and every task of
-    // the allocation can write alloc/logs): it can swap them for symlinks
-    // between a start and the next start or exec session, whose rulesets
-    // are built as root again. Never follow those.
     rules.push(
-      ownPath(parseUnveil(`rwxc:${d.taskDir}`)),
-      ownPath(parseUnveil(`rwxc:${d.allocDir}`)),
+      parseUnveil(`rwxc:${d.taskDir}`),
+      parseUnveil(`rwxc:${d.allocDir}`),
       parseUnveil(`rx:${d.allocDir}/logs`, true),
-      ownPath(parseUnveil(`rwxc:${d.secretsDir}`, true)),
-      ownPath(parseUnveil(`rwxc:${path.posix.dirname(d.taskDir)}/tmp`, true)),
+      parseUnveil(`rwxc:${d.secretsDir}`, true),
+      parseUnveil(`rwxc:${path.posix.dirname(d.taskDir)}/tmp`, true),
     );
     rules.push(...DEFAULT_RULES);
   }
   for (const s of inputs.taskPaths) rules.push(parseUnveil(s));
   for (const fifo of [inputs.dirs.stdoutPath, inputs.dirs.stderrPath]) {
-    if (fifo && fifo.startsWith('/') && fifo !== '/dev/null') rules.push(ownPath(parseUnveil(`w:${fifo}`, true)));
+    if (fifo && fifo.startsWith('/') && fifo !== '/dev/null') rules.push(parseUnveil(`w:${fifo}`, true));
   }
   return rules;
 }
 
-const ownPath = (r: UnveilRule): UnveilRule => ({ ...r, noFollow: true });
+/** Landlock and the init helper's limits (native/protocol.h). */
+export const MAX_RULES = 4096;
+export const MAX_ANCHORS = 64;
 
-const covers = (rule: UnveilRule, p: string): boolean => p === rule.path || p.startsWith(rule.path === '/' ? '/' : `${rule.path}/`);
+/** `p` equal to or below `dir`. */
+export const isWithin = (p: string, dir: string): boolean => p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`);
+const isBelow = (p: string, dir: string): boolean => p !== dir && isWithin(p, dir);
+const covers = (rule: UnveilRule, p: string): boolean => isWithin(p, rule.path);
+const depth = (p: string): number => (p === '/' ? 0 : p.split('/').length - 1);
+const letters = (mode: string): string => [...MODE_ORDER].filter((ch) => mode.includes(ch)).join('');
+const hasAll = (mode: string, of: string): boolean => [...of].every((ch) => mode.includes(ch));
+
+/** /proc/self/... and /proc/thread-self/...: per-process paths. */
+const PROC_SELF = /^\/proc\/(self|thread-self)(\/|$)/;
+
+export interface UnveilPlan {
+  /** in resolution order: every anchor before the rules resolved beneath it */
+  rules: PlannedRule[];
+  /** the anchor a path is resolved beneath (or is), -1 when none: for the working directory */
+  beneath(p: string): number;
+}
+
+/**
+ * How the init helper resolves each rule, as root, every time it builds a
+ * ruleset (each start and each exec session). Pure.
+ *
+ * - Anchors: every directory the task can modify (a rule with "c") and the
+ *   task's and allocation's roots (`untrustedRoots`), which the task or
+ *   another task of its allocation may fill with symlinks at any moment.
+ *   Every rule below an anchor is resolved from the anchor's fd without
+ *   following any symlink (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), so a
+ *   planted symlink fails the launch instead of widening the rule. Paths
+ *   above every anchor belong to the host and are opened as they are.
+ * - A rule that grants nothing beyond a non-optional ancestor rule is
+ *   dropped (rx:<alloc>/logs below rwxc:<alloc>).
+ * - "r" on /proc/self/... (or thread-self) becomes "r" on the task's private
+ *   /proc: a rule names an inode, and every process of the task has its own
+ *   /proc/<pid> inodes, so only /proc itself reaches all of them. The task's
+ *   pid namespace limits /proc/<pid> to the task's own processes; other
+ *   letters keep the precise rule (first process only).
+ */
+export function planUnveil(input: readonly UnveilRule[], untrustedRoots: readonly string[]): UnveilPlan {
+  // 1. /proc/self
+  const expanded: UnveilRule[] = [];
+  for (const r of input) {
+    if (!PROC_SELF.test(r.path)) {
+      expanded.push(r);
+      continue;
+    }
+    if (r.mode.includes('r')) expanded.push({ path: '/proc', mode: 'r', optional: true });
+    const rest = r.mode.replace('r', '');
+    if (rest) expanded.push({ ...r, mode: rest });
+  }
+  // 2. one entry per path: the union of letters; optional only if every copy is
+  interface Entry { path: string; mode: string; optional: boolean; anchor: boolean }
+  const byPath = new Map<string, Entry>();
+  for (const r of expanded) {
+    const e = byPath.get(r.path);
+    if (e) {
+      e.mode = letters(e.mode + r.mode);
+      e.optional = e.optional && r.optional;
+    } else {
+      byPath.set(r.path, { path: r.path, mode: r.mode, optional: r.optional, anchor: false });
+    }
+  }
+  for (const root of untrustedRoots) {
+    const e = byPath.get(root);
+    if (e) e.anchor = true;
+    else byPath.set(root, { path: root, mode: '', optional: false, anchor: true });
+  }
+  for (const e of byPath.values()) if (e.mode.includes('c')) e.anchor = true;
+
+  // 3. drop what an ancestor already grants (an anchor-only root: when an
+  //    ancestor anchor resolves everything below it safely anyway)
+  const all = [...byPath.values()];
+  const kept = all.filter((e) => !all.some((a) => a !== e && !a.optional && isBelow(e.path, a.path)
+    && (e.mode === '' ? a.anchor : a.mode !== '' && hasAll(a.mode, e.mode))));
+
+  // 4. anchors first (shallower first), each rule beneath its nearest anchor
+  kept.sort((x, y) => depth(x.path) - depth(y.path));
+  if (kept.length > MAX_RULES) throw new UnveilSyntaxError(`unveil: ${kept.length} rules; at most ${MAX_RULES} are supported`);
+  const anchors: string[] = [];
+  const nearest = (p: string, strict: boolean): number => {
+    let best = -1;
+    anchors.forEach((a, k) => {
+      if ((strict ? isBelow(p, a) : isWithin(p, a)) && (best < 0 || a.length > anchors[best].length)) best = k;
+    });
+    return best;
+  };
+  const rules: PlannedRule[] = kept.map((e) => {
+    const planned: PlannedRule = { path: e.path, mode: e.mode, optional: e.optional, anchor: e.anchor, beneath: nearest(e.path, true) };
+    if (e.anchor) anchors.push(e.path);
+    return planned;
+  });
+  if (anchors.length > MAX_ANCHORS) {
+    throw new UnveilSyntaxError(`unveil: ${anchors.length} writable ("c") paths and task directories; at most ${MAX_ANCHORS} are supported`);
+  }
+  return { rules, beneath: (p) => nearest(normalisePath(p), false) };
+}
 
 /** Is `p` equal to or below one of the rule paths (the working directory check)? */
 export function isUnveiled(p: string, rules: readonly UnveilRule[]): boolean {

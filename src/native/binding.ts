@@ -4,7 +4,7 @@
  * and so a missing build fails with one clear message.
  */
 import * as path from 'node:path';
-import type { Exec2Native } from '../../native/exec2_native';
+import type { Exec2Native, NativeErrorCode } from '../../native/exec2_native';
 
 export type { ConfinedSpec, Exec2Native, ExecSpec, LaunchSpec, LaunchResult, UnveilRule, UserRecord, WaitStatus, NativeErrorCode } from '../../native/exec2_native';
 
@@ -41,6 +41,19 @@ export function loadNative(): Exec2Native {
     }
   }
   return loaded;
+}
+
+/** What the addon throws (exec2_native.d.ts): an Error with one of our codes. */
+export interface NativeError extends Error {
+  code: NativeErrorCode;
+  errno?: number;
+  path?: string;
+  syscall?: string;
+}
+
+export function isNativeError(err: unknown): err is NativeError {
+  const code: unknown = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === 'string' && code.startsWith('EXEC2_');
 }
 
 /** Signal targets understood by the init helper (mirror of the const enum in the .d.ts). */

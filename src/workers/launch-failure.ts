@@ -5,9 +5,8 @@
  * status.
  */
 import { closeSync } from 'node:fs';
+import { ELOOP } from '../native/errno';
 import type { LaunchFailure } from './messages';
-
-const ELOOP = 40;
 
 export class LaunchError extends Error {
   constructor(readonly failure: Omit<LaunchFailure, 'ok'>) {
@@ -22,8 +21,9 @@ export const fail = (kind: LaunchFailure['kind'], code: string, message: string,
 function nativeFailure(err: unknown): LaunchError {
   const e = err as Error & { code?: unknown; errno?: unknown };
   const code = typeof e.code === 'string' ? e.code : 'EXEC2_SYSCALL';
-  // A task directory replaced by a symlink: the task's doing, not a missing path.
-  if (code === 'EXEC2_UNVEIL_PATH' && e.errno === ELOOP) return fail('failed-precondition', code, e.message);
+  // ELOOP: a symlink planted where the driver never follows one (the task's
+  // doing, not a missing path or a driver fault).
+  if (e.errno === ELOOP) return fail('failed-precondition', code, e.message);
   switch (code) {
     case 'EXEC2_COMMAND_NOT_FOUND':
     case 'EXEC2_UNVEIL_PATH':

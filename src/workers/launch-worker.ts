@@ -6,7 +6,8 @@ import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync }
 import * as path from 'node:path';
 import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
 import { removeStatusDir } from '../main/tasks/exit-status';
-import { loadNative, type LaunchSpec } from '../native/binding';
+import { isNativeError, loadNative, type Exec2Native, type LaunchSpec } from '../native/binding';
+import { errnoName } from '../native/errno';
 import { callNative, closeAll, fail, failureOf, LaunchError } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { LaunchReply, LaunchRequest } from './messages';
@@ -18,16 +19,42 @@ const FIFO_READER_WAIT_MS = 10_000;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const sleepMs = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
 
+const O_PATH = 0o10000000;
+
 /**
- * Open a log FIFO for writing without following a symlink in its last
- * component. O_NONBLOCK so a missing reader is ENXIO rather than a worker
- * stuck forever; the task gets the file description back in blocking mode.
+ * Opens, as root, a path the task (or another task of its allocation) can
+ * modify: beneath the trusted root directory that holds it, never through a
+ * symlink in any component (a task can swap alloc/logs, or a FIFO, for a
+ * link to another allocation's files or the host's). Paths outside every
+ * such root are the host's and are opened as given, without following a
+ * symlink in the last component.
  */
-function openLogSink(p: string, uid: number, gid: number, chown: boolean): number {
+function openUntrusted(native: Exec2Native, roots: readonly string[], p: string, flags: number): number {
+  const root = roots.find((r) => p.startsWith(`${r}/`));
+  if (!root) return openSync(p, flags | C.O_NOFOLLOW);
+  const dirfd = openSync(root, O_PATH | C.O_DIRECTORY);
+  try {
+    return native.openBeneath(dirfd, p.slice(root.length + 1), flags);
+  } catch (err) {
+    if (isNativeError(err) && err.code === 'EXEC2_SYMLINK') throw fail('failed-precondition', 'EXEC2_SYMLINK', `${p}: ${err.message}`);
+    // The same shape as openSync's errors, so callers map one kind.
+    if (isNativeError(err) && err.errno !== undefined) throw Object.assign(new Error(err.message), { code: errnoName(err.errno) });
+    throw err;
+  } finally {
+    closeSync(dirfd);
+  }
+}
+
+/**
+ * Open a log FIFO for writing, beneath the allocation dir that holds it.
+ * O_NONBLOCK so a missing reader is ENXIO rather than a worker stuck
+ * forever; the task gets the file description back in blocking mode.
+ */
+function openLogSink(native: Exec2Native, roots: readonly string[], p: string, uid: number, gid: number, chown: boolean): number {
   const deadline = Date.now() + FIFO_READER_WAIT_MS;
   for (;;) {
     try {
-      const fd = openSync(p, C.O_WRONLY | C.O_NONBLOCK | C.O_NOFOLLOW | C.O_NOCTTY);
+      const fd = p === '/dev/null' ? openSync(p, C.O_WRONLY) : openUntrusted(native, roots, p, C.O_WRONLY | C.O_NONBLOCK | C.O_NOCTTY);
       const st = fstatSync(fd);
       if (st.isDirectory()) {
         closeSync(fd);
@@ -67,9 +94,9 @@ function makeStatusDir(dir: string): void {
   }
 }
 
-function openDir(p: string, what: string): number {
+function openDir(p: string, what: string, flags = C.O_RDONLY | C.O_DIRECTORY): number {
   try {
-    return openSync(p, C.O_RDONLY | C.O_DIRECTORY);
+    return openSync(p, flags);
   } catch (err) {
     throw fail('internal', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${(err as Error).message}`);
   }
@@ -104,8 +131,8 @@ export default function launch(req: LaunchRequest): LaunchReply {
       creds = { uid: rec.uid, gid: rec.gid, groups: rec.groups, home: rec.home };
     }
 
-    const stdoutFd = track(openLogSink(req.stdoutPath, creds.uid, creds.gid, req.chownFifos));
-    const stderrFd = req.stderrPath === req.stdoutPath ? stdoutFd : track(openLogSink(req.stderrPath, creds.uid, creds.gid, req.chownFifos));
+    const stdoutFd = track(openLogSink(native, req.untrustedRoots, req.stdoutPath, creds.uid, creds.gid, req.chownFifos));
+    const stderrFd = req.stderrPath === req.stdoutPath ? stdoutFd : track(openLogSink(native, req.untrustedRoots, req.stderrPath, creds.uid, creds.gid, req.chownFifos));
     try {
       makeStatusDir(req.statusDir);
       madeStatusDir = true;
@@ -132,6 +159,8 @@ export default function launch(req: LaunchRequest): LaunchReply {
       stderrFd,
       statusDirFd,
       netnsFd,
+      tmp: req.tmp,
+      masks: req.masks,
       ...confinement(req, creds),
     };
     const result = callNative(() => native.launch(spec));

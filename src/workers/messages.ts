@@ -5,7 +5,7 @@
  * native launch) and reports phase timings.
  */
 import type { Limits, TaskCgroup } from '../main/cgroups/task-cgroup';
-import type { UnveilRule } from '../main/unveil';
+import type { PlannedRule } from '../main/unveil';
 
 /**
  * Who runs what, where, confined how: the part of a task launch and an exec
@@ -21,7 +21,9 @@ export interface ConfinedRequest {
   /** without USER/HOME: those depend on the resolved user */
   env: Record<string, string>;
   cwd: string;
-  unveil: UnveilRule[];
+  /** the anchor `cwd` is resolved beneath (native ConfinedSpec.cwdBeneath) */
+  cwdBeneath: number;
+  unveil: PlannedRule[];
   oomScoreAdj: number | null;
   initPath: string;
 }
@@ -36,6 +38,12 @@ export interface LaunchRequest extends ConfinedRequest {
   /** directory (root only) where pid 1 writes the exit status */
   statusDir: string;
   netnsPath: string | null;
+  /** the task's own /tmp (TaskSandbox.tmp); null keeps the host's */
+  tmp: { root: string; keep: string[] } | null;
+  /** the plugin's directories to hide in the task's mount namespace */
+  masks: string[];
+  /** the log FIFOs (and the task's tmp dir) are opened beneath the one of these that holds them */
+  untrustedRoots: string[];
   /** main thread hrtime (ns, as string) when StartTask arrived */
   receivedNs: string;
 }

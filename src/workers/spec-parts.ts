@@ -44,6 +44,7 @@ export function confinement(
     gid: creds.gid,
     groups: creds.groups,
     cwd: req.cwd,
+    cwdBeneath: req.cwdBeneath,
     unveil: req.unveil,
     oomScoreAdj: req.oomScoreAdj,
   };

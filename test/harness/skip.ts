@@ -22,9 +22,9 @@ export function isRoot(): boolean {
  * The usual `before` of an integration suite: root and usable cgroups or a
  * SKIP that says why, then a Nomad-like client with a configured plugin.
  */
-export async function startNomadOrSkip(ctx: Context, config: PluginConfigInput = {}): Promise<NomadLikeClient> {
+export async function startNomadOrSkip(ctx: Context, config: PluginConfigInput = {}, opts: { baseDir?: string } = {}): Promise<NomadLikeClient> {
   skipUnless(ctx, isRoot(), 'integration tests need root (namespaces, cgroups, setuid)');
-  const nomad = new NomadLikeClient();
+  const nomad = new NomadLikeClient(opts);
   const reason = nomad.cgroups.skipReason;
   if (reason !== null) await nomad.cleanup();
   skipUnless(ctx, reason === null, reason ?? '');

@@ -10,7 +10,7 @@ const str = (s: string): string => Buffer.from(s).toString('hex');
 describe('cty msgpack', () => {
   it('decodes the exec2 default plugin config bytes from the spec', () => {
     const bytes = hex(`83 ae${str('unveil_by_task')} c2 af${str('unveil_defaults')} c3 ac${str('unveil_paths')} c0`);
-    assert.deepEqual(parsePluginConfig(bytes), { unveilDefaults: true, unveilByTask: false, unveilPaths: [], stateDir: '/run/nomad-driver-exec2', metricsAddress: null, metricsPerTask: false });
+    assert.deepEqual(parsePluginConfig(bytes), { unveilDefaults: true, unveilByTask: false, unveilPaths: [], stateDir: '/run/nomad-driver-exec2', metricsAddress: null, metricsPerTask: false, privateTmp: true });
   });
 
   it('decodes `command = "env"` as Nomad encodes it', () => {
@@ -58,7 +58,7 @@ describe('cty msgpack', () => {
 
   it('round-trips the plugin config through encode and decode', () => {
     const bytes = encodeObject({ unveil_defaults: false, unveil_by_task: true, unveil_paths: ['rx:/opt/bin'] }, PLUGIN_CONFIG_SCHEMA);
-    assert.deepEqual(parsePluginConfig(bytes), { unveilDefaults: false, unveilByTask: true, unveilPaths: ['rx:/opt/bin'], stateDir: '/run/nomad-driver-exec2', metricsAddress: null, metricsPerTask: false });
+    assert.deepEqual(parsePluginConfig(bytes), { unveilDefaults: false, unveilByTask: true, unveilPaths: ['rx:/opt/bin'], stateDir: '/run/nomad-driver-exec2', metricsAddress: null, metricsPerTask: false, privateTmp: true });
   });
 });
 

@@ -17,7 +17,7 @@ import type { Logger } from '../log';
 import type { TaskRecord } from '../tasks/task-manager';
 import { allProcesses } from '../tasks/proc';
 import type { TaskSandbox } from '../tasks/sandbox';
-import type { UnveilRule } from '../unveil';
+import type { PlannedRule } from '../unveil';
 import { dynamicUser } from '../users';
 
 /** After the command exits, output still buffered is forwarded until no byte came for this long... */
@@ -33,7 +33,7 @@ const DEFAULT_COLS = 80;
  * it). /dev/tty only ever reaches the caller's controlling terminal; the task
  * has none (opening it fails with ENXIO), so this grants nothing else.
  */
-const CONTROLLING_TERMINAL_RULE: UnveilRule = { path: '/dev/tty', mode: 'rw', optional: true };
+const CONTROLLING_TERMINAL_RULE: PlannedRule = { path: '/dev/tty', mode: 'rw', optional: true, anchor: false, beneath: -1 };
 /** How many times the session sweep looks again for processes forked meanwhile. */
 const SWEEP_ROUNDS = 20;
 
@@ -198,6 +198,7 @@ export class ExecSession {
         argv: opts.argv,
         env,
         cwd: sandbox.cwd,
+        cwdBeneath: sandbox.cwdBeneath,
         unveil: opts.tty ? [...sandbox.unveil, CONTROLLING_TERMINAL_RULE] : sandbox.unveil,
         oomScoreAdj: sandbox.oomScoreAdj,
         initPath: deps.initPath,

@@ -11,7 +11,7 @@ import type { TaskConfig } from '../../gen/hashicorp/nomad/plugins/drivers/drive
 import { NetworkIsolationSpec_NetworkIsolationMode as NetMode } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { PluginConfig, TaskConfigBlock } from '../config';
 import { failedPrecondition, invalidArgument } from '../errors';
-import { buildUnveilRules, isUnveiled, writableRuleFor, type UnveilRule } from '../unveil';
+import { buildUnveilRules, isUnveiled, isWithin, planUnveil, writableRuleFor, UnveilSyntaxError, type PlannedRule, type UnveilRule } from '../unveil';
 
 /** Environment variables exec2 removes besides LD_* (display and mail leftovers). */
 const DROPPED_ENV = new Set(['LS_COLORS', 'XAUTHORITY', 'DISPLAY', 'COLORTERM', 'MAIL']);
@@ -20,7 +20,20 @@ const DROPPED_ENV = new Set(['LS_COLORS', 'XAUTHORITY', 'DISPLAY', 'COLORTERM', 
 export type SandboxBlock = Pick<TaskConfigBlock, 'unveil' | 'workDir' | 'oomScoreAdj'>;
 
 export interface TaskSandbox {
-  unveil: UnveilRule[];
+  /** in resolution order (planUnveil) */
+  unveil: PlannedRule[];
+  /** the anchor the working directory is resolved beneath, -1 for none */
+  cwdBeneath: number;
+  /**
+   * The task's own /tmp: its tmp dir (`root`/tmp, opened beneath `root`)
+   * mounted over /tmp, and the directories below /tmp that must stay
+   * reachable at their paths (a dev agent's data dir). null: the host's /tmp.
+   */
+  tmp: { root: string; keep: string[] } | null;
+  /** the plugin's own directories, hidden in the task's mount namespace */
+  masks: string[];
+  /** directories below which the task (or its allocation) can modify anything: opened only beneath them */
+  untrustedRoots: string[];
   /** the task environment without USER and HOME, which depend on the resolved user */
   env: Record<string, string>;
   cwd: string;
@@ -31,7 +44,38 @@ export interface TaskSandbox {
   oomScoreAdj: number | null;
 }
 
-export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: PluginConfig): TaskSandbox {
+/** The tmp dir mounted over /tmp may keep this many directories below /tmp reachable (native/protocol.h). */
+const MAX_KEEP = 2;
+
+/** Directories in `dirs` not below another one of them. */
+const outermost = (dirs: readonly string[]): string[] =>
+  [...new Set(dirs)].filter((d, _i, all) => !all.some((o) => o !== d && isWithin(d, o)));
+
+/** The plugin's directories every task's mount namespace hides: its socket dir(s) and state_dir. */
+export const hiddenDirs = (config: PluginConfig, pluginDirs: readonly string[]): string[] => outermost([...pluginDirs, config.stateDir]);
+
+/**
+ * Why `rules` would expose one of the plugin's directories, or null. The
+ * exit status and the plugin's socket are trustworthy only while no task can
+ * write there, and a rule naming them (or a path inside) means to show them.
+ * Read-only rules above them (r:/) are fine: the mount namespace hides them.
+ */
+export function exposure(rules: readonly UnveilRule[], hidden: readonly string[]): string | null {
+  for (const dir of hidden) {
+    const exposing = rules.find((r) => isWithin(r.path, dir)) ?? writableRuleFor(dir, rules);
+    if (exposing) {
+      return `the plugin's directory ${dir} (its socket or state_dir) would be exposed by the unveiled path "${exposing.mode}:${exposing.path}"; tasks could reach the plugin or forge their exit status. Drop that unveil entry or move state_dir (default /run/nomad-driver-exec2)`;
+    }
+  }
+  return null;
+}
+
+/**
+ * `pluginDirs`: the plugin's own directories (its socket dir; state_dir is
+ * added here), which no task may reach: hidden in every task's mount
+ * namespace, and no unveil rule may name them or let a task write there.
+ */
+export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: PluginConfig, pluginDirs: readonly string[] = []): TaskSandbox {
   if (block.unveil.length > 0 && !config.unveilByTask) {
     throw failedPrecondition('task config "unveil" is not allowed: the plugin config has unveil_by_task = false');
   }
@@ -41,10 +85,13 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
   const secretsDir = env.NOMAD_SECRETS_DIR || path.join(cfg.allocDir, cfg.name, 'secrets');
   if (!path.isAbsolute(taskDir)) throw invalidArgument(`task directory "${taskDir}" is not an absolute path`);
   const taskRoot = path.dirname(taskDir);
+  // What the task, or another task of its allocation, can modify lives below
+  // these: Nomad's allocation dir and the task's own view of its dirs.
+  const untrustedRoots = outermost([taskRoot, path.dirname(allocDir), path.dirname(secretsDir), ...(cfg.allocDir ? [path.normalize(cfg.allocDir)] : [])]);
 
-  let unveil;
+  let rules: UnveilRule[];
   try {
-    unveil = buildUnveilRules({
+    rules = buildUnveilRules({
       unveilDefaults: config.unveilDefaults,
       pluginPaths: config.unveilPaths,
       taskPaths: block.unveil,
@@ -53,14 +100,31 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
   } catch (err) {
     throw invalidArgument((err as Error).message);
   }
-  // The exit status is trustworthy only while no task can write where pid 1 records it.
-  const exposing = writableRuleFor(config.stateDir, unveil);
-  if (exposing) {
-    throw failedPrecondition(`plugin state_dir ${config.stateDir} lies inside the unveiled path "${exposing.mode}:${exposing.path}"; tasks could forge their exit status. Move state_dir (default /run/nomad-driver-exec2) or drop that unveil entry`);
-  }
+  const hidden = hiddenDirs(config, pluginDirs);
+  const exposed = exposure(rules, hidden);
+  if (exposed) throw failedPrecondition(exposed);
   const cwd = block.workDir ?? taskRoot;
-  if (block.workDir && !isUnveiled(block.workDir, unveil)) {
+  if (block.workDir && !isUnveiled(block.workDir, rules)) {
     throw invalidArgument(`task config: attribute "work_dir": ${block.workDir} is not inside an unveiled path`);
+  }
+  let plan;
+  try {
+    plan = planUnveil(rules, untrustedRoots);
+  } catch (err) {
+    if (err instanceof UnveilSyntaxError) throw invalidArgument(err.message);
+    throw err;
+  }
+
+  let tmp: TaskSandbox['tmp'] = null;
+  if (config.privateTmp) {
+    // Only what the task itself needs at its path (its dirs, its log FIFOs'
+    // dir): the task's /tmp grant covers whatever is kept below /tmp.
+    const fifoDirs = [cfg.stdoutPath, cfg.stderrPath].filter((p) => p && p !== '/dev/null').map((p) => path.dirname(p));
+    const keep = outermost([taskRoot, ...fifoDirs]).filter((d) => isWithin(d, '/tmp'));
+    if (keep.includes('/tmp') || keep.length > MAX_KEEP) {
+      throw failedPrecondition(`the task's directories (${keep.join(', ')}) cannot stay reachable over a private /tmp; set the plugin option private_tmp = false or move Nomad's data_dir out of /tmp`);
+    }
+    tmp = { root: taskRoot, keep };
   }
 
   const taskEnv: Record<string, string> = {};
@@ -74,5 +138,5 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
     if (!net.path) throw failedPrecondition(`network isolation mode ${NetMode[net.mode]} needs a namespace path`);
     netnsPath = net.path;
   }
-  return { unveil, env: taskEnv, cwd, taskRoot, netnsPath, oomScoreAdj: block.oomScoreAdj };
+  return { unveil: plan.rules, cwdBeneath: plan.beneath(cwd), tmp, masks: hidden, untrustedRoots, env: taskEnv, cwd, taskRoot, netnsPath, oomScoreAdj: block.oomScoreAdj };
 }

@@ -137,6 +137,12 @@ export class TaskManager {
     return t;
   }
 
+  /** The plugin's own directories besides state_dir, which tasks must never reach. */
+  private pluginDirs(): string[] {
+    const dir = this.deps.plugin.socketDir;
+    return dir ? [dir] : [];
+  }
+
   // ---------------------------------------------------------------- start
 
   async start(cfg: TaskConfig): Promise<StartOutcome> {
@@ -160,7 +166,7 @@ export class TaskManager {
   private buildRequest(cfg: TaskConfig, receivedNs: bigint): { req: LaunchRequest; taskDir: string; block: SandboxBlock } {
     const config = this.deps.plugin.config!;
     const block = parseTaskConfig(cfg.msgpackDriverConfig);
-    const sandbox = taskSandbox(cfg, block, config);
+    const sandbox = taskSandbox(cfg, block, config, this.pluginDirs());
     checkUserString(cfg.user);
 
     const res = cfg.resources;
@@ -199,9 +205,13 @@ export class TaskManager {
       chownFifos: true,
       statusDir: path.join(config.stateDir, 'tasks', encodeURIComponent(cfg.id)),
       netnsPath: sandbox.netnsPath,
+      tmp: sandbox.tmp,
+      masks: sandbox.masks,
+      untrustedRoots: sandbox.untrustedRoots,
       argv: [block.command, ...block.args],
       env: sandbox.env,
       cwd: sandbox.cwd,
+      cwdBeneath: sandbox.cwdBeneath,
       unveil: sandbox.unveil,
       oomScoreAdj: sandbox.oomScoreAdj,
       initPath: this.deps.initPath ?? INIT_HELPER_PATH,
@@ -434,7 +444,7 @@ export class TaskManager {
     // handle keeps the parts that shape the sandbox.
     const block: SandboxBlock | undefined = task.handleConfig.msgpackDriverConfig.length > 0 ? parseTaskConfig(task.handleConfig.msgpackDriverConfig) : task.state.sandbox;
     if (!block) throw failedPrecondition(`task ${id} was started by a plugin version without exec support; its sandbox cannot be reproduced (restart the task to enable exec)`);
-    const sandbox = taskSandbox(task.handleConfig, block, config);
+    const sandbox = taskSandbox(task.handleConfig, block, config, this.pluginDirs());
     const deps = { native: this.deps.native, launcher: this.deps.launcher, initPath: this.deps.initPath ?? INIT_HELPER_PATH, logger: this.deps.logger };
     const session = await ExecSession.start(deps, { task, sandbox }, opts);
     this.execSessions.add(session);
