@@ -258,6 +258,45 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
     await stopAndFinish(task);
   });
 
+  describe(`a hostile task on this kernel (openat2, mount_setattr, masks; ABI ${WANT_ABI})`, () => {
+    it('has a private /tmp, cannot reach the plugin socket as root, and a planted symlink fails its restart naming the link', async () => {
+      const hostFile = `/tmp/exec2-vm-host-${randomBytes(3).toString('hex')}`;
+      writeFileSync(hostFile, 'host\n');
+      const socket = nomad.plugin.handshake.address;
+      try {
+        const { task } = await run({
+          user: 'root',
+          command: 'sh',
+          args: ['-c', `cat ${hostFile} 2>&1; ls ${path.dirname(socket)} 2>&1; echo mine > /tmp/x && cat /tmp/x; mknod "$NOMAD_TASK_DIR/d" b 8 0 2>&1; echo end`],
+        });
+        const r = await output(task);
+        assert.equal(r.exit, 0, r.err);
+        assert.match(r.out, /No such file or directory[\s\S]*mine[\s\S]*end/);
+        assert.doesNotMatch(r.out, /^host$|plugin\d+/m);
+        assert.equal(existsSync('/tmp/x'), false);
+        assert.equal(existsSync(path.join(task.env.NOMAD_TASK_DIR, 'd')), false, 'a device node was made');
+      } finally {
+        rmSync(hostFile, { force: true });
+      }
+      const t = nomad.prepareTask({ command: 'true', cpuMhz: FULL_CORE });
+      const local = t.env.NOMAD_TASK_DIR;
+      rmSync(local, { recursive: true });
+      const { symlinkSync } = await import('node:fs');
+      symlinkSync('/etc', local);
+      try {
+        await assert.rejects(nomad.startTask(t), (e: grpc.ServiceError) => {
+          assert.equal(e.code, 9, e.details); // FAILED_PRECONDITION
+          assert.match(e.details, /\/local is a symbolic link; refusing to follow it/);
+          return true;
+        });
+      } finally {
+        rmSync(local);
+        mkdirSync(local);
+        nomad.releaseTask(t);
+      }
+    });
+  });
+
   describe(`Landlock (ABI ${WANT_ABI})`, () => {
     it('denies reading /etc/passwd by default', async () => {
       const { task } = await run({ command: 'cat', args: ['/etc/passwd'] });
