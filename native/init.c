@@ -565,7 +565,8 @@ static int build_ruleset(const struct config *c) {
       if (r < 0 && r != -EBADFD) die_with_error(E2_ST_LANDLOCK, r, "landlock_add_rule", path);
     }
     if (m.anchor) {
-      if (!is_dir) die_with_error(E2_ST_UNVEIL_PATH, -ENOTDIR, "open", path);
+      /* A file anchor (a "c" rule on a file) holds nothing below it: what
+       * is resolved beneath it fails with ENOTDIR like any path below a file. */
       anchor_fd[nanchors] = (int)fd;
       anchor_path[nanchors++] = path;
     } else {

@@ -354,6 +354,34 @@ describe('native launcher', function () {
     assert.equal(fs.existsSync(path.join(outside, 'f')), false);
   });
 
+  it('resolves rules below an anchor without following a symlink, names the link, and accepts a file as an anchor', async () => {
+    const dir = taskDir();
+    const anchor = path.join(dir, 'anchor');
+    fs.mkdirSync(path.join(anchor, 'real'), { recursive: true });
+    fs.writeFileSync(path.join(anchor, 'real', 'f'), 'beneath\n');
+    fs.symlinkSync(path.join(anchor, 'real'), path.join(anchor, 'link'));
+    // Through a real directory: fine. A "c" rule on a file is an anchor too (it holds nothing).
+    const ok = launch(['/bin/cat', path.join(anchor, 'real', 'f')], {
+      dir,
+      unveil: [
+        ...SYSTEM_RULES,
+        { path: '/dev/null', mode: 'rwc', optional: false, anchor: true },
+        { path: anchor, mode: '', optional: false, anchor: true },
+        { path: path.join(anchor, 'real', 'f'), mode: 'r', optional: false, beneath: 1 },
+      ],
+    });
+    assert.deepEqual(await ok.exit, { exitCode: 0, signal: 0 });
+    assert.equal(ok.out(), 'beneath\n');
+    // Through the symlink: refused, naming the link, even though it points inside the anchor.
+    const e = launchError(['/bin/true'], {
+      dir,
+      unveil: [...SYSTEM_RULES, { path: anchor, mode: '', optional: false, anchor: true }, { path: path.join(anchor, 'link', 'f'), mode: 'r', optional: true, beneath: 0 }],
+    });
+    assert.equal(e.code, 'EXEC2_UNVEIL_PATH');
+    assert.equal(e.errno, 40);
+    assert.ok(e.message.includes(`${path.join(anchor, 'link')} is a symbolic link; refusing to follow it`), e.message);
+  });
+
   it('scopes signals to the task domain (Landlock ABI >= 6)', async function () {
     if (abi < 6) skip(this, `Landlock ABI ${abi} has no signal scoping (needs 6)`);
     const t = launch(['/bin/sh', '-c', 'kill -0 1 2>/dev/null && echo pid1=signalable || echo pid1=scoped; kill -0 $$ && echo self=ok']);
