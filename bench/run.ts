@@ -305,6 +305,8 @@ async function main(): Promise<void> {
           tmp: null,
           masks: [],
           untrustedRoots: rootsFor(slot),
+          volumes: [],
+          taskRoot: slot.taskRoot,
           argv: [kind === 'exec' ? target : TRUE],
           env: { ...slot.env, TMPDIR: path.join(slot.taskRoot, 'tmp') },
           cwd: slot.taskRoot,

@@ -314,9 +314,33 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
 
   // Launch only: the task's own /tmp, what stays reachable below it, and
   // the plugin's directories to hide.
-  std::string tmp_root, keep_path[2];
-  std::vector<std::string> masks;
+  std::string tmp_root, keep_path[2], vol_root;
+  std::vector<std::string> masks, vols;
   if (!exec) {
+    Napi::Value vv = s.Get("volumes");
+    if (!vv.IsUndefined()) {
+      Napi::Array va = GetArray(env, vv, "volumes");
+      if (va.Length() > E2_MAX_VOLUMES) ThrowInvalid(env, "too many volumes (max " + std::to_string(E2_MAX_VOLUMES) + ")");
+      if (va.Length() > 0) {
+        vol_root = GetString(env, s.Get("volumeRoot"), "volumeRoot");
+        if (vol_root.empty() || vol_root[0] != '/') ThrowInvalid(env, "volumeRoot must be absolute");
+      }
+      for (uint32_t i = 0; i < va.Length(); i++) {
+        Napi::Value e = va.Get(i);
+        if (!e.IsObject()) ThrowInvalid(env, "volumes[] must be objects");
+        Napi::Object o = e.As<Napi::Object>();
+        Napi::Value ro = o.Get("readonly"), pr = o.Get("private");
+        if (!ro.IsBoolean() || !pr.IsBoolean()) ThrowInvalid(env, "volumes[].readonly and .private must be booleans");
+        std::string host = GetString(env, o.Get("hostPath"), "volumes[].hostPath");
+        std::string dest = GetString(env, o.Get("dest"), "volumes[].dest");
+        if (host.empty() || host[0] != '/') ThrowInvalid(env, "volumes[].hostPath must be absolute: " + host);
+        if (dest.compare(0, vol_root.size() + 1, vol_root + "/") != 0 || dest.size() <= vol_root.size() + 1)
+          ThrowInvalid(env, "volumes[].dest must lie below volumeRoot: " + dest);
+        vols.push_back(std::string(ro.As<Napi::Boolean>().Value() ? "r" : "w") + (pr.As<Napi::Boolean>().Value() ? "p" : "s"));
+        vols.push_back(std::move(host));
+        vols.push_back(std::move(dest));
+      }
+    }
     Napi::Value tv = s.Get("tmp");
     if (!tv.IsUndefined() && !tv.IsNull()) {
       if (!tv.IsObject()) ThrowInvalid(env, "tmp must be an object or null");
@@ -364,7 +388,10 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
   a.push_back(keep_path[0]);                                                   // E2_ARG_KEEP0
   a.push_back(keep_path[1]);                                                   // E2_ARG_KEEP1
   a.push_back(std::to_string(masks.size()));                                   // E2_ARG_NMASK
+  a.push_back(vol_root);                                                       // E2_ARG_VOLROOT
+  a.push_back(std::to_string(vols.size() / 3));                                // E2_ARG_NVOL
   for (auto& m : masks) a.push_back(std::move(m));
+  for (auto& v : vols) a.push_back(std::move(v));
 
   uint32_t nanchors = 0;
   for (uint32_t i = 0; i < unveil.Length(); i++) {
@@ -486,6 +513,12 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                            err, pp, sc);
       return NativeError(env, "EXEC2_SPAWN", "cannot enter the task's namespaces: " + reason, err,
                          pp, sc);
+    case E2_ST_VOLUME:
+      if (op == "open" && err == ENOENT)
+        return NativeError(env, "EXEC2_VOLUME", "volume host path does not exist: " + path, err, pp, sc);
+      if (err == ELOOP)
+        return NativeError(env, "EXEC2_VOLUME", "volume destination " + path + ": " + SymlinkText(op, path), err, pp, sc);
+      return NativeError(env, "EXEC2_VOLUME", "cannot mount the volume at " + path + ": " + op + " failed: " + reason, err, pp, sc);
     case E2_ST_CGROUP:
       return NativeError(env, "EXEC2_CGROUP",
                          "cannot join the task cgroup (write to cgroup.procs): " + reason, err,

@@ -70,6 +70,7 @@ struct e2_mount_attr {
   uint64_t propagation;
   uint64_t userns_fd;
 };
+#define E2_MOUNT_ATTR_RDONLY 0x00000001
 #define E2_MOUNT_ATTR_NOSUID 0x00000002
 #define E2_MOUNT_ATTR_NODEV 0x00000004
 #define E2_AT_RECURSIVE 0x8000

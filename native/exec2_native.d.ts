@@ -31,6 +31,8 @@ export type NativeErrorCode =
   | 'EXEC2_SPAWN'
   /** openBeneath met a symbolic link (err.path names it) */
   | 'EXEC2_SYMLINK'
+  /** a volume mount: its host path is missing, or binding it failed */
+  | 'EXEC2_VOLUME'
   /** bad arguments given to the addon (programming error) */
   | 'EXEC2_INVALID_ARGUMENT'
   /** any other syscall failure */
@@ -106,6 +108,10 @@ export interface LaunchSpec extends ConfinedSpec {
   tmp?: { root: string; keep: string[] } | null;
   /** directories hidden under an empty read-only tmpfs in the task's mount namespace (the plugin's own) */
   masks?: string[];
+  /** volume mounts of the task's namespace (TaskConfig.mounts), destinations below `volumeRoot` */
+  volumes?: Array<{ hostPath: string; dest: string; readonly: boolean; private: boolean }>;
+  /** the task root (required with volumes) */
+  volumeRoot?: string;
 }
 
 /** A command to start inside a running task (`nomad alloc exec`, script checks). */

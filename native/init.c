@@ -67,6 +67,9 @@ struct config {
   const char *keep[2];  /* launch: paths below /tmp to bind back, or "" */
   char **masks;        /* launch: paths hidden under an empty read-only tmpfs */
   unsigned nmask;
+  const char *volroot; /* launch: the task root volume destinations lie below */
+  char **vols;         /* launch: nvol triples: flags, host path, destination */
+  unsigned nvol;
   char **rules; /* nrules pairs: "<letters>[?][+][@k]", path (protocol.h) */
   unsigned nrules;
   char **argv; /* NULL terminated */
@@ -251,6 +254,8 @@ static void reset_signal_dispositions(void) {
   }
 }
 
+static const char *below(const char *path, const char *dir);
+
 /* ---- argv --------------------------------------------------------------- */
 
 static void parse_config(int argc, char **argv, char **envp, int exec_mode, struct config *c) {
@@ -312,7 +317,11 @@ static void parse_config(int argc, char **argv, char **envp, int exec_mode, stru
   }
   NUM(E2_ARG_NMASK, 0, exec_mode ? 0 : 16, "mask count");
   c->nmask = (unsigned)v;
-  if ((long long)argc != E2_ARG_FIXED + (long long)c->nmask + 2LL * c->nrules + nargv)
+  c->volroot = argv[E2_ARG_VOLROOT];
+  NUM(E2_ARG_NVOL, 0, exec_mode || !c->volroot[0] ? 0 : E2_MAX_VOLUMES, "volume count");
+  c->nvol = (unsigned)v;
+  if (c->volroot[0] && c->volroot[0] != '/') die_with_error(E2_ST_ARGS, EINVAL, "volume root", c->volroot);
+  if ((long long)argc != E2_ARG_FIXED + (long long)c->nmask + 3LL * c->nvol + 2LL * c->nrules + nargv)
     die_with_error(E2_ST_ARGS, EINVAL, "argc", 0);
   /* The task environment is our own envp (see E2_PROTO_MAGIC): the count in
    * argv must match it exactly, so a stray variable can never slip in. */
@@ -343,11 +352,18 @@ static void parse_config(int argc, char **argv, char **envp, int exec_mode, stru
 
   /* The task argv comes last, so the kernel's argv[argc] == NULL ends it. */
   c->masks = &argv[E2_ARG_FIXED];
-  c->rules = &argv[E2_ARG_FIXED + c->nmask];
-  c->argv = &argv[E2_ARG_FIXED + (int)c->nmask + 2 * (int)c->nrules];
+  c->vols = &argv[E2_ARG_FIXED + c->nmask];
+  c->rules = &argv[E2_ARG_FIXED + c->nmask + 3 * c->nvol];
+  c->argv = &argv[E2_ARG_FIXED + (int)c->nmask + 3 * (int)c->nvol + 2 * (int)c->nrules];
   c->envp = envp;
   for (unsigned m = 0; m < c->nmask; m++)
     if (c->masks[m][0] != '/') die_with_error(E2_ST_ARGS, EINVAL, "mask path", c->masks[m]);
+  for (unsigned i = 0; i < c->nvol; i++) {
+    const char *f = c->vols[3 * i];
+    if (!((f[0] == 'r' || f[0] == 'w') && (f[1] == 'p' || f[1] == 's') && f[2] == '\0') ||
+        c->vols[3 * i + 1][0] != '/' || !below(c->vols[3 * i + 2], c->volroot))
+      die_with_error(E2_ST_ARGS, EINVAL, "volume", c->vols[3 * i + 2]);
+  }
   for (unsigned r = 0; r < c->nrules; r++)
     if (c->rules[2 * r + 1][0] != '/')
       die_with_error(E2_ST_ARGS, EINVAL, "unveil path", c->rules[2 * r + 1]);
@@ -888,6 +904,9 @@ static int make_dirs_beneath(int dir, const char *rel, const char *what) {
  * - the task's own tmp dir over /tmp, with what must stay reachable below
  *   /tmp (a dev agent's data dir) bound back at its path.
  */
+static void setup_tmp(const struct config *c);
+static void setup_volumes(const struct config *c);
+
 static void setup_mounts(const struct config *c) {
   long r;
   if ((r = r_mount(0, "/", 0, MS_REC | MS_SLAVE, 0)) < 0)
@@ -915,7 +934,13 @@ static void setup_mounts(const struct config *c) {
                 "size=4k,nr_inodes=1,mode=000");
     if (r < 0 && r != -ENOENT) die_with_error(E2_ST_SETUP, r, "mount(mask)", c->masks[m]);
   }
+  setup_tmp(c);
+  setup_volumes(c);
+}
 
+/* The task's own tmp dir over /tmp, and what must stay reachable below it. */
+static void setup_tmp(const struct config *c) {
+  long r;
   if (!c->tmp_root[0]) return;
   /* Opened here, in this namespace: a bind mount's source must be a mount
    * of the caller's own namespace, so the worker's fds would not do. The
@@ -961,6 +986,46 @@ static void setup_mounts(const struct config *c) {
     fd_path(dst, leaf);
     if ((r = r_mount(src, dst, 0, MS_BIND | MS_REC, 0)) < 0)
       die_with_error(E2_ST_SETUP, r, "mount(bind)", c->keep[k]);
+  }
+}
+
+/*
+ * Volumes: each host path bound at its destination below the task root
+ * (made if missing, one component at a time, never through a symlink),
+ * recursively, read-only when asked, private unless the job wants host
+ * mounts below it to propagate in. In this namespace only: the host's mount
+ * table never shows them.
+ */
+static void setup_volumes(const struct config *c) {
+  if (c->nvol == 0) return;
+  long r;
+  /* By path, now: in a -dev layout the task root is the copy bound back
+   * over the task's /tmp, the one the task sees. */
+  AUTOCLOSE int root = (int)r_open(c->volroot, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) die_with_error(E2_ST_SETUP, root, "open", c->volroot);
+  for (unsigned i = 0; i < c->nvol; i++) {
+    const char *flags = c->vols[3 * i], *host = c->vols[3 * i + 1], *dest = c->vols[3 * i + 2];
+    AUTOCLOSE int src = (int)r_open(host, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (src < 0) die_with_error(E2_ST_VOLUME, src, "open", host);
+    AUTOCLOSE int leaf = make_dirs_beneath(root, below(dest, c->volroot), dest);
+    char s[40], d[40];
+    fd_path(s, src);
+    fd_path(d, leaf);
+    if ((r = r_mount(s, d, 0, MS_BIND | MS_REC, 0)) < 0) die_with_error(E2_ST_VOLUME, r, "mount(bind)", dest);
+    /* The new mount, through its destination (the leaf fd is the dir below it). */
+    struct e2_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = E2_RESOLVE_SAFE;
+    AUTOCLOSE int mnt = (int)r_openat2(root, below(dest, c->volroot), &how);
+    if (mnt < 0) die_with_error(E2_ST_VOLUME, mnt, "open", dest);
+    struct e2_mount_attr ma;
+    memset(&ma, 0, sizeof ma);
+    if (flags[0] == 'r') ma.attr_set = E2_MOUNT_ATTR_RDONLY;
+    if (flags[1] == 'p') ma.propagation = MS_PRIVATE;
+    if ((ma.attr_set || ma.propagation) &&
+        (r = r_mount_setattr(mnt, "", AT_EMPTY_PATH | E2_AT_RECURSIVE, &ma)) < 0)
+      die_with_error(E2_ST_VOLUME, r, "mount_setattr", dest);
   }
 }
 

@@ -84,6 +84,11 @@ enum {
   E2_ARG_NMASK,    /* number of mask paths, one argv slot each, before the rules:
                       an empty read-only tmpfs hides each one in the task's
                       mount namespace (the plugin's socket and state dirs) */
+  E2_ARG_VOLROOT,  /* launch only: "" (no volumes) or the task root every
+                      volume destination lies below */
+  E2_ARG_NVOL,     /* number of volumes, three slots each after the masks:
+                      "<r|w><p|s>" (read-only or not; private or slave
+                      propagation), the host path, the absolute destination */
   E2_ARG_FIXED     /* first variable slot */
 };
 /* Unveil rule slots: "<letters>[?][+][@<k>]" then the absolute path.
@@ -98,6 +103,7 @@ enum {
  *         allocation) can modify, so a planted symlink never widens a rule.
  * No letters (e.g. "+") grants nothing: an anchor only. */
 #define E2_MAX_ANCHORS 64
+#define E2_MAX_VOLUMES 32
 #define E2_MAX_RULES 4096
 /* Exec mode: "1" when fd E2_FDX_STDIN is a terminal to make the controlling
  * terminal and 0/1/2, "0" for three separate descriptors. */
@@ -131,7 +137,8 @@ enum e2_stage {
   E2_ST_PRIVS = 14,      /* PR_SET_NO_NEW_PRIVS */
   E2_ST_NOT_FOUND = 15,  /* command not found */
   E2_ST_NOT_EXEC = 16,   /* command found but execve failed */
-  E2_ST_JOIN = 17        /* exec mode: setns into the task (ESRCH: it is gone) */
+  E2_ST_JOIN = 17,       /* exec mode: setns into the task (ESRCH: it is gone) */
+  E2_ST_VOLUME = 20      /* a volume mount: its host path, destination or bind */
 };
 
 #define E2_ERR_MAGIC 0x45324552u /* "E2ER" */

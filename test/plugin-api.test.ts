@@ -70,7 +70,7 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
       fsIsolation: 3, // UNVEIL
       networkIsolationModes: [3, 0, 1], // NONE, HOST, GROUP
       mustCreateNetwork: false,
-      mountConfigs: 1, // NO_MOUNTS
+      mountConfigs: 0, // ANY_MOUNTS: host and CSI volumes
       disableLogCollection: false,
       dynamicWorkloadUsers: true,
     });

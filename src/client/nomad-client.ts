@@ -61,6 +61,8 @@ export interface TaskInput {
   /** raw msgpack instead of the encoded config (malformed-input tests) */
   rawConfig?: Uint8Array;
   logsDisabled?: boolean;
+  /** volume mounts as Nomad's volume hook hands them (TaskConfig.mounts) */
+  volumes?: Array<{ taskPath: string; hostPath: string; readonly?: boolean; propagationMode?: string; selinuxLabel?: string; requestName?: string }>;
   /** stream log chunks as they arrive; output is then not kept in memory */
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
@@ -329,7 +331,7 @@ export class NomadLikeClient {
         },
         ports: [],
       },
-      mounts: [],
+      mounts: (input.volumes ?? []).map((v) => ({ taskPath: v.taskPath, hostPath: v.hostPath, readonly: v.readonly ?? false, propagationMode: v.propagationMode ?? 'private', selinuxLabel: v.selinuxLabel ?? '', requestName: v.requestName ?? '' })),
       devices: [],
       user,
       allocDir,

@@ -26,7 +26,8 @@ export const CAPABILITIES: DriverCapabilities = {
   fsIsolation: FSIsolation.UNVEIL,
   networkIsolationModes: [NetMode.NONE, NetMode.HOST, NetMode.GROUP],
   mustCreateNetwork: false,
-  mountConfigs: MountConfigs.NO_MOUNTS,
+  // host and CSI volumes: bind mounts of the task's own mount namespace (tasks/volumes.ts)
+  mountConfigs: MountConfigs.ANY_MOUNTS,
   disableLogCollection: false,
   dynamicWorkloadUsers: true,
 };

@@ -33,6 +33,7 @@ function nativeFailure(err: unknown): LaunchError {
     case 'EXEC2_CREDENTIALS':
     case 'EXEC2_INVALID_ARGUMENT':
       return fail('invalid-argument', code, e.message);
+    case 'EXEC2_VOLUME':
     case 'EXEC2_TASK_EXITED':
     case 'EXEC2_LANDLOCK':
     case 'EXEC2_NETNS':

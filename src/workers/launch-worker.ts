@@ -161,6 +161,8 @@ export default function launch(req: LaunchRequest): LaunchReply {
       netnsFd,
       tmp: req.tmp,
       masks: req.masks,
+      volumes: req.volumes,
+      volumeRoot: req.taskRoot,
       ...confinement(req, creds),
     };
     const result = callNative(() => native.launch(spec));

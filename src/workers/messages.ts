@@ -44,6 +44,10 @@ export interface LaunchRequest extends ConfinedRequest {
   masks: string[];
   /** the log FIFOs (and the task's tmp dir) are opened beneath the one of these that holds them */
   untrustedRoots: string[];
+  /** volume mounts, destinations below `taskRoot` */
+  volumes: Array<{ hostPath: string; dest: string; readonly: boolean; private: boolean }>;
+  /** the task's root directory (parent of NOMAD_TASK_DIR) */
+  taskRoot: string;
   /** main thread hrtime (ns, as string) when StartTask arrived */
   receivedNs: string;
 }

@@ -11,6 +11,7 @@ import type { TaskConfig } from '../../gen/hashicorp/nomad/plugins/drivers/drive
 import { NetworkIsolationSpec_NetworkIsolationMode as NetMode } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { PluginConfig, TaskConfigBlock } from '../config';
 import { failedPrecondition, invalidArgument } from '../errors';
+import { planVolumes, type Volume } from './volumes';
 import { buildUnveilRules, isUnveiled, isWithin, planUnveil, writableRuleFor, UnveilSyntaxError, type PlannedRule, type UnveilRule } from '../unveil';
 
 /** Environment variables exec2 removes besides LD_* (display and mail leftovers). */
@@ -34,6 +35,8 @@ export interface TaskSandbox {
   masks: string[];
   /** directories below which the task (or its allocation) can modify anything: opened only beneath them */
   untrustedRoots: string[];
+  /** volume mounts (TaskConfig.mounts) of the task's namespace, below taskRoot */
+  volumes: Volume[];
   /** the task environment without USER and HOME, which depend on the resolved user */
   env: Record<string, string>;
   cwd: string;
@@ -100,6 +103,8 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
   } catch (err) {
     throw invalidArgument((err as Error).message);
   }
+  const vols = planVolumes(cfg.mounts ?? [], taskRoot);
+  rules.push(...vols.rules);
   const hidden = hiddenDirs(config, pluginDirs);
   const exposed = exposure(rules, hidden);
   if (exposed) throw failedPrecondition(exposed);
@@ -138,5 +143,5 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
     if (!net.path) throw failedPrecondition(`network isolation mode ${NetMode[net.mode]} needs a namespace path`);
     netnsPath = net.path;
   }
-  return { unveil: plan.rules, cwdBeneath: plan.beneath(cwd), tmp, masks: hidden, untrustedRoots, env: taskEnv, cwd, taskRoot, netnsPath, oomScoreAdj: block.oomScoreAdj };
+  return { unveil: plan.rules, cwdBeneath: plan.beneath(cwd), tmp, masks: hidden, untrustedRoots, volumes: vols.volumes, env: taskEnv, cwd, taskRoot, netnsPath, oomScoreAdj: block.oomScoreAdj };
 }

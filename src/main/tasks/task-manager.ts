@@ -208,6 +208,8 @@ export class TaskManager {
       tmp: sandbox.tmp,
       masks: sandbox.masks,
       untrustedRoots: sandbox.untrustedRoots,
+      volumes: sandbox.volumes,
+      taskRoot: sandbox.taskRoot,
       argv: [block.command, ...block.args],
       env: sandbox.env,
       cwd: sandbox.cwd,
