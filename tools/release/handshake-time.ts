@@ -6,8 +6,19 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../../src/main/go-plugin';
+import { procStat } from '../../src/main/tasks/proc';
 
-export function timeToHandshake(bin: string, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** USER_HZ: /proc/<pid>/stat counts CPU time in these ticks on Linux. */
+const TICK_MS = 10;
+
+export interface HandshakeSample {
+  /** exec to the handshake line on stdout (wall time: includes waiting for a CPU on a loaded host) */
+  wallMs: number;
+  /** CPU the plugin process had used by then (10 ms resolution) */
+  cpuMs: number;
+}
+
+export function timeToHandshake(bin: string, env: NodeJS.ProcessEnv = process.env): Promise<HandshakeSample> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(bin, [], {
@@ -20,9 +31,11 @@ export function timeToHandshake(bin: string, env: NodeJS.ProcessEnv = process.en
       out += b.toString();
       if (!done && out.includes('\n')) {
         done = true;
-        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+        const st = procStat(child.pid ?? -1);
+        const cpuMs = st ? (st.utimeTicks + st.stimeTicks) * TICK_MS : NaN;
         child.kill('SIGKILL');
-        child.once('close', () => resolve(ms));
+        child.once('close', () => resolve({ wallMs, cpuMs }));
       }
     });
     child.once('error', reject);
@@ -43,10 +56,12 @@ async function main(): Promise<void> {
   if (!bin) throw new Error('usage: handshake-time [--runs N] EXECUTABLE');
   const runs = Number(values.runs ?? 20);
   await timeToHandshake(bin); // warm the page cache like a second agent start would
-  const ms: number[] = [];
-  for (let i = 0; i < runs; i++) ms.push(await timeToHandshake(bin));
-  ms.sort((a, b) => a - b);
-  process.stdout.write(`${bin}: ${runs} runs, time to handshake min ${ms[0]!.toFixed(1)} ms, p50 ${quantile(ms, 0.5).toFixed(1)} ms, p90 ${quantile(ms, 0.9).toFixed(1)} ms, max ${ms[ms.length - 1]!.toFixed(1)} ms\n`);
+  const samples: HandshakeSample[] = [];
+  for (let i = 0; i < runs; i++) samples.push(await timeToHandshake(bin));
+  const ms = samples.map((s) => s.wallMs).sort((a, b) => a - b);
+  const cpu = samples.map((s) => s.cpuMs).sort((a, b) => a - b);
+  const mean = cpu.reduce((a, b) => a + b, 0) / cpu.length;
+  process.stdout.write(`${bin}: ${runs} runs, time to handshake min ${ms[0]!.toFixed(1)} ms, p50 ${quantile(ms, 0.5).toFixed(1)} ms, p90 ${quantile(ms, 0.9).toFixed(1)} ms, max ${ms[ms.length - 1]!.toFixed(1)} ms; CPU used by then: mean ${mean.toFixed(0)} ms, p50 ${quantile(cpu, 0.5)} ms\n`);
 }
 
 if (require.main === module) {
