@@ -4,10 +4,11 @@
  * The facts are the fingerprint's own (gatherHostFacts); the decisions are
  * pure functions of them so they are unit-tested without a host.
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PLUGIN_CONFIG, DEFAULT_STATE_DIR } from '../main/config';
+import { INIT_HELPER_PATH, NATIVE_BUILD_DIR, PROJECT_ROOT } from '../native/binding';
 import { fingerprintFromFacts, gatherHostFacts, REQUIRED_V1_CONTROLLERS, REQUIRED_V2_CONTROLLERS, type HostFacts } from '../main/fingerprint';
 import { FingerprintResponse_HealthState as Health } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import { MIN_NODE_VERSION, nodeVersionProblem } from '../main/node-version';
@@ -30,6 +31,16 @@ export interface DoctorInputs {
   stateDir: string;
   /** filesystem type holding stateDir (its nearest existing ancestor), null if unknown */
   stateDirFs: string | null;
+  /** owner and mode of the files root runs from this install, and of the directories above them */
+  installFiles: InstallFile[];
+}
+
+export interface InstallFile {
+  path: string;
+  uid: number;
+  mode: number;
+  /** part of the install itself (false: a directory above it, e.g. /opt) */
+  own: boolean;
 }
 
 const LANDLOCK_SCOPES_ABI = 6;
@@ -129,6 +140,20 @@ export function nativeLines(f: HostFacts): DoctorLine[] {
   ];
 }
 
+/**
+ * Pure: the plugin runs as root and every task's pid 1 is exec2-init, so
+ * anyone who can replace a file of the install, or rename within a directory
+ * above it, runs code as root. All must be root's and not group/world-writable.
+ */
+export function installLine(files: InstallFile[]): DoctorLine {
+  const unsafe = files.filter((f) => f.uid !== 0 || (f.mode & 0o022) !== 0);
+  const desc = (fs: InstallFile[]): string => fs.map((f) => `${f.path} (uid ${f.uid}, mode ${(f.mode & 0o7777).toString(8)})`).join(', ');
+  const own = unsafe.filter((f) => f.own);
+  if (own.length > 0) return { level: 'FAIL', topic: 'install', text: `writable by someone other than root, who could then run code as root in the plugin and every task: ${desc(own)}; chown root:root and chmod go-w them` };
+  if (unsafe.length > 0) return { level: 'WARN', topic: 'install', text: `a directory above the install is writable by someone other than root, who could swap the install (and whatever else is below it): ${desc(unsafe)}; chmod go-w it` };
+  return { level: 'OK', topic: 'install', text: `owned by root and not writable by others, up to / (${files.length} files and directories checked)` };
+}
+
 /** Pure: every line doctor prints, the fingerprint's verdict last. */
 export function doctorReport(inp: DoctorInputs): DoctorLine[] {
   const f = inp.facts;
@@ -137,7 +162,7 @@ export function doctorReport(inp: DoctorInputs): DoctorLine[] {
   lines.push(f.uid === 0
     ? { level: 'OK', topic: 'user', text: 'root' }
     : { level: 'FAIL', topic: 'user', text: `uid ${f.uid}: the driver must run as root (Nomad clients run as root); run doctor as root to see what the plugin sees` });
-  lines.push(kernelLine(f.kernel), ...landlockLines(f), cgroupLine(f), favordynmodsLine(f), stateDirLine(inp.stateDir, inp.stateDirFs), nodeLine(inp.nodeVersion, inp.nodePath), ...nativeLines(f));
+  lines.push(kernelLine(f.kernel), ...landlockLines(f), cgroupLine(f), favordynmodsLine(f), stateDirLine(inp.stateDir, inp.stateDirFs), nodeLine(inp.nodeVersion, inp.nodePath), ...nativeLines(f), installLine(inp.installFiles));
   const fp = fingerprintFromFacts(f, { ...DEFAULT_PLUGIN_CONFIG, stateDir: inp.stateDir });
   const healthy = fp.health === Health.HEALTHY;
   const name = healthy ? 'healthy' : fp.health === Health.UNDETECTED ? 'undetected' : 'unhealthy';
@@ -176,6 +201,44 @@ function existingRealPath(p: string): string {
   }
 }
 
+/** The files root executes or loads from this install, and every directory above them up to /. */
+function installFiles(): InstallFile[] {
+  const paths = new Set<string>();
+  const roots = [PROJECT_ROOT, path.join(PROJECT_ROOT, 'node_modules')].map((r) => {
+    try {
+      return realpathSync(r);
+    } catch {
+      return r;
+    }
+  });
+  const isOwn = (p: string): boolean => roots.some((r) => p === r || p.startsWith(`${r}/`));
+  for (const f of [INIT_HELPER_PATH, path.join(NATIVE_BUILD_DIR, 'exec2_native.node'), path.join(PROJECT_ROOT, 'dist', 'src', 'main', 'index.js'), path.join(PROJECT_ROOT, 'node_modules')]) {
+    let p: string;
+    try {
+      p = realpathSync(f);
+    } catch {
+      continue; // missing: the native lines say so
+    }
+    paths.add(p);
+    for (let d = path.dirname(p); ; d = path.dirname(d)) {
+      paths.add(d);
+      if (d === '/') break;
+    }
+  }
+  const out: InstallFile[] = [];
+  for (const p of [...paths].sort()) {
+    try {
+      const st = lstatSync(p);
+      // The sticky bit on a directory (/tmp) stops others from renaming what root owns in it.
+      const mode = st.isDirectory() && (st.mode & 0o1000) !== 0 ? st.mode & ~0o022 : st.mode;
+      out.push({ path: p, uid: st.uid, mode, own: isOwn(p) });
+    } catch {
+      // vanished meanwhile
+    }
+  }
+  return out;
+}
+
 export const DOCTOR_USAGE = `usage: nomad-driver-exec2 doctor [--state-dir DIR]
 
 Prints what the driver's fingerprint would tell Nomad about this host and
@@ -212,6 +275,7 @@ export function doctorCommand(argv: string[]): number {
     nodePath: process.execPath,
     stateDir,
     stateDirFs: mountinfo ? filesystemOf(existingRealPath(stateDir), mountinfo) : null,
+    installFiles: installFiles(),
   });
   process.stdout.write(`nomad-driver-exec2 ${PLUGIN_VERSION} doctor\n${formatReport(lines)}`);
   return lines.some((l) => l.level === 'FAIL') ? 1 : 0;

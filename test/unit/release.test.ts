@@ -7,7 +7,7 @@ import {
   shipsDistFile, shipsPackageFile, type PackageJson,
 } from '../../tools/release/layout';
 import { MIN_NODE_VERSION, nodeVersionProblem } from '../../src/main/node-version';
-import { cgroupLine, doctorReport, favordynmodsLine, filesystemOf, kernelLine, landlockLines, stateDirLine, type DoctorInputs } from '../../src/cli/doctor';
+import { cgroupLine, doctorReport, favordynmodsLine, filesystemOf, installLine, kernelLine, landlockLines, stateDirLine, type DoctorInputs } from '../../src/cli/doctor';
 import type { HostFacts } from '../../src/main/fingerprint';
 import { layoutFromMounts, parseMountinfo } from '../../src/main/cgroups/detect';
 import { labelValuesMetric, metricNames } from '../harness/dashboard';
@@ -156,7 +156,7 @@ describe('doctor (pure)', () => {
   });
 
   it('fails exactly when the fingerprint is not healthy, and says why', () => {
-    const base: DoctorInputs = { facts: facts(), nodeVersion: '20.20.2', nodePath: '/usr/bin/node', stateDir: '/run/nomad-driver-exec2', stateDirFs: 'tmpfs' };
+    const base: DoctorInputs = { facts: facts(), nodeVersion: '20.20.2', nodePath: '/usr/bin/node', stateDir: '/run/nomad-driver-exec2', stateDirFs: 'tmpfs', installFiles: [{ path: '/opt', uid: 0, mode: 0o40755, own: false }] };
     const ok = doctorReport(base);
     assert.ok(ok.every((l) => l.level === 'OK'), JSON.stringify(ok));
     assert.match(ok.at(-1)!.text, /healthy: "Healthy"/);
@@ -168,6 +168,18 @@ describe('doctor (pure)', () => {
     assert.equal(notRoot[0]!.level, 'FAIL');
     assert.match(notRoot.at(-1)!.text, /undetected: "Driver must run as root"/);
     assert.equal(doctorReport({ ...base, nodeVersion: '18.19.0' }).find((l) => l.topic === 'node')!.level, 'FAIL');
+  });
+});
+
+describe('doctor install check (pure)', () => {
+  it('fails when root would run files others can change, warns for the directories above', () => {
+    const f = (p: string, uid: number, mode: number, own = true) => ({ path: p, uid, mode, own });
+    assert.equal(installLine([f('/opt', 0, 0o40755, false), f('/opt/x/build/Release/exec2-init', 0, 0o100755)]).level, 'OK');
+    const w = installLine([f('/opt/x/build/Release/exec2-init', 0, 0o100775)]);
+    assert.equal(w.level, 'FAIL');
+    assert.match(w.text, /exec2-init \(uid 0, mode 775\)/);
+    assert.equal(installLine([f('/opt/x/dist', 1000, 0o40755)]).level, 'FAIL', 'owned by another user');
+    assert.equal(installLine([f('/', 0, 0o40777, false), f('/opt/x', 0, 0o40755)]).level, 'WARN');
   });
 });
 
