@@ -85,6 +85,8 @@ describe('release: the artifact and the .deb, installed and run like on a client
     hidden = [realpathSync(PROJECT_ROOT)];
     const modules = realpathSync(path.join(PROJECT_ROOT, 'node_modules'));
     if (!modules.startsWith(`${hidden[0]}/`)) hidden.push(modules);
+    // They go into shell scripts in single quotes.
+    for (const p of [...hidden, work, out]) assert.ok(!p.includes("'"), `path with a quote: ${p}`);
     hideSh = path.join(work, 'hide-source.sh');
     const mountBin = which('mount')!;
     writeFileSync(hideSh, [
