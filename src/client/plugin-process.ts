@@ -54,6 +54,10 @@ export interface StartOptions {
   handshakeTimeoutMs?: number;
   /** a command that execs the plugin (its path and args appended), as an agent's environment would start it */
   wrapper?: string[];
+  /** the executable to start (default: this tree's bin/nomad-driver-exec2), e.g. an installed release */
+  bin?: string;
+  /** true: `env` replaces this process's environment instead of adding to it (a client host's bare environment) */
+  replaceEnv?: boolean;
 }
 
 /** Promisified unary call on a ts-proto grpc-js client. */
@@ -89,14 +93,14 @@ export class PluginProcess {
 
   /** Launch and complete the handshake; rejects with stderr when the plugin fails. */
   static async start(opts: StartOptions = {}): Promise<PluginProcess> {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
+    const env: NodeJS.ProcessEnv = opts.replaceEnv ? { ...opts.env } : { ...process.env, ...opts.env };
     if (opts.cookie !== null) env[MAGIC_COOKIE_KEY] = opts.cookie ?? MAGIC_COOKIE_VALUE;
     else delete env[MAGIC_COOKIE_KEY];
     if (opts.protocolVersions !== null) env.PLUGIN_PROTOCOL_VERSIONS = opts.protocolVersions ?? '2';
     else delete env.PLUGIN_PROTOCOL_VERSIONS;
     env.PLUGIN_MIN_PORT = '10000';
     env.PLUGIN_MAX_PORT = '25000';
-    const argv = [...(opts.wrapper ?? []), PLUGIN_BIN, ...(opts.args ?? [])];
+    const argv = [...(opts.wrapper ?? []), opts.bin ?? PLUGIN_BIN, ...(opts.args ?? [])];
     const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const p = new PluginProcess(child);
     child.on('exit', (code, signal) => {

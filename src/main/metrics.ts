@@ -16,6 +16,9 @@ import type { ExecOutcome, TaskEventsSink, TaskManager, TaskRecord } from './tas
 /** 50 µs to 10 s: a launch is ~0.2 ms when all is well and seconds when it is not. */
 export const LAUNCH_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** prom-client default metrics that are gauges with a counter's `_total` suffix. */
+export const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export type ExitReason = 'success' | 'failure' | 'signal' | 'oom';
 
 export function exitReason(t: TaskRecord): ExitReason {
@@ -45,6 +48,11 @@ export class DriverMetrics implements TaskEventsSink {
   constructor(tasks: () => TaskManager, launcher: Launcher, opts: MetricsOptions) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // prom-client also exports the sums of the per-type gauges below as
+    // gauges named *_total, a suffix Prometheus reserves for counters
+    // (promtool check metrics rejects them). sum(nodejs_active_handles) etc.
+    // give the same numbers, so the misnamed copies are not exported.
+    for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
     this.launchDuration = new Histogram({
       name: 'exec2_launch_duration_seconds',
       help: 'Time spent in each phase of a task launch: queue (waiting for a worker), cgroup (limits), prepare (user, fds), spawn (clone3 to confirmed execve), exec_confirmed (StartTask received to confirmed execve).',
