@@ -9,9 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { NomadLikeClient, PreparedTask, TaskInput } from '../src/client/nomad-client';
+import type { NomadLikeClient, TaskInput } from '../src/client/nomad-client';
 import { startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
+import { runToEnd } from './harness/run-to-end';
 
 const BASE = '/var/tmp/exec2-volumes';
 const hostMountPoints = (): string[] => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[4]!);
@@ -32,20 +33,9 @@ describe('volumes (volume_mount: host and CSI)', function () {
     if (vol) rmSync(vol, { recursive: true, force: true });
   });
 
-  const runToEnd = async (input: TaskInput): Promise<{ code: number; out: string; task: PreparedTask }> => {
-    const { task } = await nomad.run(input);
-    const { result } = await nomad.wait(task.config.id);
-    await task.stdout!.drain();
-    await task.stderr!.drain();
-    const out = task.stdout!.text() + task.stderr!.text();
-    await nomad.destroy(task.config.id, true);
-    nomad.releaseTask(task);
-    return { code: result.exitCode, out, task };
-  };
-
   it('mounts a read-only volume at its destination below the task dir: readable, writes refused, the host path itself not unveiled', async () => {
     const before = hostMountPoints();
-    const r = await runToEnd({
+    const r = await runToEnd(nomad, {
       command: 'sh',
       args: ['-c', `d="$NOMAD_TASK_DIR/../data"; cat "$d/seed"; echo x > "$d/new" 2>&1 || echo write-refused; cat ${vol}/seed >/dev/null 2>&1 || echo host-path-veiled; grep -c " $(readlink -f "$d") " /proc/self/mountinfo`],
       volumes: [{ taskPath: '/data', hostPath: vol, readonly: true }],
@@ -60,7 +50,7 @@ describe('volumes (volume_mount: host and CSI)', function () {
   it('mounts a read-write volume that two tasks of one allocation share, and an exec session sees it too', async () => {
     const allocId = `v-${randomBytes(4).toString('hex')}`;
     const volumes = [{ taskPath: 'shared/rw', hostPath: vol, readonly: false }];
-    const writer = await runToEnd({ allocId, name: 'writer', command: 'sh', args: ['-c', 'echo written-by-writer > "$NOMAD_TASK_DIR/../shared/rw/out" && echo ok'], volumes });
+    const writer = await runToEnd(nomad, { allocId, name: 'writer', command: 'sh', args: ['-c', 'echo written-by-writer > "$NOMAD_TASK_DIR/../shared/rw/out" && echo ok'], volumes });
     assert.equal(writer.code, 0, writer.out);
     assert.equal(readFileSync(path.join(vol, 'out'), 'utf8'), 'written-by-writer\n');
     const { task } = await nomad.run({ allocId, name: 'reader', command: 'sh', args: ['-c', 'cat "$NOMAD_TASK_DIR/../shared/rw/out"; exec sleep 1000'], volumes });

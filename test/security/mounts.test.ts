@@ -10,24 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { NomadLikeClient } from '../../src/client/nomad-client';
-import { encodeTaskConfig } from '../../src/client/nomad-client';
 import { startNomadOrSkip } from '../harness/skip';
+import { runScript } from '../harness/run-to-end';
 import { assertUnchanged, HOST_PATHS, snapshot } from './host-snapshot';
 
 const BASE = '/var/tmp/exec2-security';
-
-async function runScript(nomad: NomadLikeClient, script: string, opts: { user?: string; unveil?: string[] } = {}): Promise<{ code: number; out: string }> {
-  const t = nomad.prepareTask({ command: 'sh', ...(opts.user ? { user: opts.user } : {}) });
-  t.config.msgpackDriverConfig = Buffer.from(encodeTaskConfig({ command: 'sh', args: ['-c', script], unveil: opts.unveil ?? [] }));
-  await nomad.startTask(t);
-  const { result } = await nomad.wait(t.config.id);
-  await t.stdout!.drain();
-  await t.stderr!.drain();
-  const out = t.stdout!.text() + t.stderr!.text();
-  await nomad.destroy(t.config.id, true);
-  nomad.releaseTask(t);
-  return { code: result.exitCode, out };
-}
 
 /** Mount points in this (the host's) mount namespace. */
 const hostMountPoints = (): string[] => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[4]!);
@@ -82,13 +69,12 @@ describe('security: the task mount namespace (devices, propagation)', function (
     // this machine's / is private, so the test makes its directory shared.
     execFileSync('mount', ['--bind', dir, dir]);
     execFileSync('mount', ['--make-shared', dir]);
-    const t = nomad.prepareTask({ command: 'sh' });
-    const before = new Set(hostMountPoints());
-    t.config.msgpackDriverConfig = Buffer.from(encodeTaskConfig({
+    const t = nomad.prepareTask({
       command: 'sh',
       args: ['-c', `echo started; while [ ! -e ${dir}/go ]; do sleep 0.05; done; cat ${dir}/mnt/hello; exec sleep 1000`],
       unveil: [`r:${dir}`],
-    }));
+    });
+    const before = new Set(hostMountPoints());
     await nomad.startTask(t);
     try {
       await t.stdout!.waitFor(/started/);

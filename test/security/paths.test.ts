@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { NomadLikeClient as NomadLikeClientCtor, type NomadLikeClient, type PreparedTask } from '../../src/client/nomad-client';
 import { startNomadOrSkip } from '../harness/skip';
 import { expectStatus } from '../harness/assert-status';
+import { runScript, runToEnd } from '../harness/run-to-end';
 import { assertUnchanged, HOST_PATHS, snapshot } from './host-snapshot';
 
 /** Outside /tmp, like a production client's data_dir (/opt/nomad/data). */
@@ -35,18 +36,6 @@ async function stopAndRelease(nomad: NomadLikeClient, task: PreparedTask): Promi
   await nomad.wait(task.config.id).catch(() => undefined);
   await nomad.destroy(task.config.id, true).catch(() => undefined);
   nomad.releaseTask(task);
-}
-
-/** Run a short task to completion; its exit code and stdout+stderr. */
-async function runToEnd(nomad: NomadLikeClient, script: string, extra: Parameters<NomadLikeClient['run']>[0] = { command: 'sh' }): Promise<{ code: number; out: string }> {
-  const { task } = await nomad.run({ ...extra, command: 'sh', args: ['-c', script] });
-  const { result } = await nomad.wait(task.config.id);
-  await task.stdout!.drain();
-  await task.stderr!.drain();
-  const out = task.stdout!.text() + task.stderr!.text();
-  await nomad.destroy(task.config.id, true);
-  nomad.releaseTask(task);
-  return { code: result.exitCode, out };
 }
 
 for (const layout of ['production', 'dev'] as const) {
@@ -217,7 +206,7 @@ for (const layout of ['production', 'dev'] as const) {
     it('a root task cannot hardlink a host file into its directory', async () => {
       const before = snapshot(HOST_PATHS);
       const links = statSync('/etc/shadow').nlink;
-      const r = await runToEnd(nomad, 'ln /etc/shadow "$NOMAD_TASK_DIR/shadow" && echo linked; ln /etc/passwd /tmp/passwd && echo linked2; echo end', { command: 'sh', user: 'root' });
+      const r = await runScript(nomad, 'ln /etc/shadow "$NOMAD_TASK_DIR/shadow" && echo linked; ln /etc/passwd /tmp/passwd && echo linked2; echo end', { user: 'root' });
       assert.match(r.out, /end/);
       assert.doesNotMatch(r.out, /linked/);
       assert.equal(statSync('/etc/shadow').nlink, links);
@@ -234,7 +223,7 @@ for (const layout of ['production', 'dev'] as const) {
         `ls -a ${path.dirname(socket)} ${nomad.stateDir} 2>&1`,
         'echo end',
       ].join('; ');
-      const r = await runToEnd(nomad, script, { command: 'sh', user: 'root' });
+      const r = await runScript(nomad, script, { user: 'root' });
       assert.match(r.out, /end/);
       assert.match(r.out, /refused/);
       assert.doesNotMatch(r.out, /connected/);
@@ -267,14 +256,8 @@ r = ctypes.create_string_buffer(256)
 got = libc.syscall(250, 11, ctypes.c_long(${key}), r, 256)
 print("ring", ring, d.value.decode(), "members", n, "secret-read", got)
 print("mine", add_key(b"user", b"task-key", b"x", -3))`;
-        const { task } = await agent.run({ command: 'python3', args: ['-c', script] });
-        const { result } = await agent.wait(task.config.id);
-        await task.stdout!.drain();
-        await task.stderr!.drain();
-        const out = task.stdout!.text() + task.stderr!.text();
-        await agent.destroy(task.config.id, true);
-        agent.releaseTask(task);
-        assert.equal(result.exitCode, 0, out);
+        const { code, out } = await runToEnd(agent, { command: 'python3', args: ['-c', script] });
+        assert.equal(code, 0, out);
         const m = /ring (\d+) (\S+) members (-?\d+) secret-read (-?\d+)/.exec(out);
         assert.ok(m, out);
         assert.notEqual(Number(m[1]), ring, "the task has the agent's session keyring");
@@ -319,13 +302,13 @@ print(list(struct.unpack("%di" % (n // 4), b.raw[:n])))`], { encoding: 'utf8' })
       const name = `exec2-task-file-${randomBytes(4).toString('hex')}`;
       try {
         const before = snapshot([...HOST_PATHS, hostFile]);
-        const first = await runToEnd(nomad, `cat ${hostFile} 2>&1; echo task-data > /tmp/${name} && echo wrote; ls /tmp; echo "TMPDIR=$TMPDIR"; ls "$TMPDIR/${name}"`);
+        const first = await runScript(nomad, `cat ${hostFile} 2>&1; echo task-data > /tmp/${name} && echo wrote; ls /tmp; echo "TMPDIR=$TMPDIR"; ls "$TMPDIR/${name}"`);
         assert.match(first.out, /No such file or directory/);
         assert.doesNotMatch(first.out, /host secret/);
         assert.match(first.out, /wrote/);
         assert.match(first.out, new RegExp(`TMPDIR=.*/tmp\\n.*${name}`), 'TMPDIR is not the same place as /tmp');
         assert.equal(existsSync(`/tmp/${name}`), false, 'the task wrote to the host /tmp');
-        const second = await runToEnd(nomad, `cat /tmp/${name} 2>&1; echo end`);
+        const second = await runScript(nomad, `cat /tmp/${name} 2>&1; echo end`);
         assert.doesNotMatch(second.out, /task-data/);
         assert.match(second.out, /No such file or directory/);
         assertUnchanged(before);
