@@ -72,6 +72,9 @@ enum {
   E2_ARG_NUNVEIL,  /* number of unveil rules, two argv slots each */
   E2_ARG_NARGV,    /* number of task argv strings */
   E2_ARG_NENV,     /* number of task env strings, which are exec2-init's envp */
+  E2_ARG_CAPBND,   /* capability bounding set to keep: 64-bit mask, "0x<hex>" or decimal */
+  E2_ARG_CAPAMB,   /* ambient capabilities of a non-root command (subset of CAPBND), same format */
+  E2_ARG_SCOPE,    /* extra Landlock scopes (ABI 6+): "1" = abstract unix sockets too, "0" = signals only */
   E2_ARG_FIXED     /* first variable slot */
 };
 /* Unveil rule slots: "<letters>[?][!]" ('?' = optional, '!' = the last
@@ -103,7 +106,8 @@ enum e2_stage {
   E2_ST_PRIVS = 14,      /* PR_SET_NO_NEW_PRIVS */
   E2_ST_NOT_FOUND = 15,  /* command not found */
   E2_ST_NOT_EXEC = 16,   /* command found but execve failed */
-  E2_ST_JOIN = 17        /* exec mode: setns into the task (ESRCH: it is gone) */
+  E2_ST_JOIN = 17,       /* exec mode: setns into the task (ESRCH: it is gone) */
+  E2_ST_CAPS = 18        /* bounding / ambient capabilities (prctl, capset, verification) */
 };
 
 #define E2_ERR_MAGIC 0x45324552u /* "E2ER" */

@@ -172,6 +172,9 @@ describe('native launcher', function () {
       cwd: path.join(dir, 'work'),
       unveil: SYSTEM_RULES,
       oomScoreAdj: null,
+      capBounding: [],
+      capAmbient: [],
+      scopeAbstractUnixSockets: true,
       ...overrides,
     };
     try {
