@@ -183,6 +183,31 @@ describe('security: capabilities (allow_caps, cap_add, cap_drop)', function () {
     }
   });
 
+  it('an exec session after a plugin restart with a narrower allow_caps gets exactly the task\'s sets (RecoverTask)', async () => {
+    const { task, handle } = await nomad.run({ user: 'root', command: 'sleep', args: ['1000'], unveil: ['r:/proc'], cap_drop: ['all'], cap_add: ['kill', 'net_bind_service'] });
+    const want = mask([N.kill!, N.net_bind_service!]);
+    const p = await PluginProcess.start();
+    try {
+      // Nomad's agent shutdown: the plugin exits, the task stays.
+      await nomad.plugin.kill();
+      nomad.plugin = p;
+      await nomad.configure({ unveil_by_task: true, allow_caps: ['chown'] });
+      await nomad.recover(handle);
+      const s = await nomad.exec(task.config.id, ['sh', '-c', CAP_STATUS]);
+      assert.equal(s.result.exitCode, 0, s.stderr);
+      assert.equal(capLines(s.stdout).CapBnd, want);
+      assert.equal(capLines(s.stdout).CapEff, want);
+    } finally {
+      await nomad.stop(task.config.id, 200);
+      await nomad.destroy(task.config.id, true);
+      nomad.releaseTask(task);
+      // The rest of the suite runs on a plugin with the suite's own config.
+      await p.kill();
+      nomad.plugin = await PluginProcess.start();
+      await nomad.configure({ unveil_by_task: true });
+    }
+  });
+
   it('a setuid-root binary gains nothing: no uid 0, no capability', async () => {
     const { task } = await nomad.run({ command: 'sleep', args: ['1000'], unveil: ['r:/proc'] });
     try {

@@ -177,6 +177,13 @@ describe('small formats', () => {
     const sandbox = { unveil: ['r:/etc/mime.types'], workDir: '/t/local', oomScoreAdj: 300, capAdd: ['net_bind_service'], capDrop: [] };
     assert.deepEqual(decodeDriverState(encodeDriverState({ ...base, sandbox }), 1).sandbox, sandbox);
     assert.equal(decodeDriverState(encodeDriverState(base), 1).sandbox, undefined, 'handles from before exec support still decode');
+    const { capAdd: _a, capDrop: _d, ...before } = sandbox;
+    const old = decodeDriverState(Buffer.from(JSON.stringify({ format: 'nomad-driver-exec2-ts', v: 1, ...base, sandbox: before })), 1);
+    assert.deepEqual(old.sandbox, { ...before, capAdd: [], capDrop: [] }, 'handles from before cap_add/cap_drop decode with none');
+    assert.equal(old.caps, undefined);
+    const caps = { bounding: [0, 10], ambient: [10] };
+    assert.deepEqual(decodeDriverState(encodeDriverState({ ...base, sandbox, caps, scopeAbstractUnixSockets: false }), 1).caps, caps);
+    assert.throws(() => decodeDriverState(Buffer.from(JSON.stringify({ format: 'nomad-driver-exec2-ts', v: 1, ...base, caps: { bounding: [64], ambient: [] } })), 1), /malformed capabilities/);
     const bad = Buffer.from(JSON.stringify({ format: 'nomad-driver-exec2-ts', v: 1, ...base, sandbox: { unveil: 'r:/x', workDir: null, oomScoreAdj: null } }));
     assert.throws(() => decodeDriverState(bad, 1), /malformed sandbox/);
   });

@@ -459,10 +459,12 @@ export class TaskManager {
     // handle keeps the parts that shape the sandbox.
     const block: SandboxBlock | undefined = task.handleConfig.msgpackDriverConfig.length > 0 ? parseTaskConfig(task.handleConfig.msgpackDriverConfig) : task.state.sandbox;
     if (!block) throw failedPrecondition(`task ${id} was started by a plugin version without exec support; its sandbox cannot be reproduced (restart the task to enable exec)`);
-    const computed = taskSandbox(task.handleConfig, block, config);
     // Exactly the task's own capabilities and scopes, whatever the plugin
-    // config says now (handles from older versions: recomputed).
+    // config says now (handles from older versions: recomputed). With the
+    // recorded sets, cap_add is not checked against today's allow_caps: the
+    // session must neither fail nor differ because the operator changed it.
     const caps = task.state.caps;
+    const computed = taskSandbox(task.handleConfig, caps ? { ...block, capAdd: [], capDrop: [] } : block, config);
     const sandbox = {
       ...computed,
       caps: caps ? { root: caps, user: caps } : computed.caps,
