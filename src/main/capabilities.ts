@@ -85,9 +85,9 @@ export function parseCapabilityName(entry: string): number | null {
   const s = entry.trim().toLowerCase();
   if (s === 'all') return null;
   const name = s.startsWith('cap_') ? s.slice(4) : s;
-  const n = CAPABILITY_NUMBERS[name];
-  if (n === undefined) throw new CapabilityNameError(entry);
-  return n;
+  // Own properties only: "constructor" or "__proto__" must not resolve.
+  if (!Object.hasOwn(CAPABILITY_NUMBERS, name)) throw new CapabilityNameError(entry);
+  return CAPABILITY_NUMBERS[name]!;
 }
 
 export interface CapabilityList {

@@ -35,6 +35,9 @@ describe('capabilities (pure)', () => {
     assert.equal(parseCapabilityName('ALL'), null);
     assert.throws(() => parseCapabilityName('cap_'), /is not a Linux capability/);
     assert.throws(() => parseCapabilityName('net bind service'), /is not a Linux capability/);
+    for (const proto of ['constructor', '__proto__', 'toString', 'CAP_hasOwnProperty', 'valueOf']) {
+      assert.throws(() => parseCapabilityName(proto), /is not a Linux capability/, proto);
+    }
     assert.deepEqual(parseCapabilityList(['kill', 'CAP_KILL', 'chown'], 'x', false, invalidArgument), { all: false, caps: [0, 5] });
     assert.equal(errorOf(() => parseCapabilityList(['chown', 'bogus'], 'attr', false, invalidArgument)).message, 'attr[1]: "bogus" is not a Linux capability (expected a name such as "net_bind_service" or "CAP_NET_BIND_SERVICE")');
     assert.match(errorOf(() => parseCapabilityList(['all'], 'attr', false, invalidArgument)).message, /"all" is only accepted in cap_drop and allow_caps/);
