@@ -301,7 +301,7 @@ static long caps_set(uint64_t eff, uint64_t prm, uint64_t inh) {
 
 static long caps_get(uint64_t *eff, uint64_t *prm, uint64_t *inh) {
   struct e2_cap_hdr h = {E2_CAP_V3, 0};
-  struct e2_cap_data d[2];
+  struct e2_cap_data d[2] = {{0, 0, 0}, {0, 0, 0}};
   long r = SC2(SYS_capget, &h, d);
   *eff = d[0].effective | (uint64_t)d[1].effective << 32;
   *prm = d[0].permitted | (uint64_t)d[1].permitted << 32;

@@ -401,6 +401,14 @@ describe('native launcher', function () {
     assert.equal(e.message, 'unveil path does not exist: /nope-exec2-test');
   });
 
+  it('refuses malformed capability sets and scope flags before starting anything', function () {
+    assert.match(launchError(['/bin/true'], { capBounding: [64] }).message, /capBounding must be an integer in \[0, 63\]/);
+    assert.match(launchError(['/bin/true'], { capBounding: [], capAmbient: [10] }).message, /capAmbient must be a subset of capBounding/);
+    assert.match(launchError(['/bin/true'], { uid: 0, gid: 0, capBounding: [10], capAmbient: [10] }).message, /capAmbient must be empty for uid 0/);
+    assert.equal(launchError(['/bin/true'], { capBounding: [1.5] }).code, 'EXEC2_INVALID_ARGUMENT');
+    assert.equal(launchError(['/bin/true'], { scopeAbstractUnixSockets: undefined as unknown as boolean }).code, 'EXEC2_INVALID_ARGUMENT');
+  });
+
   it('reports workdir, credential, netns and argument errors with their codes', function () {
     assert.equal(launchError(['/bin/true'], { cwd: '/nonexistent-exec2' }).code, 'EXEC2_WORKDIR');
     assert.equal(launchError(['/bin/true'], { argv: [] }).code, 'EXEC2_INVALID_ARGUMENT');
