@@ -128,8 +128,9 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
       const { task: dflt } = await run({ command: 'sleep', args: ['1000'] });
       assert.equal(read(dflt.cgroup.dirs.unified!, 'pids.max'), '4096');
       await stopAndFinish(dflt);
-      const { task } = await run({ command: 'sh', args: ['-c', 'i=0; while [ $i -lt 100 ]; do sleep 1000 & i=$((i+1)); done 2>/dev/null; echo forked; wait'], pids_max: 40 });
-      await task.stdout!.waitFor(/forked/);
+      // A shell exits when a fork fails: the bomb runs in a subshell, the task goes on.
+      const { task } = await run({ command: 'sh', args: ['-c', '(i=0; while [ $i -lt 100 ]; do sleep 1000 & i=$((i+1)); done) 2>/dev/null; echo forked; exec sleep 1000'], pids_max: 40 });
+      await task.stdout!.waitFor(/forked/, 120_000);
       const d = task.cgroup.dirs.unified!;
       assert.equal(read(d, 'pids.max'), '40');
       assert.ok(Number(read(d, 'pids.current')) <= 40, `pids.current ${read(d, 'pids.current')}`);
