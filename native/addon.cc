@@ -447,10 +447,15 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                          "cannot switch to uid " + std::to_string(p.uid) + " gid " +
                              std::to_string(p.gid) + ": " + op + " failed: " + reason,
                          err, pp, sc);
-    case E2_ST_CAPS:
+    case E2_ST_CAPS: {
+      // Syscall failures say which call; the checks of init name what was
+      // wrong and the capability number in parentheses.
+      bool call = op.compare(0, 5, "prctl") == 0 || op == "capset" || op == "capget";
       return NativeError(env, "EXEC2_CAPABILITIES",
-                         "cannot set the task's capabilities: " + op + " failed: " + reason, err,
-                         pp, sc);
+                         "cannot set the task's capabilities: " + op +
+                             (call ? " failed: " + reason : ""),
+                         err, pp, sc);
+    }
     case E2_ST_WORKDIR:
       return NativeError(env, "EXEC2_WORKDIR",
                          "cannot change to the working directory \"" + p.cwd + "\": " + reason,
