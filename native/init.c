@@ -650,7 +650,7 @@ static void write_oom_adj(int value) {
  * the task and by exec sessions so that an exec session can never be less
  * confined than the task: oom_score_adj, working directory, Landlock ruleset
  * (built here, as root, so /proc/self rules name this very process),
- * credentials, no_new_privs, Landlock, signal mask, PATH search.
+ * capability sets, credentials, no_new_privs, Landlock, signal mask, PATH search.
  */
 static __attribute__((noreturn)) void confine_and_exec(const struct config *c);
 
