@@ -18,6 +18,7 @@ import { killAll, prepareTaskCgroup, readProcs, removeOwnCgroups, resolveTaskCgr
 import launchInWorker from '../src/workers/launch-worker';
 import type { LaunchRequest } from '../src/workers/messages';
 import { cpuQuotaUs } from '../src/main/topology';
+import { DEFAULT_PIDS_MAX, DEFAULT_PLUGIN_CONFIG } from '../src/main/config';
 import { buildUnveilRules, planUnveil } from '../src/main/unveil';
 import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/binding';
 import { closeSlot, makeSlots, nextLine, taskConfig, taskEnv, MHZ_PER_CORE, type Slot } from './fixtures';
@@ -234,7 +235,7 @@ async function main(): Promise<void> {
     const nativeVariant = (name: string, slot: Slot, joinCgroup: boolean): Variant => {
       const cg: TaskCgroup = prepareTaskCgroup(resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name));
       if (cg.mode === 'v1') ownCgroupDirs.push(...cg.created);
-      writeLimits(cg, { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0 });
+      writeLimits(cg, { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0, pidsMax: DEFAULT_PIDS_MAX });
       const rules = rulesFor(slot);
       const env = taskEnv(slot);
       return {
@@ -265,6 +266,9 @@ async function main(): Promise<void> {
             cwd: slot.taskRoot,
             unveil: rules,
             oomScoreAdj: null,
+            capBounding: [],
+            capAmbient: [],
+            scopeAbstractUnixSockets: true,
           };
           return async () => {
             const t0 = now();
@@ -295,7 +299,7 @@ async function main(): Promise<void> {
           taskId: 'inline',
           user: { name: `nomad-${slot.uid}`, resolved: { uid: slot.uid, gid: slot.uid, groups: [], home: '/nonexistent' } },
           cgroup: resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name),
-          limits: { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0 },
+          limits: { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0, pidsMax: DEFAULT_PIDS_MAX },
           stdoutPath: slot.stdoutPath,
           stderrPath: slot.stderrPath,
           chownFifos: true,
@@ -314,6 +318,9 @@ async function main(): Promise<void> {
           unveil: rulesFor(slot),
           oomScoreAdj: null,
           initPath: INIT_HELPER_PATH,
+          caps: { root: { bounding: DEFAULT_PLUGIN_CONFIG.allowCaps, ambient: [] }, user: { bounding: [], ambient: [] } },
+          scopeAbstractUnixSockets: true,
+          dynamicUser: true,
           receivedNs: '0',
         };
         return async () => {

@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -231,6 +232,62 @@ Napi::Value OpenBeneath(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, (double)fd);
 }
 
+// ---- idOwners -------------------------------------------------------------
+
+// Retries an NSS *_r lookup with a growing buffer. Returns the errno-style
+// result (0 = answered, found or not).
+template <typename F>
+int NssLookup(long hint, F&& call) {
+  std::vector<char> buf(hint > 0 ? (size_t)hint : 4096);
+  for (;;) {
+    int rc = call(buf);
+    if (rc != ERANGE || buf.size() >= (1u << 24)) return rc;
+    buf.resize(buf.size() * 2);
+  }
+}
+
+// Who owns a uid and a gid in the passwd and group databases: a dynamic
+// workload user's ids must belong to nobody.
+Napi::Value IdOwners(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uid_t uid = (uid_t)GetNumber(env, info[0], "uid", 0, 4294967294.0);
+  gid_t gid = (gid_t)GetNumber(env, info[1], "gid", 0, 4294967294.0);
+  Napi::Object r = Napi::Object::New(env);
+
+  std::string user;
+  bool has_user = false;
+  int rc = NssLookup(sysconf(_SC_GETPW_R_SIZE_MAX), [&](std::vector<char>& buf) {
+    struct passwd pw, *res = nullptr;
+    int e = getpwuid_r(uid, &pw, buf.data(), buf.size(), &res);
+    if (e == 0 && res) {
+      user = pw.pw_name;
+      has_user = true;
+    }
+    return e;
+  });
+  // Not found: 0 + NULL, or ENOENT/ESRCH from some NSS modules (getpwnam_r(3)).
+  if (rc != 0 && rc != ENOENT && rc != ESRCH)
+    throw NativeError(env, "EXEC2_SYSCALL", "getpwuid_r(" + std::to_string(uid) + ") failed: " + ErrnoText(rc), rc, nullptr, "getpwuid_r");
+
+  std::string group;
+  bool has_group = false;
+  rc = NssLookup(sysconf(_SC_GETGR_R_SIZE_MAX), [&](std::vector<char>& buf) {
+    struct group gr, *res = nullptr;
+    int e = getgrgid_r(gid, &gr, buf.data(), buf.size(), &res);
+    if (e == 0 && res) {
+      group = gr.gr_name;
+      has_group = true;
+    }
+    return e;
+  });
+  if (rc != 0 && rc != ENOENT && rc != ESRCH)
+    throw NativeError(env, "EXEC2_SYSCALL", "getgrgid_r(" + std::to_string(gid) + ") failed: " + ErrnoText(rc), rc, nullptr, "getgrgid_r");
+
+  r.Set("user", has_user ? Napi::Value(Napi::String::New(env, user)) : env.Null());
+  r.Set("group", has_group ? Napi::Value(Napi::String::New(env, group)) : env.Null());
+  return r;
+}
+
 // ---- launch ---------------------------------------------------------------
 
 constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
@@ -250,7 +307,25 @@ struct LaunchPlan {
   int cgroup_fd = -1, stdout_fd = -1, stderr_fd = -1, status_fd = -1, netns_fd = -1;
   int stdin_fd = -1, task_pidfd = -1;  // exec only
   std::vector<int> cgroup_procs;
+  uint64_t cap_bnd = 0, cap_amb = 0;
 };
+
+// A list of capability numbers (0..63, the kernel's limit for the 64-bit
+// sets) as a mask.
+uint64_t GetCapMask(Napi::Env env, const Napi::Value& v, const char* name) {
+  Napi::Array a = GetArray(env, v, name);
+  if (a.Length() > 64) ThrowInvalid(env, std::string(name) + " has more than 64 entries");
+  uint64_t m = 0;
+  for (uint32_t i = 0; i < a.Length(); i++)
+    m |= 1ULL << (unsigned)GetNumber(env, a.Get(i), name, 0, 63);
+  return m;
+}
+
+std::string HexMask(uint64_t m) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)m);
+  return buf;
+}
 
 // One parser for both specs (LaunchSpec, ExecSpec): they share everything
 // that decides how the command is confined, so they cannot drift apart.
@@ -303,6 +378,14 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
   Napi::Value oomv = s.Get("oomScoreAdj");
   if (!oomv.IsNull() && !oomv.IsUndefined())
     oom = std::to_string((int)GetNumber(env, oomv, "oomScoreAdj", -1000, 1000));
+
+  p.cap_bnd = GetCapMask(env, s.Get("capBounding"), "capBounding");
+  p.cap_amb = GetCapMask(env, s.Get("capAmbient"), "capAmbient");
+  if (p.cap_amb & ~p.cap_bnd) ThrowInvalid(env, "capAmbient must be a subset of capBounding");
+  if (p.uid == 0 && p.cap_amb)
+    ThrowInvalid(env, "capAmbient must be empty for uid 0 (root gets the bounding set)");
+  Napi::Value scope = s.Get("scopeAbstractUnixSockets");
+  if (!scope.IsBoolean()) ThrowInvalid(env, "scopeAbstractUnixSockets must be a boolean");
 
   Napi::Array argv = GetArray(env, s.Get("argv"), "argv");
   Napi::Array envv = GetArray(env, s.Get("env"), "env");
@@ -390,6 +473,9 @@ void ParseSpec(Napi::Env env, const Napi::Value& v, bool exec, LaunchPlan& p) {
   a.push_back(std::to_string(masks.size()));                                   // E2_ARG_NMASK
   a.push_back(vol_root);                                                       // E2_ARG_VOLROOT
   a.push_back(std::to_string(vols.size() / 3));                                // E2_ARG_NVOL
+  a.push_back(HexMask(p.cap_bnd));                               // E2_ARG_CAPBND
+  a.push_back(HexMask(p.cap_amb));                               // E2_ARG_CAPAMB
+  a.emplace_back(scope.As<Napi::Boolean>().Value() ? "1" : "0");  // E2_ARG_SCOPE
   for (auto& m : masks) a.push_back(std::move(m));
   for (auto& v : vols) a.push_back(std::move(v));
 
@@ -497,6 +583,15 @@ Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, 
                          "cannot switch to uid " + std::to_string(p.uid) + " gid " +
                              std::to_string(p.gid) + ": " + op + " failed: " + reason,
                          err, pp, sc);
+    case E2_ST_CAPS: {
+      // Syscall failures say which call; the checks of init name what was
+      // wrong and the capability number in parentheses.
+      bool call = op.compare(0, 5, "prctl") == 0 || op == "capset" || op == "capget";
+      return NativeError(env, "EXEC2_CAPABILITIES",
+                         "cannot set the task's capabilities: " + op +
+                             (call ? " failed: " + reason : ""),
+                         err, pp, sc);
+    }
     case E2_ST_WORKDIR:
       if (err == ELOOP)
         return NativeError(env, "EXEC2_WORKDIR",
@@ -1023,6 +1118,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUser, "lookupUser"));
   exports.Set("openBeneath", Napi::Function::New(env, OpenBeneath, "openBeneath"));
+  exports.Set("idOwners", Napi::Function::New(env, IdOwners, "idOwners"));
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("launchExec", Napi::Function::New(env, LaunchExec, "launchExec"));
   exports.Set("openPty", Napi::Function::New(env, OpenPty, "openPty"));

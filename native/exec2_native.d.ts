@@ -19,6 +19,8 @@ export type NativeErrorCode =
   | 'EXEC2_LANDLOCK'
   /** setgroups/setgid/setuid failed */
   | 'EXEC2_CREDENTIALS'
+  /** the capability sets could not be applied (or did not stick) */
+  | 'EXEC2_CAPABILITIES'
   /** chdir to the working directory failed */
   | 'EXEC2_WORKDIR'
   /** joining the network namespace failed */
@@ -88,6 +90,16 @@ export interface ConfinedSpec {
   unveil: UnveilRule[];
   /** written to /proc/self/oom_score_adj before exec; null leaves it inherited */
   oomScoreAdj: number | null;
+  /**
+   * Capability numbers (0..63) kept in the bounding set; every other one is
+   * dropped. A uid 0 command gets exactly these (inheritable and ambient
+   * cleared); others get none beyond capAmbient.
+   */
+  capBounding: number[];
+  /** Raised as ambient capabilities of a non-root command; a subset of capBounding; must be empty for uid 0. */
+  capAmbient: number[];
+  /** Landlock ABI 6+: also scope abstract unix sockets (the signal scope is always on) */
+  scopeAbstractUnixSockets: boolean;
 }
 
 /** A new task: pid 1 of fresh pid/ipc/mount namespaces, then the task. */
@@ -174,6 +186,11 @@ export interface Exec2Native {
    * A symlink in any component throws EXEC2_SYMLINK (err.path: the symlink).
    */
   openBeneath(dirfd: number, path: string, flags: number): number;
+  /**
+   * getpwuid_r + getgrgid_r: the account name that owns uid, the group name
+   * that owns gid, null where there is none. Blocking (NSS): call from a worker.
+   */
+  idOwners(uid: number, gid: number): { user: string | null; group: string | null };
   /**
    * clone3(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWNS[|CLONE_INTO_CGROUP])
    * and execve of the init helper. Blocks until the task's execve succeeded or

@@ -74,6 +74,9 @@ struct config {
   unsigned nrules;
   char **argv; /* NULL terminated */
   char **envp; /* NULL terminated */
+  uint64_t cap_bnd;   /* capabilities kept in the bounding set */
+  uint64_t cap_amb;   /* ambient capabilities (non-root only) */
+  int scope_abstract; /* Landlock ABI 6+: scope abstract unix sockets too */
 };
 
 /* Outside the stack: 256 KiB would be a lot of stack, and untouched bss
@@ -255,6 +258,131 @@ static void reset_signal_dispositions(void) {
 }
 
 static const char *below(const char *path, const char *dir);
+/* ---- capabilities ----------------------------------------------------------- */
+
+/* "0x<hex>" or decimal, full 64 bits. */
+static int parse_mask(const char *s, uint64_t *out) {
+  uint64_t v = 0;
+  if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    s += 2;
+    if (!*s) return -1;
+    for (int n = 0; *s; s++, n++) {
+      int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10
+            : *s >= 'A' && *s <= 'F' ? *s - 'A' + 10 : -1;
+      if (d < 0 || n >= 16) return -1;
+      v = v << 4 | (uint64_t)d;
+    }
+  } else {
+    if (!*s) return -1;
+    for (; *s; s++) {
+      if (*s < '0' || *s > '9') return -1;
+      if (v > (~(uint64_t)0 - 9) / 10) return -1;
+      v = v * 10 + (uint64_t)(*s - '0');
+    }
+  }
+  *out = v;
+  return 0;
+}
+
+static void caps_parse(char **argv, struct config *c) {
+  if (parse_mask(argv[E2_ARG_CAPBND], &c->cap_bnd) < 0)
+    die_with_error(E2_ST_ARGS, EINVAL, "capability bounding set", argv[E2_ARG_CAPBND]);
+  if (parse_mask(argv[E2_ARG_CAPAMB], &c->cap_amb) < 0 || (c->cap_amb & ~c->cap_bnd))
+    die_with_error(E2_ST_ARGS, EINVAL, "ambient capabilities", argv[E2_ARG_CAPAMB]);
+  /* uid 0 gets its capabilities from the bounding set at execve. */
+  if (c->uid == 0 && c->cap_amb)
+    die_with_error(E2_ST_ARGS, EINVAL, "ambient capabilities for uid 0", argv[E2_ARG_CAPAMB]);
+}
+
+struct e2_cap_hdr {
+  uint32_t version;
+  int pid;
+};
+struct e2_cap_data {
+  uint32_t effective, permitted, inheritable;
+};
+#define E2_CAP_V3 0x20080522u
+
+static long caps_set(uint64_t eff, uint64_t prm, uint64_t inh) {
+  struct e2_cap_hdr h = {E2_CAP_V3, 0};
+  struct e2_cap_data d[2] = {{(uint32_t)eff, (uint32_t)prm, (uint32_t)inh},
+                             {(uint32_t)(eff >> 32), (uint32_t)(prm >> 32), (uint32_t)(inh >> 32)}};
+  return SC2(SYS_capset, &h, d);
+}
+
+static long caps_get(uint64_t *eff, uint64_t *prm, uint64_t *inh) {
+  struct e2_cap_hdr h = {E2_CAP_V3, 0};
+  struct e2_cap_data d[2] = {{0, 0, 0}, {0, 0, 0}};
+  long r = SC2(SYS_capget, &h, d);
+  *eff = d[0].effective | (uint64_t)d[1].effective << 32;
+  *prm = d[0].permitted | (uint64_t)d[1].permitted << 32;
+  *inh = d[0].inheritable | (uint64_t)d[1].inheritable << 32;
+  return r;
+}
+
+static long prctl3(int op, unsigned long a, unsigned long b) { return SC5(SYS_prctl, op, a, b, 0, 0); }
+
+static __attribute__((noreturn)) void die_cap(long err, const char *what, int cap) {
+  char op[64];
+  op_with_id(op, sizeof op, what, cap);
+  die_with_error(E2_ST_CAPS, err, op, 0);
+}
+
+/*
+ * Before the credential change, with all of root's capabilities: no ambient
+ * capability inherited from the plugin, and the bounding set cut to what
+ * the task may have (PR_CAPBSET_READ answers EINVAL past cap_last_cap: the
+ * end of the kernel's list). A non-root command keeps its permitted set
+ * across setuid so caps_apply can hand it its ambient capabilities.
+ */
+static void caps_bound(const struct config *c) {
+  long r;
+  if ((r = prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0)) < 0)
+    die_with_error(E2_ST_CAPS, r, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", 0);
+  for (int i = 0; i < 64; i++) {
+    r = prctl3(PR_CAPBSET_READ, (unsigned long)i, 0);
+    if (r == -EINVAL) {
+      if (c->cap_bnd >> i) die_cap(EINVAL, "capability unknown to this kernel", __builtin_ctzll(c->cap_bnd >> i) + i);
+      break;
+    }
+    if (r < 0) die_cap(r, "prctl(PR_CAPBSET_READ)", i);
+    if (c->cap_bnd & (1ULL << i)) {
+      if (r == 0) die_cap(EPERM, "capability not in the plugin's own bounding set", i);
+      continue;
+    }
+    if (r == 1 && (r = prctl3(PR_CAPBSET_DROP, (unsigned long)i, 0)) < 0)
+      die_cap(r, "prctl(PR_CAPBSET_DROP)", i);
+  }
+  if (c->uid != 0 && c->cap_amb && (r = prctl3(PR_SET_KEEPCAPS, 1, 0)) < 0)
+    die_with_error(E2_ST_CAPS, r, "prctl(PR_SET_KEEPCAPS)", 0);
+}
+
+/*
+ * After the credential change, before no_new_privs: uid 0 holds exactly the
+ * bounding set with nothing inheritable (execve then gives it exactly the
+ * bounding set); anyone else holds exactly its ambient set as effective,
+ * permitted, inheritable and ambient (execve of an ordinary file then gives
+ * it exactly those). Verified afterwards, like the credentials.
+ */
+static void caps_apply(const struct config *c) {
+  uint64_t set = c->uid == 0 ? c->cap_bnd : c->cap_amb;
+  uint64_t inh = c->uid == 0 ? 0 : c->cap_amb;
+  long r = caps_set(set, set, inh);
+  if (r < 0) die_with_error(E2_ST_CAPS, r, "capset", 0);
+  for (int i = 0; i < 64; i++)
+    if ((c->cap_amb >> i & 1) && (r = prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)i)) < 0)
+      die_cap(r, "prctl(PR_CAP_AMBIENT_RAISE)", i);
+  uint64_t e, p, in;
+  if ((r = caps_get(&e, &p, &in)) < 0) die_with_error(E2_ST_CAPS, r, "capget", 0);
+  if (e != set || p != set || in != inh) die_with_error(E2_ST_CAPS, EPERM, "capabilities did not stick", 0);
+  for (int i = 0; i < 64; i++) {
+    long b = prctl3(PR_CAPBSET_READ, (unsigned long)i, 0);
+    if (b == -EINVAL) break;
+    long a = prctl3(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, (unsigned long)i);
+    if (b != (long)(c->cap_bnd >> i & 1) || a != (long)(c->cap_amb >> i & 1))
+      die_cap(EPERM, "capability sets did not stick", i);
+  }
+}
 
 /* ---- argv --------------------------------------------------------------- */
 
@@ -300,6 +428,9 @@ static void parse_config(int argc, char **argv, char **envp, int exec_mode, stru
   long long nargv = v;
   NUM(E2_ARG_NENV, 0, 10000000, "env count");
   long long nenv = v;
+  NUM(E2_ARG_SCOPE, 0, 1, "scope");
+  c->scope_abstract = (int)v;
+  caps_parse(argv, c);
   c->cwd_beneath = -1;
   if (argv[E2_ARG_CWD_BENEATH][0] != '\0') {
     NUM(E2_ARG_CWD_BENEATH, 0, E2_MAX_ANCHORS - 1, "cwd anchor");
@@ -540,7 +671,7 @@ static int build_ruleset(const struct config *c) {
   if (abi >= 6) {
     /* The task may not signal anything outside its own Landlock domain:
      * not pid 1, not the host. */
-    attr.scoped = LANDLOCK_SCOPE_SIGNAL;
+    attr.scoped = LANDLOCK_SCOPE_SIGNAL | (c->scope_abstract ? LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET : 0);
     attr_size = sizeof attr;
   }
   long rs = SC3(SYS_landlock_create_ruleset, &attr, attr_size, 0);
@@ -684,8 +815,8 @@ static void write_oom_adj(int value) {
  * Everything between "stdio is in place" and the command's execve, shared by
  * the task and by exec sessions so that an exec session can never be less
  * confined than the task: oom_score_adj, working directory, Landlock ruleset
- * (built here, as root), working directory, session keyring, credentials,
- * no_new_privs, Landlock, signal mask, PATH search.
+ * (built here, as root), working directory, session keyring, capability
+ * sets, credentials, no_new_privs, Landlock, signal mask, PATH search.
  */
 static __attribute__((noreturn)) void confine_and_exec(const struct config *c);
 
@@ -771,6 +902,8 @@ static __attribute__((noreturn)) void confine_and_exec(const struct config *c) {
   if ((r = r_keyctl(E2_KEYCTL_JOIN_SESSION_KEYRING, 0)) < 0 && r != -ENOSYS)
     die_with_error(E2_ST_SETUP, r, "keyctl(JOIN_SESSION_KEYRING)", 0);
 
+  caps_bound(c);
+
   char op[48];
   if ((r = r_setgroups(c->ngroups, groups)) < 0) die_with_error(E2_ST_CREDS, r, "setgroups", 0);
   if ((r = r_setgid(c->gid)) < 0) {
@@ -788,6 +921,7 @@ static __attribute__((noreturn)) void confine_and_exec(const struct config *c) {
   if (ru != c->uid || eu != c->uid || su != c->uid || rg != c->gid || eg != c->gid ||
       sg != c->gid)
     die_with_error(E2_ST_CREDS, EPERM, "credentials did not stick", 0);
+  caps_apply(c);
 
   if ((r = r_prctl(PR_SET_NO_NEW_PRIVS, 1)) < 0)
     die_with_error(E2_ST_PRIVS, r, "prctl(PR_SET_NO_NEW_PRIVS)", 0);

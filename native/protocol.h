@@ -89,6 +89,9 @@ enum {
   E2_ARG_NVOL,     /* number of volumes, three slots each after the masks:
                       "<r|w><p|s>" (read-only or not; private or slave
                       propagation), the host path, the absolute destination */
+  E2_ARG_CAPBND,   /* capability bounding set to keep: 64-bit mask, "0x<hex>" or decimal */
+  E2_ARG_CAPAMB,   /* ambient capabilities of a non-root command (subset of CAPBND), same format */
+  E2_ARG_SCOPE,    /* extra Landlock scopes (ABI 6+): "1" = abstract unix sockets too, "0" = signals only */
   E2_ARG_FIXED     /* first variable slot */
 };
 /* Unveil rule slots: "<letters>[?][+][@<k>]" then the absolute path.
@@ -138,6 +141,7 @@ enum e2_stage {
   E2_ST_NOT_FOUND = 15,  /* command not found */
   E2_ST_NOT_EXEC = 16,   /* command found but execve failed */
   E2_ST_JOIN = 17,       /* exec mode: setns into the task (ESRCH: it is gone) */
+  E2_ST_CAPS = 18,       /* bounding / ambient capabilities (prctl, capset, verification) */
   E2_ST_VOLUME = 20      /* a volume mount: its host path, destination or bind */
 };
 

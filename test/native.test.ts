@@ -172,6 +172,9 @@ describe('native launcher', function () {
       cwd: path.join(dir, 'work'),
       unveil: SYSTEM_RULES,
       oomScoreAdj: null,
+      capBounding: [],
+      capAmbient: [],
+      scopeAbstractUnixSockets: true,
       ...overrides,
     };
     try {
@@ -424,6 +427,18 @@ describe('native launcher', function () {
     assert.equal(e.code, 'EXEC2_UNVEIL_PATH');
     assert.equal(e.path, '/nope-exec2-test');
     assert.equal(e.message, 'unveil path does not exist: /nope-exec2-test');
+  });
+
+  it('refuses malformed capability sets and scope flags before starting anything', function () {
+    assert.match(launchError(['/bin/true'], { capBounding: [64] }).message, /capBounding must be an integer in \[0, 63\]/);
+    assert.match(launchError(['/bin/true'], { capBounding: [], capAmbient: [10] }).message, /capAmbient must be a subset of capBounding/);
+    assert.match(launchError(['/bin/true'], { uid: 0, gid: 0, capBounding: [10], capAmbient: [10] }).message, /capAmbient must be empty for uid 0/);
+    assert.equal(launchError(['/bin/true'], { capBounding: [1.5] }).code, 'EXEC2_INVALID_ARGUMENT');
+    assert.equal(launchError(['/bin/true'], { scopeAbstractUnixSockets: undefined as unknown as boolean }).code, 'EXEC2_INVALID_ARGUMENT');
+    // A capability the running kernel does not know (cap_last_cap is 40 on every Landlock kernel).
+    const unknown = launchError(['/bin/true'], { capBounding: [63] });
+    assert.equal(unknown.code, 'EXEC2_CAPABILITIES');
+    assert.equal(unknown.message, 'cannot set the task\'s capabilities: capability unknown to this kernel(63)');
   });
 
   it('reports workdir, credential, netns and argument errors with their codes', function () {

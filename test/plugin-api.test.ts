@@ -42,6 +42,11 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
           metrics_address: attr('metrics_address', 'string'),
           metrics_per_task: dflt(attr('metrics_per_task', 'bool'), 'false'),
           private_tmp: dflt(attr('private_tmp', 'bool'), 'true'),
+          allow_caps: dflt(attr('allow_caps', 'list(string)'), '["audit_write","chown","dac_override","fowner","fsetid","kill","mknod","net_bind_service","setfcap","setgid","setpcap","setuid","sys_chroot"]'),
+          dynamic_user_min: dflt(attr('dynamic_user_min', 'number'), '80000'),
+          dynamic_user_max: dflt(attr('dynamic_user_max', 'number'), '89999'),
+          pids_max: dflt(attr('pids_max', 'number'), '4096'),
+          scope_abstract_unix_sockets: dflt(attr('scope_abstract_unix_sockets', 'bool'), 'true'),
         },
       },
     });
@@ -57,6 +62,9 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
           unveil: attr('unveil', 'list(string)'),
           oom_score_adj: attr('oom_score_adj', 'number'),
           work_dir: attr('work_dir', 'string'),
+          cap_add: attr('cap_add', 'list(string)'),
+          cap_drop: attr('cap_drop', 'list(string)'),
+          pids_max: attr('pids_max', 'number'),
         },
       },
     });
@@ -151,6 +159,10 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
         assert.ok(fp.attributes[k], `missing attribute ${k}`);
       }
       const abi = fp.attributes['driver.exec2.landlock.abi']!.intVal!;
+      // The plugin runs with the default allow_caps and abstract-socket scope.
+      assert.equal(fp.attributes['driver.exec2.allow_caps']?.stringVal, 'chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,mknod,audit_write,setfcap');
+      assert.equal(fp.attributes['driver.exec2.landlock.scopes']?.stringVal, abi >= 6 ? 'abstract_unix_socket,signal' : '');
+      assert.equal(fp.attributes['driver.exec2.pids_max']?.intVal, 4096);
       const mode = fp.attributes['driver.exec2.cgroup.mode']!.stringVal!;
       assert.ok(['v1', 'v2', 'hybrid', 'none'].includes(mode));
       // CI machines are root with Landlock and cgroups: there the driver must be usable.

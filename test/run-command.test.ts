@@ -87,6 +87,15 @@ describe('nomad-driver-exec2 run', function () {
     assert.match(r.stdout, /^hi nomad-\d+\nreadable\n$/);
   });
 
+  it('passes capability and pids options through: --allow-cap, --cap-add, --cap-drop, --pids-max', async () => {
+    const r = await run(['--alloc-dir', allocDir, '--user', 'root', '--unveil', 'r:/proc', '--allow-cap', 'chown', '--allow-cap', 'kill', '--cap-drop', 'all', '--cap-add', 'kill', '--pids-max', '50', '--', 'grep', '^CapBnd', '/proc/self/status']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'CapBnd:\t0000000000000020\n');
+    const refused = await run(['--alloc-dir', allocDir, '--cap-add', 'sys_admin', '--', 'true']);
+    assert.equal(refused.code, 125);
+    assert.match(refused.stderr, /sys_admin is not allowed by this client; the plugin option allow_caps/);
+  });
+
   it('runs the first exec2 task of a job in Nomad\'s JSON form', async () => {
     const jobDir = mkdtempSync(path.join(os.tmpdir(), 'exec2-job-'));
     const file = path.join(jobDir, 'job.json');

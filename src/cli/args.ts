@@ -15,6 +15,11 @@ export interface RunOptions {
   env: Record<string, string>;
   workDir: string | undefined;
   oomScoreAdj: number | undefined;
+  capAdd: string[];
+  capDrop: string[];
+  pidsMax: number | undefined;
+  /** plugin allow_caps; undefined = the plugin's default */
+  allowCaps: string[] | undefined;
   killTimeoutMs: number;
   killSignal: string;
   unveilDefaults: boolean;
@@ -41,11 +46,15 @@ task options (the job's config and resources):
   --env K=V              add to the task environment (repeatable)
   --work-dir DIR         working directory (inside an unveiled path)
   --oom-score-adj N      0-1000
+  --cap-add CAP          add a capability (repeatable; must be allowed, see --allow-cap)
+  --cap-drop CAP         drop a capability, or "all" (repeatable)
+  --pids-max N           the task's pids.max (at most the plugin's 4096)
   --kill-timeout DUR     grace period on Ctrl-C before the kill (default 5s)
   --kill-signal SIG      signal sent on Ctrl-C (default SIGINT)
 plugin options:
   --no-unveil-defaults   do not unveil the default system paths
   --unveil-path MODE:PATH  unveil a path to every task (plugin unveil_paths, repeatable)
+  --allow-cap CAP        plugin allow_caps (repeatable; default: Nomad exec's list)
 other:
   --alloc-dir DIR        where to make the allocation directory (default: a temp dir)
   --quiet                no summary line
@@ -83,6 +92,10 @@ export function parseRunArgs(argv: string[]): RunOptions {
         env: { type: 'string', multiple: true },
         'work-dir': { type: 'string' },
         'oom-score-adj': { type: 'string' },
+        'cap-add': { type: 'string', multiple: true },
+        'cap-drop': { type: 'string', multiple: true },
+        'pids-max': { type: 'string' },
+        'allow-cap': { type: 'string', multiple: true },
         'kill-timeout': { type: 'string' },
         'kill-signal': { type: 'string' },
         'no-unveil-defaults': { type: 'boolean' },
@@ -119,6 +132,10 @@ export function parseRunArgs(argv: string[]): RunOptions {
     env,
     workDir: values['work-dir'],
     oomScoreAdj: values['oom-score-adj'] === undefined ? undefined : int('oom-score-adj', values['oom-score-adj'], 0),
+    capAdd: values['cap-add'] ?? [],
+    capDrop: values['cap-drop'] ?? [],
+    pidsMax: values['pids-max'] === undefined ? undefined : int('pids-max', values['pids-max'], 0, 1),
+    allowCaps: values['allow-cap'],
     killTimeoutMs: values['kill-timeout'] === undefined ? 5000 : parseDuration(values['kill-timeout']),
     killSignal: values['kill-signal'] ?? 'SIGINT',
     unveilDefaults: !values['no-unveil-defaults'],

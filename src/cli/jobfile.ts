@@ -10,7 +10,7 @@ interface JsonTask {
   Name?: string;
   Driver?: string;
   User?: string;
-  Config?: { command?: unknown; args?: unknown; unveil?: unknown; oom_score_adj?: unknown; work_dir?: unknown };
+  Config?: { command?: unknown; args?: unknown; unveil?: unknown; oom_score_adj?: unknown; work_dir?: unknown; cap_add?: unknown; cap_drop?: unknown; pids_max?: unknown };
   Env?: Record<string, unknown> | null;
   Resources?: { CPU?: number; Cores?: number; MemoryMB?: number; MemoryMaxMB?: number } | null;
   KillTimeout?: number | null;
@@ -46,6 +46,10 @@ export function optionsFromJob(file: string, base: RunOptions | null = null): Ru
     unveil: strings(cfg.unveil, 'config.unveil'),
     oomScoreAdj: typeof cfg.oom_score_adj === 'number' ? cfg.oom_score_adj : undefined,
     workDir: typeof cfg.work_dir === 'string' ? cfg.work_dir : undefined,
+    capAdd: strings(cfg.cap_add, 'config.cap_add'),
+    capDrop: strings(cfg.cap_drop, 'config.cap_drop'),
+    pidsMax: typeof cfg.pids_max === 'number' ? cfg.pids_max : undefined,
+    allowCaps: base?.allowCaps,
     user: task.User || undefined,
     env: { ...env, ...(base?.env ?? {}) },
     cpuMhz: res.Cores ? 100 : res.CPU ?? 100,

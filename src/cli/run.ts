@@ -48,7 +48,7 @@ export async function runTask(opts: RunOptions): Promise<number> {
   process.on('SIGTERM', onInterrupt);
   try {
     if (client.cgroups.skipReason) throw new Error(client.cgroups.skipReason);
-    await client.startPlugin({ unveil_defaults: opts.unveilDefaults, unveil_by_task: opts.unveil.length > 0, unveil_paths: opts.unveilPaths });
+    await client.startPlugin({ unveil_defaults: opts.unveilDefaults, unveil_by_task: opts.unveil.length > 0, unveil_paths: opts.unveilPaths, allow_caps: opts.allowCaps });
     const task = client.prepareTask({
       command: opts.command,
       args: opts.args,
@@ -61,6 +61,9 @@ export async function runTask(opts: RunOptions): Promise<number> {
       env: opts.env,
       work_dir: opts.workDir,
       oom_score_adj: opts.oomScoreAdj,
+      cap_add: opts.capAdd,
+      cap_drop: opts.capDrop,
+      pids_max: opts.pidsMax,
       onStdout: (b) => process.stdout.write(b),
       onStderr: (b) => process.stderr.write(b),
     });

@@ -73,8 +73,8 @@ export class CgroupFixture {
     this.parent = path.posix.join(mem, tag);
     this.skipReason = null;
     // Nomad's parent exists in every controller; the driver adds task cgroups
-    // for its accounting controllers (cpuacct) below it itself.
-    for (const c of ['cpu', 'memory', 'freezer', 'cpuset', 'cpuacct']) {
+    // for its own controllers (cpuacct, pids) below it itself.
+    for (const c of ['cpu', 'memory', 'freezer', 'cpuset', 'cpuacct', 'pids']) {
       const mount = this.layout.v1.get(c);
       if (!mount) continue;
       let dir = mount;
@@ -134,8 +134,8 @@ export class CgroupFixture {
       this.mkdir(cpusetCgroup);
     }
     dirs.cpuset = cpusetCgroup;
-    // Accounting cgroups the driver creates itself, for cleanup checks.
-    for (const c of ['cpuacct']) {
+    // Cgroups the driver creates itself (accounting, pids), for cleanup checks.
+    for (const c of ['cpuacct', 'pids']) {
       const mount = this.layout.v1.get(c);
       if (mount) dirs[c] = path.join(mount, this.parent, name);
     }

@@ -38,6 +38,11 @@ export interface PluginConfigInput {
   metrics_address?: string;
   metrics_per_task?: boolean;
   private_tmp?: boolean;
+  allow_caps?: string[];
+  dynamic_user_min?: number;
+  dynamic_user_max?: number;
+  pids_max?: number;
+  scope_abstract_unix_sockets?: boolean;
 }
 
 export interface TaskInput {
@@ -46,6 +51,9 @@ export interface TaskInput {
   unveil?: string[];
   oom_score_adj?: number;
   work_dir?: string;
+  cap_add?: string[];
+  cap_drop?: string[];
+  pids_max?: number;
   /** job `user`; default: a dynamic workload user nomad-<n> */
   user?: string;
   cpuMhz?: number;
@@ -103,13 +111,21 @@ export function encodePluginConfig(c: PluginConfigInput = {}): Uint8Array {
     metrics_address: c.metrics_address ?? null,
     metrics_per_task: c.metrics_per_task ?? false,
     private_tmp: c.private_tmp ?? true,
+    allow_caps: c.allow_caps ?? null,
+    dynamic_user_min: c.dynamic_user_min ?? null,
+    dynamic_user_max: c.dynamic_user_max ?? null,
+    pids_max: c.pids_max ?? null,
+    scope_abstract_unix_sockets: c.scope_abstract_unix_sockets ?? null,
   };
   return encodeObject(v, PLUGIN_CONFIG_SCHEMA);
 }
 
-export function encodeTaskConfig(t: Pick<TaskInput, 'command' | 'args' | 'unveil' | 'oom_score_adj' | 'work_dir'>): Uint8Array {
+export function encodeTaskConfig(t: Pick<TaskInput, 'command' | 'args' | 'unveil' | 'oom_score_adj' | 'work_dir' | 'cap_add' | 'cap_drop' | 'pids_max'>): Uint8Array {
   return encodeObject(
-    { command: t.command, args: t.args ?? null, unveil: t.unveil ?? null, oom_score_adj: t.oom_score_adj ?? null, work_dir: t.work_dir ?? null },
+    {
+      command: t.command, args: t.args ?? null, unveil: t.unveil ?? null, oom_score_adj: t.oom_score_adj ?? null, work_dir: t.work_dir ?? null,
+      cap_add: t.cap_add ?? null, cap_drop: t.cap_drop ?? null, pids_max: t.pids_max ?? null,
+    },
     TASK_CONFIG_SCHEMA,
   );
 }

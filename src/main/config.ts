@@ -7,9 +7,23 @@ import { invalidArgument, invalidConfig, DriverError } from './errors';
 import { decoderSchema, objectSpec, type BlockDef } from './hclspec';
 import { parseUnveil, normalisePath, UnveilSyntaxError } from './unveil';
 import { parseListenAddress } from './listen-address';
+import { DEFAULT_ALLOW_CAPS, parseCapabilityList, resolveAllowList } from './capabilities';
 import type { Spec } from '../gen/hashicorp/nomad/plugins/shared/hclspec/hclspec';
 
 export const DEFAULT_STATE_DIR = '/run/nomad-driver-exec2';
+/** Nomad's default dynamic workload user range (client `user.dynamic_user_min` / `_max`). */
+export const DEFAULT_DYNAMIC_USER_MIN = 80000;
+export const DEFAULT_DYNAMIC_USER_MAX = 89999;
+/**
+ * Default (and ceiling) of a task's pids.max. A little under systemd's
+ * per-unit default (DefaultTasksMax = 15% of the kernel's pid limit: 4915
+ * for the usual pid_max 32768), far above what ordinary services use
+ * (JVMs with large pools run a few hundred threads), and small enough that
+ * one task cannot take the host's pids by itself.
+ */
+export const DEFAULT_PIDS_MAX = 4096;
+/** Highest id accepted for the dynamic user range (ids above 2^31-1 confuse tools that keep uids in a signed int). */
+export const MAX_DYNAMIC_ID = 2 ** 31 - 1;
 
 export const PLUGIN_CONFIG_BLOCK: BlockDef = {
   unveil_defaults: { type: 'bool', default: 'true' },
@@ -22,6 +36,15 @@ export const PLUGIN_CONFIG_BLOCK: BlockDef = {
   metrics_per_task: { type: 'bool', default: 'false' },
   // Our own: every task gets its own tmp dir mounted over /tmp (false: the host's /tmp, shared).
   private_tmp: { type: 'bool', default: 'true' },
+  // Capabilities a task may have at most (Nomad exec's allow_caps and default).
+  allow_caps: { type: { list: 'string' }, default: JSON.stringify(DEFAULT_ALLOW_CAPS) },
+  // Nomad's dynamic workload user range (client user.dynamic_user_min/max).
+  dynamic_user_min: { type: 'number', default: String(DEFAULT_DYNAMIC_USER_MIN) },
+  dynamic_user_max: { type: 'number', default: String(DEFAULT_DYNAMIC_USER_MAX) },
+  // Our own: default and ceiling of a task's pids.max (0: no limit).
+  pids_max: { type: 'number', default: String(DEFAULT_PIDS_MAX) },
+  // Our own: Landlock ABI 6+ scopes abstract unix sockets to the task.
+  scope_abstract_unix_sockets: { type: 'bool', default: 'true' },
 };
 
 export const TASK_CONFIG_BLOCK: BlockDef = {
@@ -30,6 +53,9 @@ export const TASK_CONFIG_BLOCK: BlockDef = {
   unveil: { type: { list: 'string' } },
   oom_score_adj: { type: 'number' },
   work_dir: { type: 'string' },
+  cap_add: { type: { list: 'string' } },
+  cap_drop: { type: { list: 'string' } },
+  pids_max: { type: 'number' },
 };
 
 export const PLUGIN_CONFIG_SPEC: Spec = objectSpec(PLUGIN_CONFIG_BLOCK);
@@ -45,6 +71,13 @@ export interface PluginConfig {
   metricsAddress: string | null;
   metricsPerTask: boolean;
   privateTmp: boolean;
+  /** allow_caps as capability numbers, sorted */
+  allowCaps: number[];
+  dynamicUserMin: number;
+  dynamicUserMax: number;
+  /** 0: no pids limit */
+  pidsMax: number;
+  scopeAbstractUnixSockets: boolean;
 }
 
 export const DEFAULT_PLUGIN_CONFIG: PluginConfig = {
@@ -55,6 +88,11 @@ export const DEFAULT_PLUGIN_CONFIG: PluginConfig = {
   metricsAddress: null,
   metricsPerTask: false,
   privateTmp: true,
+  allowCaps: resolveAllowList(parseCapabilityList(DEFAULT_ALLOW_CAPS, 'allow_caps', true, invalidConfig)),
+  dynamicUserMin: DEFAULT_DYNAMIC_USER_MIN,
+  dynamicUserMax: DEFAULT_DYNAMIC_USER_MAX,
+  pidsMax: DEFAULT_PIDS_MAX,
+  scopeAbstractUnixSockets: true,
 };
 
 export interface TaskConfigBlock {
@@ -63,6 +101,10 @@ export interface TaskConfigBlock {
   unveil: string[];
   oomScoreAdj: number | null;
   workDir: string | null;
+  capAdd: string[];
+  capDrop: string[];
+  /** null: the plugin's pids_max */
+  pidsMax: number | null;
 }
 
 function decode(bytes: Uint8Array, schema: typeof PLUGIN_CONFIG_SCHEMA, what: string, mkErr: (m: string) => DriverError) {
@@ -96,6 +138,21 @@ export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
   if (!stateDir.startsWith('/')) throw invalidConfig(`${what}: attribute "state_dir": "${stateDir}" must be an absolute path`);
   const metricsAddress = (v.metrics_address as string | null) || null;
   if (metricsAddress !== null) parseListenAddress(metricsAddress);
+  const allowCaps = v.allow_caps === null || v.allow_caps === undefined
+    ? DEFAULT_PLUGIN_CONFIG.allowCaps
+    : resolveAllowList(parseCapabilityList(strings(v.allow_caps), `${what}: attribute "allow_caps"`, true, invalidConfig));
+  const intAttr = (name: string, dflt: number, min: number, max: number): number => {
+    const raw = v[name];
+    if (raw === null || raw === undefined) return dflt;
+    const n = raw as number;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw invalidConfig(`${what}: attribute "${name}": ${n} is not an integer between ${min} and ${max}`);
+    return n;
+  };
+  // Never 0: a dynamic user must not be able to become root.
+  const dynamicUserMin = intAttr('dynamic_user_min', DEFAULT_DYNAMIC_USER_MIN, 1, MAX_DYNAMIC_ID);
+  const dynamicUserMax = intAttr('dynamic_user_max', DEFAULT_DYNAMIC_USER_MAX, 1, MAX_DYNAMIC_ID);
+  if (dynamicUserMin > dynamicUserMax) throw invalidConfig(`${what}: dynamic_user_min (${dynamicUserMin}) is above dynamic_user_max (${dynamicUserMax})`);
+  const pidsMax = intAttr('pids_max', DEFAULT_PIDS_MAX, 0, 2 ** 22);
   return {
     unveilDefaults: (v.unveil_defaults as boolean | null) ?? true,
     unveilByTask: (v.unveil_by_task as boolean | null) ?? false,
@@ -104,6 +161,11 @@ export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
     metricsAddress,
     metricsPerTask: (v.metrics_per_task as boolean | null) ?? false,
     privateTmp: (v.private_tmp as boolean | null) ?? true,
+    allowCaps,
+    dynamicUserMin,
+    dynamicUserMax,
+    pidsMax,
+    scopeAbstractUnixSockets: (v.scope_abstract_unix_sockets as boolean | null) ?? true,
   };
 }
 
@@ -134,5 +196,17 @@ export function parseTaskConfig(bytes: Uint8Array): TaskConfigBlock {
     if (!w.startsWith('/')) throw invalidArgument(`${what}: attribute "work_dir": "${w}" must be an absolute path`);
     workDir = normalisePath(w);
   }
-  return { command, args, unveil, oomScoreAdj, workDir };
+  const capAdd = strings(v.cap_add ?? null);
+  const capDrop = strings(v.cap_drop ?? null);
+  // Names are checked here (INVALID_ARGUMENT naming the attribute); whether
+  // cap_add is allowed depends on the plugin config (taskCapabilities).
+  parseCapabilityList(capAdd, `${what}: attribute "cap_add"`, false, invalidArgument);
+  parseCapabilityList(capDrop, `${what}: attribute "cap_drop"`, true, invalidArgument);
+  let pidsMax: number | null = null;
+  if (v.pids_max !== null && v.pids_max !== undefined) {
+    const n = v.pids_max as number;
+    if (!Number.isSafeInteger(n) || n < 1 || n > 2 ** 22) throw invalidArgument(`${what}: attribute "pids_max": ${n} is not an integer between 1 and ${2 ** 22}`);
+    pidsMax = n;
+  }
+  return { command, args, unveil, oomScoreAdj, workDir, capAdd, capDrop, pidsMax };
 }

@@ -11,6 +11,7 @@ import { detectCgroupLayout, type CgroupLayout } from './cgroups/detect';
 import type { PluginConfig } from './config';
 import { INIT_HELPER_PATH, loadNative } from '../native/binding';
 import { PLUGIN_VERSION } from './version';
+import { capabilityName } from './capabilities';
 
 /** Controllers a task's limits and accounting need, per mode. */
 export const REQUIRED_V2_CONTROLLERS = ['cpu', 'memory'];
@@ -72,6 +73,15 @@ const boolAttr = (v: boolean): Attribute => ({ boolVal: v, unit: '' });
 const intAttr = (v: number): Attribute => ({ intVal: v, unit: '' });
 const strAttr = (v: string): Attribute => ({ stringVal: v, unit: '' });
 
+/**
+ * The Landlock scopes every task's domain has: none before ABI 6; from ABI 6
+ * signals always, abstract unix sockets unless the operator turned them off.
+ */
+export function landlockScopes(abi: number, config: Pick<PluginConfig, 'scopeAbstractUnixSockets'>): string[] {
+  if (abi < 6) return [];
+  return config.scopeAbstractUnixSockets ? ['abstract_unix_socket', 'signal'] : ['signal'];
+}
+
 /** Pure: facts + config → the message Nomad receives. */
 export function fingerprintFromFacts(facts: HostFacts, config: PluginConfig): FingerprintResponse {
   const attributes: Record<string, Attribute> = {
@@ -80,6 +90,9 @@ export function fingerprintFromFacts(facts: HostFacts, config: PluginConfig): Fi
     'driver.exec2.version': strAttr(PLUGIN_VERSION),
     'driver.exec2.landlock.abi': intAttr(facts.landlockAbi),
     'driver.exec2.cgroup.mode': strAttr(facts.cgroups.mode),
+    'driver.exec2.allow_caps': strAttr(config.allowCaps.map(capabilityName).join(',')),
+    'driver.exec2.landlock.scopes': strAttr(landlockScopes(facts.landlockAbi, config).join(',')),
+    'driver.exec2.pids_max': intAttr(config.pidsMax),
   };
   const answer = (health: Health, description: string): FingerprintResponse => ({ attributes, health, healthDescription: description, err: '' });
 

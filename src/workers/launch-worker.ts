@@ -102,6 +102,18 @@ function openDir(p: string, what: string, flags = C.O_RDONLY | C.O_DIRECTORY): n
   }
 }
 
+/**
+ * A dynamic user's uid and gid must belong to no account or group: the
+ * task would own that account's files (and, for a group, get its access).
+ * FAILED_PRECONDITION: the job is fine, this host's databases collide with
+ * the dynamic-user range.
+ */
+function refuseKnownIds(native: Exec2Native, name: string, uid: number, gid: number): void {
+  const owners = native.idOwners(uid, gid);
+  if (owners.user !== null) throw fail('failed-precondition', 'EXEC2_USER', `user "${name}": uid ${uid} belongs to the account "${owners.user}" in the passwd database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's accounts)`);
+  if (owners.group !== null) throw fail('failed-precondition', 'EXEC2_USER', `user "${name}": gid ${gid} belongs to the group "${owners.group}" in the group database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's groups)`);
+}
+
 export default function launch(req: LaunchRequest): LaunchReply {
   const t0 = process.hrtime.bigint();
   const fds: number[] = [];
@@ -125,6 +137,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
     const t1 = process.hrtime.bigint();
 
     let creds = req.user.resolved;
+    if (creds && req.dynamicUser) refuseKnownIds(native, req.user.name, creds.uid, creds.gid);
     if (!creds) {
       const rec = native.lookupUser(req.user.name);
       if (!rec) throw fail('not-found', 'EXEC2_USER', `user "${req.user.name}" does not exist on this host`);

@@ -6,6 +6,16 @@
  */
 import type { Limits, TaskCgroup } from '../main/cgroups/task-cgroup';
 import type { PlannedRule } from '../main/unveil';
+import type { TaskCapabilities } from '../main/capabilities';
+
+/**
+ * A task's capabilities for both outcomes of the user lookup: whether a
+ * named user is uid 0 is known only in the worker.
+ */
+export interface CapabilityChoice {
+  root: TaskCapabilities;
+  user: TaskCapabilities;
+}
 
 /**
  * Who runs what, where, confined how: the part of a task launch and an exec
@@ -26,10 +36,15 @@ export interface ConfinedRequest {
   unveil: PlannedRule[];
   oomScoreAdj: number | null;
   initPath: string;
+  caps: CapabilityChoice;
+  /** Landlock ABI 6+: scope abstract unix sockets to the command's domain */
+  scopeAbstractUnixSockets: boolean;
 }
 
 export interface LaunchRequest extends ConfinedRequest {
   kind: 'launch';
+  /** "nomad-<n>": refuse ids the passwd or group database knows */
+  dynamicUser: boolean;
   limits: Limits;
   stdoutPath: string;
   stderrPath: string;

@@ -31,7 +31,13 @@ export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): P
 
 type Confinement = Omit<ConfinedSpec, 'initPath' | 'cgroupFd' | 'cgroupProcsFds'>;
 
-/** Credentials, environment (with USER and HOME of the resolved user), cwd, Landlock rules, OOM score. */
+/** The capability sets for the resolved uid (0: root's sets). */
+export function capabilitiesFor(req: ConfinedRequest, uid: number): Pick<ConfinedSpec, 'capBounding' | 'capAmbient'> {
+  const c = uid === 0 ? req.caps.root : req.caps.user;
+  return { capBounding: c.bounding, capAmbient: c.ambient };
+}
+
+/** Credentials, environment (with USER and HOME of the resolved user), cwd, Landlock rules and scopes, OOM score, capabilities. */
 export function confinement(
   req: ConfinedRequest,
   creds: { uid: number; gid: number; groups: number[]; home: string },
@@ -47,5 +53,7 @@ export function confinement(
     cwdBeneath: req.cwdBeneath,
     unveil: req.unveil,
     oomScoreAdj: req.oomScoreAdj,
+    ...capabilitiesFor(req, creds.uid),
+    scopeAbstractUnixSockets: req.scopeAbstractUnixSockets,
   };
 }

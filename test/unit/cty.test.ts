@@ -1,7 +1,7 @@
 /** cty-msgpack encoding and decoding against the worked examples of spec §4.3. */
 import assert from 'node:assert/strict';
 import { decodeObject, encodeObject, CtyDecodeError } from '../../src/main/cty';
-import { PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA, parsePluginConfig, parseTaskConfig } from '../../src/main/config';
+import { DEFAULT_PLUGIN_CONFIG, PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA, parsePluginConfig, parseTaskConfig } from '../../src/main/config';
 import { DriverError } from '../../src/main/errors';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -10,17 +10,17 @@ const str = (s: string): string => Buffer.from(s).toString('hex');
 describe('cty msgpack', () => {
   it('decodes the exec2 default plugin config bytes from the spec', () => {
     const bytes = hex(`83 ae${str('unveil_by_task')} c2 af${str('unveil_defaults')} c3 ac${str('unveil_paths')} c0`);
-    assert.deepEqual(parsePluginConfig(bytes), { unveilDefaults: true, unveilByTask: false, unveilPaths: [], stateDir: '/run/nomad-driver-exec2', metricsAddress: null, metricsPerTask: false, privateTmp: true });
+    assert.deepEqual(parsePluginConfig(bytes), { unveilDefaults: true, unveilByTask: false, unveilPaths: [], stateDir: '/run/nomad-driver-exec2', metricsAddress: null, metricsPerTask: false, allowCaps: DEFAULT_PLUGIN_CONFIG.allowCaps, dynamicUserMin: 80000, dynamicUserMax: 89999, pidsMax: 4096, scopeAbstractUnixSockets: true, privateTmp: true });
   });
 
   it('decodes `command = "env"` as Nomad encodes it', () => {
     const bytes = hex(`84 a4${str('args')} c0 a7${str('command')} a3${str('env')} ad${str('oom_score_adj')} c0 a6${str('unveil')} c0`);
-    assert.deepEqual(parseTaskConfig(bytes), { command: 'env', args: [], unveil: [], oomScoreAdj: null, workDir: null });
+    assert.deepEqual(parseTaskConfig(bytes), { command: 'env', args: [], unveil: [], oomScoreAdj: null, workDir: null, capAdd: [], capDrop: [], pidsMax: null });
   });
 
   it('decodes the cat example with a uint16 oom_score_adj', () => {
     const bytes = hex(`84 a4${str('args')} 91 af${str('/etc/os-release')} a7${str('command')} a3${str('cat')} ad${str('oom_score_adj')} cd 01 f4 a6${str('unveil')} 90`);
-    assert.deepEqual(parseTaskConfig(bytes), { command: 'cat', args: ['/etc/os-release'], unveil: [], oomScoreAdj: 500, workDir: null });
+    assert.deepEqual(parseTaskConfig(bytes), { command: 'cat', args: ['/etc/os-release'], unveil: [], oomScoreAdj: 500, workDir: null, capAdd: [], capDrop: [], pidsMax: null });
   });
 
   it('accepts numbers sent as decimal strings, uint64 and float64', () => {
@@ -49,7 +49,7 @@ describe('cty msgpack', () => {
     const bytes = encodeObject({ command: 'cat', args: ['/etc/os-release'], unveil: [], oom_score_adj: 500 }, TASK_CONFIG_SCHEMA);
     assert.equal(
       Buffer.from(bytes).toString('hex'),
-      `85a4${str('args')}91af${str('/etc/os-release')}a7${str('command')}a3${str('cat')}ad${str('oom_score_adj')}cd01f4a6${str('unveil')}90a8${str('work_dir')}c0`,
+      `88a4${str('args')}91af${str('/etc/os-release')}a7${str('cap_add')}c0a8${str('cap_drop')}c0a7${str('command')}a3${str('cat')}ad${str('oom_score_adj')}cd01f4a8${str('pids_max')}c0a6${str('unveil')}90a8${str('work_dir')}c0`,
     );
     assert.equal(Buffer.from(encodeObject({ n: 200000 }, {})).toString('hex'), `81a1${str('n')}ce00030d40`);
     assert.equal(Buffer.from(encodeObject({ n: -1 }, {})).toString('hex'), `81a1${str('n')}ff`);
@@ -58,7 +58,7 @@ describe('cty msgpack', () => {
 
   it('round-trips the plugin config through encode and decode', () => {
     const bytes = encodeObject({ unveil_defaults: false, unveil_by_task: true, unveil_paths: ['rx:/opt/bin'] }, PLUGIN_CONFIG_SCHEMA);
-    assert.deepEqual(parsePluginConfig(bytes), { unveilDefaults: false, unveilByTask: true, unveilPaths: ['rx:/opt/bin'], stateDir: '/run/nomad-driver-exec2', metricsAddress: null, metricsPerTask: false, privateTmp: true });
+    assert.deepEqual(parsePluginConfig(bytes), { unveilDefaults: false, unveilByTask: true, unveilPaths: ['rx:/opt/bin'], stateDir: '/run/nomad-driver-exec2', metricsAddress: null, metricsPerTask: false, allowCaps: DEFAULT_PLUGIN_CONFIG.allowCaps, dynamicUserMin: 80000, dynamicUserMax: 89999, pidsMax: 4096, scopeAbstractUnixSockets: true, privateTmp: true });
   });
 });
 

@@ -122,18 +122,18 @@ describe('cgroup layouts', () => {
 
   it('computes the exact v2 and v1 limit files', () => {
     const v2 = { mode: 'v2' as const, dir: '/c' };
-    assert.deepEqual(limitFiles(v2, { cpuQuotaUs: 40000, cpuShares: 1000, cpusetCpus: '', memoryMax: 262144000, memoryLow: 157286400 }), [
+    assert.deepEqual(limitFiles(v2, { cpuQuotaUs: 40000, cpuShares: 1000, cpusetCpus: '', memoryMax: 262144000, memoryLow: 157286400, pidsMax: 0 }), [
       ['/c', 'cpu.max', '40000 100000'],
       ['/c', 'memory.low', '157286400'],
       ['/c', 'memory.max', '262144000'],
     ]);
-    assert.deepEqual(limitFiles(v2, { cpuQuotaUs: 40000, cpuShares: 5000, cpusetCpus: '0-1', memoryMax: 1048576, memoryLow: 0 }), [
+    assert.deepEqual(limitFiles(v2, { cpuQuotaUs: 40000, cpuShares: 5000, cpusetCpus: '0-1', memoryMax: 1048576, memoryLow: 0, pidsMax: 0 }), [
       ['/c', 'cpuset.cpus', '0-1'],
       ['/c', 'cpu.max', '200000 100000'],
       ['/c', 'memory.max', '1048576'],
     ]);
     const v1 = { mode: 'v1' as const, created: [], dirs: { cpu: '/cpu', memory: '/mem', cpuset: '/cs' } };
-    assert.deepEqual(limitFiles(v1, { cpuQuotaUs: 40000, cpuShares: 1000, cpusetCpus: '', memoryMax: 262144000, memoryLow: 157286400 }), [
+    assert.deepEqual(limitFiles(v1, { cpuQuotaUs: 40000, cpuShares: 1000, cpusetCpus: '', memoryMax: 262144000, memoryLow: 157286400, pidsMax: 0 }), [
       ['/cpu', 'cpu.shares', '1000'],
       ['/cpu', 'cpu.cfs_period_us', '100000'],
       ['/cpu', 'cpu.cfs_quota_us', '40000'],
@@ -161,9 +161,10 @@ describe('small formats', () => {
     assert.equal(parseStatus('exited seven'), null);
   });
   it('resolves dynamic workload users without a passwd entry', () => {
-    assert.deepEqual(dynamicUser('nomad-80123'), { name: 'nomad-80123', uid: 80123, gid: 80123, groups: [], home: '/nonexistent' });
-    assert.equal(dynamicUser('nomad-99999999999'), null);
-    assert.equal(dynamicUser('alice'), null);
+    const range = { min: 80000, max: 89999 };
+    assert.deepEqual(dynamicUser('nomad-80123', range), { name: 'nomad-80123', uid: 80123, gid: 80123, groups: [], home: '/nonexistent' });
+    assert.equal(dynamicUser('alice', range), null);
+    assert.equal(dynamicUser('nomad-x', range), null);
   });
   it('round-trips driver_state and refuses other versions clearly', () => {
     const bytes = encodeDriverState({ pid: 42, pidStartTime: '123', statusDir: '/s', cgroup: { mode: 'v2', dir: '/c' }, user: { name: 'u', uid: 1, gid: 1 }, taskDir: '/t', startedAt: 'x', oomKillsBefore: 0 });
@@ -173,9 +174,16 @@ describe('small formats', () => {
   });
   it('keeps the sandbox-shaping config attributes in driver_state for exec after an agent restart', () => {
     const base = { pid: 42, pidStartTime: '123', statusDir: '/s', cgroup: { mode: 'v2' as const, dir: '/c' }, user: { name: 'u', uid: 1, gid: 1 }, taskDir: '/t', startedAt: 'x', oomKillsBefore: 0 };
-    const sandbox = { unveil: ['r:/etc/mime.types'], workDir: '/t/local', oomScoreAdj: 300 };
+    const sandbox = { unveil: ['r:/etc/mime.types'], workDir: '/t/local', oomScoreAdj: 300, capAdd: ['net_bind_service'], capDrop: [] };
     assert.deepEqual(decodeDriverState(encodeDriverState({ ...base, sandbox }), 1).sandbox, sandbox);
     assert.equal(decodeDriverState(encodeDriverState(base), 1).sandbox, undefined, 'handles from before exec support still decode');
+    const { capAdd: _a, capDrop: _d, ...before } = sandbox;
+    const old = decodeDriverState(Buffer.from(JSON.stringify({ format: 'nomad-driver-exec2-ts', v: 1, ...base, sandbox: before })), 1);
+    assert.deepEqual(old.sandbox, { ...before, capAdd: [], capDrop: [] }, 'handles from before cap_add/cap_drop decode with none');
+    assert.equal(old.caps, undefined);
+    const caps = { bounding: [0, 10], ambient: [10] };
+    assert.deepEqual(decodeDriverState(encodeDriverState({ ...base, sandbox, caps, scopeAbstractUnixSockets: false }), 1).caps, caps);
+    assert.throws(() => decodeDriverState(Buffer.from(JSON.stringify({ format: 'nomad-driver-exec2-ts', v: 1, ...base, caps: { bounding: [64], ambient: [] } })), 1), /malformed capabilities/);
     const bad = Buffer.from(JSON.stringify({ format: 'nomad-driver-exec2-ts', v: 1, ...base, sandbox: { unveil: 'r:/x', workDir: null, oomScoreAdj: null } }));
     assert.throws(() => decodeDriverState(bad, 1), /malformed sandbox/);
   });

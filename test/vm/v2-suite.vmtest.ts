@@ -109,6 +109,8 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
     assert.equal(fp.health, Health.HEALTHY, fp.healthDescription);
     assert.equal(fp.attributes['driver.exec2.cgroup.mode']?.stringVal, 'v2');
     assert.equal(Number(fp.attributes['driver.exec2.landlock.abi']?.intVal), WANT_ABI);
+    // 6.1 (ABI 2): no scope at all; 6.12 (ABI 6): abstract sockets and signals.
+    assert.equal(fp.attributes['driver.exec2.landlock.scopes']?.stringVal, WANT_ABI >= 6 ? 'abstract_unix_socket,signal' : '');
   });
 
   describe('limits in the task scope', () => {
@@ -120,6 +122,33 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
       assert.equal(read(d, 'memory.max'), String(200 * 1024 * 1024));
       assert.equal(read(d, 'memory.low'), '0');
       await stopAndFinish(task);
+    });
+
+    it('pids.max in the scope: the plugin default 4096, a task pids_max 40, and a fork bomb stops there', async () => {
+      const { task: dflt } = await run({ command: 'sleep', args: ['1000'] });
+      assert.equal(read(dflt.cgroup.dirs.unified!, 'pids.max'), '4096');
+      await stopAndFinish(dflt);
+      // A shell exits when a fork fails: the bomb runs in a subshell, the task goes on.
+      const { task } = await run({ command: 'sh', args: ['-c', '(i=0; while [ $i -lt 100 ]; do sleep 1000 & i=$((i+1)); done) 2>/dev/null; echo forked; exec sleep 1000'], pids_max: 40 });
+      await task.stdout!.waitFor(/forked/, 120_000);
+      const d = task.cgroup.dirs.unified!;
+      assert.equal(read(d, 'pids.max'), '40');
+      assert.ok(Number(read(d, 'pids.current')) <= 40, `pids.current ${read(d, 'pids.current')}`);
+      assert.ok(Number(/^max (\d+)$/m.exec(read(d, 'pids.events'))?.[1]) > 0, 'no fork was refused');
+      await nomad.stop(task.config.id, 300);
+      assert.deepEqual(procs(d), [], 'processes left in the scope after StopTask');
+      await output(task);
+    });
+
+    it('lifts cpu.max to "max" before killing a busy task that ignores the stop signal', async () => {
+      const { task } = await run({ command: 'sh', args: ['-c', 'trap "" INT TERM; (while :; do :; done) & echo ready; while :; do :; done'], cpuMhz: 1000 });
+      await task.stdout!.waitFor(/ready/);
+      const d = task.cgroup.dirs.unified!;
+      assert.equal(read(d, 'cpu.max'), '40000 100000');
+      await nomad.stop(task.config.id, 500, 'SIGTERM');
+      assert.deepEqual(procs(d), [], 'processes left in the scope after StopTask');
+      assert.equal(read(d, 'cpu.max'), 'max 100000');
+      await output(task);
     });
 
     it('memory 150 with memory_max 250 → memory.low 157286400, memory.max 262144000', async () => {
@@ -318,6 +347,27 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
       assert.equal(r.out.split('--\n')[0], readFileSync('/etc/hosts', 'utf8'));
       assert.doesNotMatch(r.out, /APPENDED|READ-PASSWD/);
       assert.equal((r.err.match(/Permission denied/g) ?? []).length, 2, r.err);
+    });
+
+    const scoped = WANT_ABI >= 6
+      ? 'refuses a connect to a host abstract unix socket (ABI >= 6 scopes them)'
+      : `lets a connect to a host abstract unix socket through on ABI ${WANT_ABI}: scopes arrived with ABI 6 (documented limit)`;
+    it(scoped, async function () {
+      skipUnless(this, existsSync('/usr/bin/python3'), '/usr/bin/python3 is not installed (apt-get install python3)');
+      const name = `exec2-vm-${randomBytes(4).toString('hex')}`;
+      const listener = spawn('python3', ['-u', '-c', 'import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind("\\0" + sys.argv[1]); s.listen(4); print("listening")\nwhile True: s.accept()[0].close()', name], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          listener.stdout.on('data', (b: Buffer) => { if (b.toString().includes('listening')) resolve(); });
+          listener.once('exit', (c) => reject(new Error(`listener exited with ${c}`)));
+        });
+        const { task } = await run({ command: 'python3', args: ['-c', 'import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect("\\0" + sys.argv[1]); print("connected")\nexcept OSError as e:\n    print("denied", e.errno)', name] });
+        const r = await output(task);
+        assert.equal(r.exit, 0, r.err);
+        assert.equal(r.out.trim(), WANT_ABI >= 6 ? 'denied 1' : 'connected');
+      } finally {
+        listener.kill('SIGKILL');
+      }
     });
 
     const truncation = WANT_ABI >= 3

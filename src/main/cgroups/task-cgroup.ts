@@ -36,6 +36,8 @@ export interface Limits {
   memoryMax: number;
   /** bytes; 0 = none (soft reservation with memory_max) */
   memoryLow: number;
+  /** pids.max (processes and threads); 0 = no limit */
+  pidsMax: number;
 }
 
 export class CgroupError extends Error {
@@ -47,8 +49,12 @@ export class CgroupError extends Error {
 
 /** v1 controllers the driver places a task in, when the host has them. */
 const V1_NOMAD_CONTROLLERS = ['cpu', 'memory', 'freezer'] as const;
-/** Controllers Nomad does not create task cgroups in but we use for accounting. */
-const V1_OWN_CONTROLLERS = ['cpuacct'] as const;
+/**
+ * Controllers Nomad does not create task cgroups in but we need: cpuacct
+ * for accounting, pids for the pids bound (a v1 task outside any pids
+ * cgroup can take every pid of the host).
+ */
+const V1_OWN_CONTROLLERS = ['cpuacct', 'pids'] as const;
 
 /**
  * Work out the task cgroup from what Nomad passed. In v2 the path is used as
@@ -102,8 +108,16 @@ export function prepareTaskCgroup(cg: TaskCgroup): TaskCgroup {
       const code = (err as NodeJS.ErrnoException).code;
       // EEXIST: co-mounted with a Nomad controller, or made by an earlier attempt.
       if (code === 'ENOENT') {
-        mkdirSync(dir, { recursive: true });
-        created.push(dir);
+        // Every level made here is ours to remove again (parents first).
+        const first = mkdirSync(dir, { recursive: true });
+        if (first) {
+          const levels = path.relative(first, dir).split(path.sep).filter(Boolean);
+          let d = first;
+          created.push(d);
+          for (const l of levels) created.push((d = path.join(d, l)));
+        } else {
+          created.push(dir);
+        }
       } else if (code !== 'EEXIST') {
         throw new CgroupError(`cannot create ${dir}: ${(err as Error).message}`);
       }
@@ -123,6 +137,9 @@ function write(dir: string, file: string, value: string): void {
     writeFileSync(target, value);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(dir)) throw missingCgroup(dir);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file === 'pids.max') {
+      throw new CgroupError(`cannot write "${value}" to ${target}: the pids controller is not enabled for this cgroup (enable it in the parent's cgroup.subtree_control, as Nomad does, or set the plugin option pids_max = 0)`);
+    }
     throw new CgroupError(`cannot write "${value}" to ${target}: ${(err as Error).message}`);
   }
 }
@@ -145,9 +162,10 @@ export function limitFiles(cg: TaskCgroup, limits: Limits): Array<[string, strin
     if (quota > 0) out.push([cg.dir, 'cpu.max', `${quota} ${CPU_PERIOD_US}`]);
     if (limits.memoryLow > 0) out.push([cg.dir, 'memory.low', String(limits.memoryLow)]);
     if (limits.memoryMax > 0) out.push([cg.dir, 'memory.max', String(limits.memoryMax)]);
+    if (limits.pidsMax > 0) out.push([cg.dir, 'pids.max', String(limits.pidsMax)]);
     return out;
   }
-  const { cpu, memory, cpuset } = cg.dirs;
+  const { cpu, memory, cpuset, pids } = cg.dirs;
   if (cpuset && limits.cpusetCpus) {
     out.push([cpuset, 'cpuset.cpus', limits.cpusetCpus]);
   }
@@ -162,6 +180,7 @@ export function limitFiles(cg: TaskCgroup, limits: Limits): Array<[string, strin
     if (limits.memoryMax > 0) out.push([memory, 'memory.limit_in_bytes', String(limits.memoryMax)]);
     if (limits.memoryLow > 0) out.push([memory, 'memory.soft_limit_in_bytes', String(limits.memoryLow)]);
   }
+  if (pids && limits.pidsMax > 0) out.push([pids, 'pids.max', String(limits.pidsMax)]);
   return out;
 }
 
@@ -248,6 +267,24 @@ export function killAll(cg: TaskCgroup): void {
     if (freezer && freezer !== memberDir) for (const pid of readProcs(freezer)) safeKill(pid);
   } finally {
     if (freezer) tryWrite(path.join(freezer, 'freezer.state'), 'THAWED');
+  }
+}
+
+/**
+ * Remove the task cgroup's CPU bandwidth cap (v2 cpu.max "max", v1
+ * cpu.cfs_quota_us -1) so that killed threads get the CPU to die. Only the
+ * task's own cgroup is written; a missing file (task cgroup already gone,
+ * no cpu controller) is not an error.
+ */
+export function liftCpuLimit(cg: TaskCgroup): void {
+  const target = cg.mode === 'v2' ? { dir: cg.dir, file: 'cpu.max', value: 'max' } : cg.dirs.cpu ? { dir: cg.dirs.cpu, file: 'cpu.cfs_quota_us', value: '-1' } : null;
+  if (!target) return;
+  const file = path.join(target.dir, target.file);
+  try {
+    writeFileSync(file, target.value);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new CgroupError(`cannot write "${target.value}" to ${file}: ${(err as Error).message}`);
   }
 }
 

@@ -11,14 +11,14 @@ import * as tty from 'node:tty';
 import type { ExitResult } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { Exec2Native, WaitStatus } from '../../native/binding';
 import type { ExecLaunchRequest, LaunchFailure } from '../../workers/messages';
-import { DriverError, type DriverErrorCode } from '../errors';
+import { DriverError, failedPrecondition, type DriverErrorCode } from '../errors';
 import type { Launcher } from '../launcher';
 import type { Logger } from '../log';
 import type { TaskRecord } from '../tasks/task-manager';
 import { allProcesses } from '../tasks/proc';
 import type { TaskSandbox } from '../tasks/sandbox';
 import type { PlannedRule } from '../unveil';
-import { dynamicUser } from '../users';
+import { isDynamicUserName } from '../users';
 
 /** After the command exits, output still buffered is forwarded until no byte came for this long... */
 export const DRAIN_IDLE_MS = 1000;
@@ -201,6 +201,8 @@ export class ExecSession {
         cwdBeneath: sandbox.cwdBeneath,
         unveil: opts.tty ? [...sandbox.unveil, CONTROLLING_TERMINAL_RULE] : sandbox.unveil,
         oomScoreAdj: sandbox.oomScoreAdj,
+        caps: sandbox.caps,
+        scopeAbstractUnixSockets: sandbox.scopeAbstractUnixSockets,
         initPath: deps.initPath,
       };
       const pidNs = readLink(`/proc/${task.state.pid}/ns/pid`);
@@ -335,10 +337,17 @@ export class ExecSession {
   }
 }
 
-/** Dynamic users resolve without a lookup; named users are looked up again by the worker. */
+/**
+ * Dynamic users resolve without a lookup, to the ids the task was started
+ * with (checked against the dynamic-user range and the user databases at
+ * StartTask; a later change of the range must not strand a running task);
+ * named users are looked up again by the worker.
+ */
 function dynamicCredentials(task: TaskRecord): ExecLaunchRequest['user']['resolved'] {
-  const dyn = dynamicUser(task.state.user.name);
-  return dyn ? { uid: dyn.uid, gid: dyn.gid, groups: dyn.groups, home: dyn.home } : null;
+  const u = task.state.user;
+  if (!isDynamicUserName(u.name)) return null;
+  if (u.uid === 0 || u.gid === 0) throw failedPrecondition(`task ${task.id}: dynamic user "${u.name}" is recorded with uid ${u.uid} gid ${u.gid}; refusing to exec as root`);
+  return { uid: u.uid, gid: u.gid, groups: [], home: '/nonexistent' };
 }
 
 function readLink(p: string): string | null {

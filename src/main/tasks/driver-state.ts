@@ -5,6 +5,7 @@
  */
 import type { TaskCgroup } from '../cgroups/task-cgroup';
 import type { SandboxBlock } from './sandbox';
+import type { TaskCapabilities } from '../capabilities';
 import { DriverError } from '../errors';
 
 export const HANDLE_VERSION = 1;
@@ -32,6 +33,14 @@ export interface DriverStateV1 {
    * Absent in handles written before exec support.
    */
   sandbox?: SandboxBlock;
+  /**
+   * The capability sets the task was started with: exec sessions get
+   * exactly these, whatever allow_caps says after a plugin restart. Absent
+   * in handles written before capability support.
+   */
+  caps?: TaskCapabilities;
+  /** whether the task's Landlock domain scopes abstract unix sockets (absent: the plugin's current setting) */
+  scopeAbstractUnixSockets?: boolean;
 }
 
 export function encodeDriverState(s: Omit<DriverStateV1, 'format' | 'v'>): Uint8Array {
@@ -54,14 +63,33 @@ export function decodeDriverState(bytes: Uint8Array, handleVersion: number): Dri
   if (!Number.isInteger(s.pid) || typeof s.pidStartTime !== 'string' || typeof s.statusDir !== 'string' || !s.cgroup || !s.user) {
     throw new DriverError('INVALID_ARGUMENT', 'driver_state is incomplete');
   }
-  if (s.sandbox !== undefined && !isSandboxBlock(s.sandbox)) throw new DriverError('INVALID_ARGUMENT', 'driver_state has a malformed sandbox');
+  if (s.sandbox !== undefined) {
+    if (!isSandboxBlock(s.sandbox)) throw new DriverError('INVALID_ARGUMENT', 'driver_state has a malformed sandbox');
+    // Handles from before cap_add / cap_drop existed.
+    s.sandbox = { ...s.sandbox, capAdd: s.sandbox.capAdd ?? [], capDrop: s.sandbox.capDrop ?? [] };
+  }
+  if (s.caps !== undefined && !isCapabilities(s.caps)) throw new DriverError('INVALID_ARGUMENT', 'driver_state has malformed capabilities');
+  if (s.scopeAbstractUnixSockets !== undefined && typeof s.scopeAbstractUnixSockets !== 'boolean') throw new DriverError('INVALID_ARGUMENT', 'driver_state has a malformed scopeAbstractUnixSockets');
   return s as DriverStateV1;
 }
 
-function isSandboxBlock(v: unknown): v is SandboxBlock {
+const isCapList = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 63);
+
+function isCapabilities(v: unknown): v is TaskCapabilities {
+  if (!v || typeof v !== 'object') return false;
+  const c = v as Record<string, unknown>;
+  return isCapList(c.bounding) && isCapList(c.ambient);
+}
+
+const isStringList = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** capAdd / capDrop may be missing (older handles); decodeDriverState fills them in. */
+function isSandboxBlock(v: unknown): v is Omit<SandboxBlock, 'capAdd' | 'capDrop'> & Partial<Pick<SandboxBlock, 'capAdd' | 'capDrop'>> {
   if (!v || typeof v !== 'object') return false;
   const b = v as Record<string, unknown>;
-  return Array.isArray(b.unveil) && b.unveil.every((x) => typeof x === 'string')
+  return isStringList(b.unveil)
     && (b.workDir === null || typeof b.workDir === 'string')
-    && (b.oomScoreAdj === null || Number.isInteger(b.oomScoreAdj));
+    && (b.oomScoreAdj === null || Number.isInteger(b.oomScoreAdj))
+    && (b.capAdd === undefined || isStringList(b.capAdd))
+    && (b.capDrop === undefined || isStringList(b.capDrop));
 }

@@ -13,12 +13,14 @@ import type { PluginConfig, TaskConfigBlock } from '../config';
 import { failedPrecondition, invalidArgument } from '../errors';
 import { planVolumes, type Volume } from './volumes';
 import { buildUnveilRules, isUnveiled, isWithin, planUnveil, writableRuleFor, UnveilSyntaxError, type PlannedRule, type UnveilRule } from '../unveil';
+import { taskCapabilities } from '../capabilities';
+import type { CapabilityChoice } from '../../workers/messages';
 
 /** Environment variables exec2 removes besides LD_* (display and mail leftovers). */
 const DROPPED_ENV = new Set(['LS_COLORS', 'XAUTHORITY', 'DISPLAY', 'COLORTERM', 'MAIL']);
 
 /** The parts of the `config {}` block that shape the sandbox (kept in driver_state: Nomad does not persist the block). */
-export type SandboxBlock = Pick<TaskConfigBlock, 'unveil' | 'workDir' | 'oomScoreAdj'>;
+export type SandboxBlock = Pick<TaskConfigBlock, 'unveil' | 'workDir' | 'oomScoreAdj' | 'capAdd' | 'capDrop'>;
 
 export interface TaskSandbox {
   /** in resolution order (planUnveil) */
@@ -45,6 +47,15 @@ export interface TaskSandbox {
   /** network namespace to join (GROUP mode), or null for the host's */
   netnsPath: string | null;
   oomScoreAdj: number | null;
+  /** capability sets for a uid 0 and for any other user */
+  caps: CapabilityChoice;
+  scopeAbstractUnixSockets: boolean;
+}
+
+/** cap_add / cap_drop against allow_caps, for both outcomes of the user lookup. */
+export function capabilityChoice(block: Pick<SandboxBlock, 'capAdd' | 'capDrop'>, config: PluginConfig): CapabilityChoice {
+  const input = { allow: config.allowCaps, add: block.capAdd, drop: block.capDrop };
+  return { root: taskCapabilities({ ...input, root: true }), user: taskCapabilities({ ...input, root: false }) };
 }
 
 /** The tmp dir mounted over /tmp may keep this many directories below /tmp reachable (native/protocol.h). */
@@ -143,5 +154,6 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
     if (!net.path) throw failedPrecondition(`network isolation mode ${NetMode[net.mode]} needs a namespace path`);
     netnsPath = net.path;
   }
-  return { unveil: plan.rules, cwdBeneath: plan.beneath(cwd), tmp, masks: hidden, untrustedRoots, volumes: vols.volumes, env: taskEnv, cwd, taskRoot, netnsPath, oomScoreAdj: block.oomScoreAdj };
+  const caps = capabilityChoice(block, config);
+  return { unveil: plan.rules, cwdBeneath: plan.beneath(cwd), tmp, masks: hidden, untrustedRoots, volumes: vols.volumes, env: taskEnv, cwd, taskRoot, netnsPath, oomScoreAdj: block.oomScoreAdj, caps, scopeAbstractUnixSockets: config.scopeAbstractUnixSockets };
 }

@@ -9,7 +9,7 @@ import type { ExitResult, TaskConfig, TaskHandle } from '../../gen/hashicorp/nom
 import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { INIT_HELPER_PATH, SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native, type WaitStatus } from '../../native/binding';
 import type { LaunchFailure, LaunchRequest, LaunchTimings } from '../../workers/messages';
-import { CgroupError, isEmpty, killAll, oomKillCount, removeOwnCgroupsAsync, resolveTaskCgroup, type Limits, type TaskCgroup } from '../cgroups/task-cgroup';
+import { CgroupError, isEmpty, killAll, liftCpuLimit, oomKillCount, removeOwnCgroupsAsync, resolveTaskCgroup, type Limits, type TaskCgroup } from '../cgroups/task-cgroup';
 import type { CgroupLayout } from '../cgroups/detect';
 import { parseTaskConfig } from '../config';
 import { DriverError, failedPrecondition, internal, invalidArgument, notFound } from '../errors';
@@ -182,6 +182,7 @@ export class TaskManager {
       cpusetCpus: lin?.cpusetCpus ?? '',
       memoryMax: (memMaxMb > 0 ? memMaxMb : memMb) * MiB,
       memoryLow: memMaxMb > 0 ? memMb * MiB : 0,
+      pidsMax: pidsLimit(block.pidsMax, config.pidsMax),
     };
     if (!compute && cpuMhz > 0) this.deps.logger.warn('no CPU topology from Nomad; cpu bandwidth not limited', { task_id: cfg.id });
 
@@ -193,11 +194,12 @@ export class TaskManager {
       throw err;
     }
 
-    const dyn = dynamicUser(cfg.user);
+    const dyn = dynamicUser(cfg.user, { min: config.dynamicUserMin, max: config.dynamicUserMax });
     const req: LaunchRequest = {
       kind: 'launch',
       taskId: cfg.id,
       user: { name: cfg.user, resolved: dyn ? { uid: dyn.uid, gid: dyn.gid, groups: dyn.groups, home: dyn.home } : null },
+      dynamicUser: dyn !== null,
       cgroup,
       limits,
       stdoutPath: cfg.stdoutPath || '/dev/null',
@@ -217,9 +219,11 @@ export class TaskManager {
       unveil: sandbox.unveil,
       oomScoreAdj: sandbox.oomScoreAdj,
       initPath: this.deps.initPath ?? INIT_HELPER_PATH,
+      caps: sandbox.caps,
+      scopeAbstractUnixSockets: sandbox.scopeAbstractUnixSockets,
       receivedNs: receivedNs.toString(),
     };
-    return { req, taskDir: sandbox.taskRoot, block: { unveil: block.unveil, workDir: block.workDir, oomScoreAdj: block.oomScoreAdj } };
+    return { req, taskDir: sandbox.taskRoot, block: { unveil: block.unveil, workDir: block.workDir, oomScoreAdj: block.oomScoreAdj, capAdd: block.capAdd, capDrop: block.capDrop } };
   }
 
   private async launch(cfg: TaskConfig, receivedNs: bigint): Promise<StartOutcome> {
@@ -241,6 +245,8 @@ export class TaskManager {
       startedAt: startedAt.toISOString(),
       oomKillsBefore: reply.oomKillsBefore,
       sandbox: block,
+      caps: reply.uid === 0 ? req.caps.root : req.caps.user,
+      scopeAbstractUnixSockets: req.scopeAbstractUnixSockets,
     };
     const task = this.register(cfg, state, reply.pidfd, startedAt, false);
     task.timings = reply.timings;
@@ -261,12 +267,12 @@ export class TaskManager {
   }
 
   private handleFor(task: TaskRecord): TaskHandle {
-    const { pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox } = task.state;
+    const { pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox, caps, scopeAbstractUnixSockets } = task.state;
     return {
       version: HANDLE_VERSION,
       config: task.handleConfig,
       state: task.phase === 'running' ? TaskState.RUNNING : TaskState.EXITED,
-      driverState: Buffer.from(encodeDriverState({ pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox })),
+      driverState: Buffer.from(encodeDriverState({ pid, pidStartTime: pst, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox, caps, scopeAbstractUnixSockets })),
     };
   }
 
@@ -387,6 +393,7 @@ export class TaskManager {
   private async forceKill(task: TaskRecord): Promise<void> {
     if (!isLive(task)) return;
     this.deps.logger.debug('killing task', { task_id: task.id });
+    this.liftCpuLimit(task);
     this.deps.native().signalTask(task.pidfd, 9, SIGNAL_TARGET_ALL);
     if (await this.exitedWithin(task, KILL_GRACE_MS)) return;
     this.deps.logger.warn('task pid 1 did not exit after SIGKILL; killing its cgroup', { task_id: task.id });
@@ -394,6 +401,21 @@ export class TaskManager {
     if (await this.exitedWithin(task, KILL_GRACE_MS)) return;
     if (isLive(task)) this.deps.native().pidfdKill(task.pidfd, 9);
     await task.exited;
+  }
+
+  /**
+   * A SIGKILLed thread still has to be scheduled to die: under a small CPU
+   * quota thousands of threads take minutes to go (the quota is shared by
+   * the dying threads). Lifting the quota first makes the kill take the
+   * time the kernel needs, not the time the quota allows. Best effort: the
+   * kill goes ahead whatever happens here.
+   */
+  private liftCpuLimit(task: TaskRecord): void {
+    try {
+      liftCpuLimit(task.state.cgroup);
+    } catch (err) {
+      this.deps.logger.warn('cannot lift the CPU limit of a task before killing it', { task_id: task.id, error: (err as Error).message });
+    }
   }
 
   /** Concurrent DestroyTask calls for one task share one cleanup. */
@@ -416,7 +438,10 @@ export class TaskManager {
       this.deps.native().signalTask(task.pidfd, 6, SIGNAL_TARGET_GROUP);
       if (!(await this.exitedWithin(task, 100))) await this.forceKill(task);
     }
-    if (!isEmpty(task.state.cgroup)) killAll(task.state.cgroup);
+    if (!isEmpty(task.state.cgroup)) {
+      this.liftCpuLimit(task);
+      killAll(task.state.cgroup);
+    }
     // rmdir of a v1 cgroup can block for milliseconds while the kernel takes
     // it offline; everything else here is a few µs and stays synchronous.
     await removeOwnCgroupsAsync(task.state.cgroup);
@@ -446,7 +471,17 @@ export class TaskManager {
     // handle keeps the parts that shape the sandbox.
     const block: SandboxBlock | undefined = task.handleConfig.msgpackDriverConfig.length > 0 ? parseTaskConfig(task.handleConfig.msgpackDriverConfig) : task.state.sandbox;
     if (!block) throw failedPrecondition(`task ${id} was started by a plugin version without exec support; its sandbox cannot be reproduced (restart the task to enable exec)`);
-    const sandbox = taskSandbox(task.handleConfig, block, config, this.pluginDirs());
+    // Exactly the task's own capabilities and scopes, whatever the plugin
+    // config says now (handles from older versions: recomputed). With the
+    // recorded sets, cap_add is not checked against today's allow_caps: the
+    // session must neither fail nor differ because the operator changed it.
+    const caps = task.state.caps;
+    const computed = taskSandbox(task.handleConfig, caps ? { ...block, capAdd: [], capDrop: [] } : block, config, this.pluginDirs());
+    const sandbox = {
+      ...computed,
+      caps: caps ? { root: caps, user: caps } : computed.caps,
+      scopeAbstractUnixSockets: task.state.scopeAbstractUnixSockets ?? computed.scopeAbstractUnixSockets,
+    };
     const deps = { native: this.deps.native, launcher: this.deps.launcher, initPath: this.deps.initPath ?? INIT_HELPER_PATH, logger: this.deps.logger };
     const session = await ExecSession.start(deps, { task, sandbox }, opts);
     this.execSessions.add(session);
@@ -504,6 +539,17 @@ export class TaskManager {
  */
 function isLive(task: TaskRecord): boolean {
   return task.phase === 'running' && task.pidfd >= 0;
+}
+
+/**
+ * The task's pids.max: its own pids_max, which may not exceed the plugin's
+ * (a job author must not lift the operator's bound), else the plugin's.
+ * 0 = no limit (only when the operator set pids_max = 0).
+ */
+export function pidsLimit(task: number | null, plugin: number): number {
+  if (task === null) return plugin;
+  if (plugin > 0 && task > plugin) throw failedPrecondition(`task config: attribute "pids_max": ${task} is above this client's limit of ${plugin} (the plugin option pids_max)`, false);
+  return task;
 }
 
 function launchError(f: LaunchFailure): DriverError {
