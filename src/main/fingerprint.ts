@@ -72,6 +72,28 @@ const boolAttr = (v: boolean): Attribute => ({ boolVal: v, unit: '' });
 const intAttr = (v: number): Attribute => ({ intVal: v, unit: '' });
 const strAttr = (v: string): Attribute => ({ stringVal: v, unit: '' });
 
+/**
+ * FingerprintResponse.err (field 4): the reason whenever the driver cannot
+ * run tasks here, as well as in the health description. Nomad logs it
+ * ("received fingerprint error from driver") and shows the driver as
+ * unhealthy with "failed to fingerprint driver" (plugins/drivers client and
+ * drivermanager, Nomad 2.x); docs/operators.md says what an operator sees.
+ */
+export function fingerprintErr(health: Health, description: string): string {
+  return health === Health.HEALTHY ? '' : description;
+}
+
+/** The answer when the host facts could not even be gathered: still an answer, never a silent stream. */
+export function fingerprintFailure(err: unknown, config: PluginConfig): FingerprintResponse {
+  const description = `fingerprint failed: ${err instanceof Error ? err.message : String(err)}`;
+  return {
+    attributes: { 'driver.exec2.version': strAttr(PLUGIN_VERSION), 'driver.exec2.unveil.defaults': boolAttr(config.unveilDefaults), 'driver.exec2.unveil.tasks': boolAttr(config.unveilByTask) },
+    health: Health.UNHEALTHY,
+    healthDescription: description,
+    err: description,
+  };
+}
+
 /** Pure: facts + config → the message Nomad receives. */
 export function fingerprintFromFacts(facts: HostFacts, config: PluginConfig): FingerprintResponse {
   const attributes: Record<string, Attribute> = {
@@ -81,7 +103,7 @@ export function fingerprintFromFacts(facts: HostFacts, config: PluginConfig): Fi
     'driver.exec2.landlock.abi': intAttr(facts.landlockAbi),
     'driver.exec2.cgroup.mode': strAttr(facts.cgroups.mode),
   };
-  const answer = (health: Health, description: string): FingerprintResponse => ({ attributes, health, healthDescription: description, err: '' });
+  const answer = (health: Health, description: string): FingerprintResponse => ({ attributes, health, healthDescription: description, err: fingerprintErr(health, description) });
 
   if (facts.platform !== 'linux') return answer(Health.UNDETECTED, `exec2 needs Linux (this is ${facts.platform})`);
   if (facts.uid !== 0) return answer(Health.UNDETECTED, 'Driver must run as root');

@@ -11,6 +11,9 @@ import type { TaskConfig } from '../../gen/hashicorp/nomad/plugins/drivers/drive
 import { NetworkIsolationSpec_NetworkIsolationMode as NetMode } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { PluginConfig, TaskConfigBlock } from '../config';
 import { failedPrecondition, invalidArgument } from '../errors';
+import { taskOnlyDirs, type TaskCgroup } from '../cgroups/task-cgroup';
+import type { Compute } from '../topology';
+import { gomaxprocs } from './resources';
 import { buildUnveilRules, isUnveiled, isWithin, planUnveil, writableRuleFor, UnveilSyntaxError, type PlannedRule, type UnveilRule } from '../unveil';
 
 /** Environment variables exec2 removes besides LD_* (display and mail leftovers). */
@@ -34,7 +37,7 @@ export interface TaskSandbox {
   masks: string[];
   /** directories below which the task (or its allocation) can modify anything: opened only beneath them */
   untrustedRoots: string[];
-  /** the task environment without USER and HOME, which depend on the resolved user */
+  /** the task environment without USER, LOGNAME and HOME, which depend on the resolved user */
   env: Record<string, string>;
   cwd: string;
   /** host path of the task directory (the parent of NOMAD_TASK_DIR) */
@@ -70,12 +73,49 @@ export function exposure(rules: readonly UnveilRule[], hidden: readonly string[]
   return null;
 }
 
+/** What the sandbox needs from the host besides the task's config. */
+export interface SandboxHost {
+  /** the task's own cgroup(s): readable by the task (memory.max, cpu.max, ...) */
+  cgroup?: TaskCgroup | null;
+  /** the node's CPU topology from SetConfig: sizes GOMAXPROCS from `cpu` */
+  compute?: Compute | null;
+}
+
+/**
+ * Read-only rules for the task's own cgroup directories, so runtimes (JVM,
+ * Go, Node) can size heaps and threads from memory.max / cpu.max (v1:
+ * memory.limit_in_bytes, cpu.cfs_quota_us) instead of the whole host.
+ * Only the task's own directories: never a parent, and not v1's shared
+ * cpuset `…/share`, whose cgroup.procs lists other allocations' processes.
+ * cgroupfs is root-owned and not writable by a task, so these are host
+ * paths (no anchor). Optional: a v1 controller dir the host lacks is simply
+ * not there to read.
+ */
+export function cgroupReadRules(cg: TaskCgroup | null | undefined): UnveilRule[] {
+  if (!cg) return [];
+  return taskOnlyDirs(cg).map((dir) => ({ path: path.normalize(dir), mode: 'r', optional: true }));
+}
+
+/**
+ * The working directory: the task directory by default; `work_dir` either
+ * absolute or relative to the task directory (parseWorkDir already refused
+ * a relative value that climbs out with "..").
+ */
+export function resolveWorkDir(workDir: string | null, taskRoot: string): string {
+  if (workDir === null) return taskRoot;
+  if (path.isAbsolute(workDir)) return workDir;
+  const abs = path.join(taskRoot, workDir);
+  // Defence in depth for a handle written by hand: never above the task dir.
+  if (!isWithin(abs, taskRoot)) throw invalidArgument(`task config: attribute "work_dir": "${workDir}" leaves the task directory ${taskRoot}`);
+  return abs;
+}
+
 /**
  * `pluginDirs`: the plugin's own directories (its socket dir; state_dir is
  * added here), which no task may reach: hidden in every task's mount
  * namespace, and no unveil rule may name them or let a task write there.
  */
-export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: PluginConfig, pluginDirs: readonly string[] = []): TaskSandbox {
+export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: PluginConfig, pluginDirs: readonly string[] = [], host: SandboxHost = {}): TaskSandbox {
   if (block.unveil.length > 0 && !config.unveilByTask) {
     throw failedPrecondition('task config "unveil" is not allowed: the plugin config has unveil_by_task = false');
   }
@@ -100,12 +140,13 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
   } catch (err) {
     throw invalidArgument((err as Error).message);
   }
+  rules.push(...cgroupReadRules(host.cgroup));
   const hidden = hiddenDirs(config, pluginDirs);
   const exposed = exposure(rules, hidden);
   if (exposed) throw failedPrecondition(exposed);
-  const cwd = block.workDir ?? taskRoot;
-  if (block.workDir && !isUnveiled(block.workDir, rules)) {
-    throw invalidArgument(`task config: attribute "work_dir": ${block.workDir} is not inside an unveiled path`);
+  const cwd = resolveWorkDir(block.workDir, taskRoot);
+  if (block.workDir !== null && !isUnveiled(cwd, rules)) {
+    throw invalidArgument(`task config: attribute "work_dir": ${cwd} is not inside an unveiled path`);
   }
   let plan;
   try {
@@ -130,6 +171,12 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
   const taskEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (!k.startsWith('LD_') && !DROPPED_ENV.has(k)) taskEnv[k] = v;
   taskEnv.TMPDIR = path.join(taskRoot, 'tmp');
+  // The job's own env wins (it reaches us in cfg.env), like upstream.
+  if (!('GOMAXPROCS' in taskEnv)) {
+    const res = cfg.resources;
+    const procs = gomaxprocs(res?.linuxResources?.cpusetCpus ?? '', res?.allocatedResources?.cpu?.cpuShares || res?.linuxResources?.cpuShares || 0, host.compute?.mhzPerCore ?? null);
+    if (procs !== null) taskEnv.GOMAXPROCS = String(procs);
+  }
 
   let netnsPath: string | null = null;
   const net = cfg.networkIsolationSpec;

@@ -22,10 +22,10 @@ import { checkUserString, dynamicUser } from '../users';
 import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
 import { readStatus, removeStatusDir } from './exit-status';
 import { pidStartTime } from './proc';
+import { memoryLimits } from './resources';
 import { taskSandbox, type SandboxBlock } from './sandbox';
 import { ExecSession, type ExecSessionOptions } from '../exec/exec-session';
 
-const MiB = 1024 * 1024;
 /** After a forced kill, how long pid 1 gets to record the status before the cgroup is killed. */
 const KILL_GRACE_MS = 1000;
 
@@ -166,25 +166,9 @@ export class TaskManager {
   private buildRequest(cfg: TaskConfig, receivedNs: bigint): { req: LaunchRequest; taskDir: string; block: SandboxBlock } {
     const config = this.deps.plugin.config!;
     const block = parseTaskConfig(cfg.msgpackDriverConfig);
-    const sandbox = taskSandbox(cfg, block, config, this.pluginDirs());
-    checkUserString(cfg.user);
-
     const res = cfg.resources;
     const lin = res?.linuxResources;
     const alloc = res?.allocatedResources;
-    const cpuMhz = alloc?.cpu?.cpuShares || lin?.cpuShares || 0;
-    const memMb = alloc?.memory?.memoryMb ?? 0;
-    const memMaxMb = alloc?.memory?.memoryMaxMb ?? 0;
-    const compute = this.deps.plugin.compute;
-    const limits: Limits = {
-      cpuQuotaUs: compute ? cpuQuotaUs(cpuMhz, compute.mhzPerCore) : 0,
-      cpuShares: cpuMhz,
-      cpusetCpus: lin?.cpusetCpus ?? '',
-      memoryMax: (memMaxMb > 0 ? memMaxMb : memMb) * MiB,
-      memoryLow: memMaxMb > 0 ? memMb * MiB : 0,
-    };
-    if (!compute && cpuMhz > 0) this.deps.logger.warn('no CPU topology from Nomad; cpu bandwidth not limited', { task_id: cfg.id });
-
     let cgroup: TaskCgroup;
     try {
       cgroup = resolveTaskCgroup(this.deps.layout(), lin?.cpusetCgroup ?? '', cfg.allocId, cfg.name);
@@ -192,6 +176,18 @@ export class TaskManager {
       if (err instanceof CgroupError) throw failedPrecondition(err.message);
       throw err;
     }
+    const compute = this.deps.plugin.compute;
+    const sandbox = taskSandbox(cfg, block, config, this.pluginDirs(), { cgroup, compute });
+    checkUserString(cfg.user);
+
+    const cpuMhz = alloc?.cpu?.cpuShares || lin?.cpuShares || 0;
+    const limits: Limits = {
+      cpuQuotaUs: compute ? cpuQuotaUs(cpuMhz, compute.mhzPerCore) : 0,
+      cpuShares: cpuMhz,
+      cpusetCpus: lin?.cpusetCpus ?? '',
+      ...memoryLimits(alloc?.memory?.memoryMb ?? 0, alloc?.memory?.memoryMaxMb ?? 0),
+    };
+    if (!compute && cpuMhz > 0) this.deps.logger.warn('no CPU topology from Nomad; cpu bandwidth not limited', { task_id: cfg.id });
 
     const dyn = dynamicUser(cfg.user);
     const req: LaunchRequest = {
@@ -444,7 +440,7 @@ export class TaskManager {
     // handle keeps the parts that shape the sandbox.
     const block: SandboxBlock | undefined = task.handleConfig.msgpackDriverConfig.length > 0 ? parseTaskConfig(task.handleConfig.msgpackDriverConfig) : task.state.sandbox;
     if (!block) throw failedPrecondition(`task ${id} was started by a plugin version without exec support; its sandbox cannot be reproduced (restart the task to enable exec)`);
-    const sandbox = taskSandbox(task.handleConfig, block, config, this.pluginDirs());
+    const sandbox = taskSandbox(task.handleConfig, block, config, this.pluginDirs(), { cgroup: task.state.cgroup, compute: this.deps.plugin.compute });
     const deps = { native: this.deps.native, launcher: this.deps.launcher, initPath: this.deps.initPath ?? INIT_HELPER_PATH, logger: this.deps.logger };
     const session = await ExecSession.start(deps, { task, sandbox }, opts);
     this.execSessions.add(session);
