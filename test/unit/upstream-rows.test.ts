@@ -143,3 +143,12 @@ describe('fingerprint err (FingerprintResponse field 4)', () => {
     assert.equal(f.healthDescription, f.err);
   });
 });
+
+describe('nomad-driver-exec2 run --memory-max', () => {
+  it('takes -1 (no hard limit) besides whole numbers, and nothing else negative', async () => {
+    const { parseRunArgs } = await import('../../src/cli/args');
+    assert.equal(parseRunArgs(['--memory', '64', '--memory-max=-1', '--', 'true']).memoryMaxMb, -1);
+    assert.equal(parseRunArgs(['--memory-max', '256', '--', 'true']).memoryMaxMb, 256);
+    assert.throws(() => parseRunArgs(['--memory-max=-2', '--', 'true']), /--memory-max expects a whole number/);
+  });
+});
