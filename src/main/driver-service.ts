@@ -6,6 +6,7 @@ import {
   TaskState,
   type DriverCapabilities,
   type DriverServer,
+  type FingerprintResponse,
   type TaskStatus,
 } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import { TASK_CONFIG_SPEC } from './config';
@@ -53,7 +54,7 @@ export function driverServer(state: PluginState, tasks: TaskManager, logger: Log
 
     fingerprint(call) {
       const send = (): void => {
-        let answer;
+        let answer: FingerprintResponse;
         try {
           answer = fingerprintFromFacts(gatherHostFacts(), state.effectiveConfig);
         } catch (err) {
