@@ -82,6 +82,9 @@ describe('work_dir and the task cgroup in the sandbox', () => {
     assert.equal(resolveWorkDir('local', '/m/a-t'), '/m/a-t/local');
     assert.equal(resolveWorkDir('/srv/app', '/m/a-t'), '/srv/app');
     throwsCode(() => resolveWorkDir('../b-t', '/m/a-t'), 'INVALID_ARGUMENT', /"work_dir": "\.\.\/b-t" leaves the task directory/);
+    // a handle written by hand gets the same checks as the job's config block
+    throwsCode(() => resolveWorkDir('local/../../b-t', '/m/a-t'), 'INVALID_ARGUMENT', /leaves the task directory/);
+    throwsCode(() => resolveWorkDir('/srv/a\0b', '/m/a-t'), 'INVALID_ARGUMENT', /"work_dir" contains a NUL byte/);
     const sb = taskSandbox(cfg(), block('local'), DEFAULT_PLUGIN_CONFIG);
     assert.equal(sb.cwd, '/m/a-t/local');
     // never through a symlink: the cwd is opened beneath an anchor (the task dir's rwxc rule)

@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import type { TaskConfig } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { NetworkIsolationSpec_NetworkIsolationMode as NetMode } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
-import type { PluginConfig, TaskConfigBlock } from '../config';
+import { parseWorkDir, type PluginConfig, type TaskConfigBlock } from '../config';
 import { failedPrecondition, invalidArgument } from '../errors';
 import { taskOnlyDirs, type TaskCgroup } from '../cgroups/task-cgroup';
 import type { Compute } from '../topology';
@@ -98,16 +98,14 @@ export function cgroupReadRules(cg: TaskCgroup | null | undefined): UnveilRule[]
 
 /**
  * The working directory: the task directory by default; `work_dir` either
- * absolute or relative to the task directory (parseWorkDir already refused
- * a relative value that climbs out with "..").
+ * absolute or relative to the task directory. Checked again here (not only
+ * when the config block was decoded): the block may come back from a task
+ * handle, which Nomad stores and hands back.
  */
 export function resolveWorkDir(workDir: string | null, taskRoot: string): string {
   if (workDir === null) return taskRoot;
-  if (path.isAbsolute(workDir)) return workDir;
-  const abs = path.join(taskRoot, workDir);
-  // Defence in depth for a handle written by hand: never above the task dir.
-  if (!isWithin(abs, taskRoot)) throw invalidArgument(`task config: attribute "work_dir": "${workDir}" leaves the task directory ${taskRoot}`);
-  return abs;
+  const w = parseWorkDir(workDir, 'task config');
+  return path.isAbsolute(w) ? w : path.join(taskRoot, w);
 }
 
 /**
