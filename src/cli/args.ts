@@ -41,10 +41,10 @@ task options (the job's config and resources):
   --cpu MHZ              CPU bandwidth in MHz (default 100)
   --cores N              reserve N whole cores instead of --cpu
   --memory MB            memory limit in MiB (default 300)
-  --memory-max MB        hard limit with --memory as the soft reservation
+  --memory-max MB        hard limit with --memory as the soft reservation (--memory-max=-1: none)
   --user NAME            run as this user (default: a dynamic user nomad-<n>)
   --env K=V              add to the task environment (repeatable)
-  --work-dir DIR         working directory (inside an unveiled path)
+  --work-dir DIR         working directory, absolute or relative to the task dir (inside an unveiled path)
   --oom-score-adj N      0-1000
   --cap-add CAP          add a capability (repeatable; must be allowed, see --allow-cap)
   --cap-drop CAP         drop a capability, or "all" (repeatable)
@@ -127,7 +127,8 @@ export function parseRunArgs(argv: string[]): RunOptions {
     cpuMhz: int('cpu', values.cpu, 100, 1),
     cores,
     memoryMb: int('memory', values.memory, 300, 10),
-    memoryMaxMb: int('memory-max', values['memory-max'], 0),
+    // -1: Nomad 2.0's reserve-only oversubscription (no hard limit)
+    memoryMaxMb: values['memory-max'] === '-1' ? -1 : int('memory-max', values['memory-max'], 0),
     user: values.user,
     env,
     workDir: values['work-dir'],

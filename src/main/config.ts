@@ -100,6 +100,7 @@ export interface TaskConfigBlock {
   args: string[];
   unveil: string[];
   oomScoreAdj: number | null;
+  /** absolute, or relative to the task directory (never starting with "..") */
   workDir: string | null;
   capAdd: string[];
   capDrop: string[];
@@ -169,6 +170,22 @@ export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
   };
 }
 
+/**
+ * `work_dir`: absolute, or relative to the task directory (the parent of
+ * NOMAD_TASK_DIR: "local" is $NOMAD_TASK_DIR itself, upstream exec2 PR #97).
+ * A relative value stays relative here (the sandbox anchors it at the task
+ * directory) and may not climb out of it with "..".
+ */
+export function parseWorkDir(w: string, what: string): string {
+  const attr = `${what}: attribute "work_dir"`;
+  if (w === '') throw invalidArgument(`${attr} must not be empty (leave it unset for the task directory)`);
+  if (w.includes('\0')) throw invalidArgument(`${attr} contains a NUL byte`);
+  if (w.startsWith('/')) return normalisePath(w);
+  const rel = normalisePath(w);
+  if (rel === '..' || rel.startsWith('../')) throw invalidArgument(`${attr}: "${w}" leaves the task directory; a relative work_dir must stay inside it`);
+  return rel;
+}
+
 export function parseTaskConfig(bytes: Uint8Array): TaskConfigBlock {
   const what = 'task config';
   const v = decode(bytes, TASK_CONFIG_SCHEMA, what, invalidArgument);
@@ -192,9 +209,7 @@ export function parseTaskConfig(bytes: Uint8Array): TaskConfigBlock {
   }
   let workDir: string | null = null;
   if (v.work_dir !== null && v.work_dir !== undefined) {
-    const w = v.work_dir as string;
-    if (!w.startsWith('/')) throw invalidArgument(`${what}: attribute "work_dir": "${w}" must be an absolute path`);
-    workDir = normalisePath(w);
+    workDir = parseWorkDir(v.work_dir as string, what);
   }
   const capAdd = strings(v.cap_add ?? null);
   const capDrop = strings(v.cap_drop ?? null);

@@ -6,11 +6,12 @@ import {
   TaskState,
   type DriverCapabilities,
   type DriverServer,
+  type FingerprintResponse,
   type TaskStatus,
 } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import { TASK_CONFIG_SPEC } from './config';
 import { DriverError, toServiceError } from './errors';
-import { fingerprintFromFacts, FINGERPRINT_PERIOD_MS, gatherHostFacts } from './fingerprint';
+import { fingerprintFailure, fingerprintFromFacts, FINGERPRINT_PERIOD_MS, gatherHostFacts } from './fingerprint';
 import { execTaskStreaming } from './exec/exec-streaming';
 import { execTask } from './exec/exec-task';
 import { unary } from './grpc-util';
@@ -54,10 +55,17 @@ export function driverServer(state: PluginState, tasks: TaskManager, logger: Log
 
     fingerprint(call) {
       const send = (): void => {
+        let answer: FingerprintResponse;
         try {
-          call.write(fingerprintFromFacts(gatherHostFacts(), state.effectiveConfig));
+          answer = fingerprintFromFacts(gatherHostFacts(), state.effectiveConfig);
         } catch (err) {
           logger.error('fingerprint failed', { error: err });
+          answer = fingerprintFailure(err, state.effectiveConfig);
+        }
+        try {
+          call.write(answer);
+        } catch (err) {
+          logger.warn('fingerprint not sent', { error: err });
         }
       };
       send();

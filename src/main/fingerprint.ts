@@ -82,6 +82,32 @@ export function landlockScopes(abi: number, config: Pick<PluginConfig, 'scopeAbs
   return config.scopeAbstractUnixSockets ? ['abstract_unix_socket', 'signal'] : ['signal'];
 }
 
+/**
+ * FingerprintResponse.err (field 4): the reason whenever the driver is
+ * unhealthy here, as well as in the health description. Nomad logs it
+ * ("received fingerprint error from driver") and shows the driver as
+ * unhealthy with "failed to fingerprint driver" (plugins/drivers client and
+ * drivermanager, Nomad 2.x); docs/operators.md says what an operator sees.
+ */
+export function fingerprintErr(health: Health, description: string): string {
+  // UNDETECTED (not Linux, not root) means exec2 does not apply here, not
+  // that it failed: Nomad never takes a response with err as the first
+  // fingerprint, so an err there would hold up every agent start by the
+  // drivermanager's 50 s wait.
+  return health === Health.UNHEALTHY ? description : '';
+}
+
+/** The answer when the host facts could not even be gathered: still an answer, never a silent stream. */
+export function fingerprintFailure(err: unknown, config: PluginConfig): FingerprintResponse {
+  const description = `fingerprint failed: ${err instanceof Error ? err.message : String(err)}`;
+  return {
+    attributes: { 'driver.exec2.version': strAttr(PLUGIN_VERSION), 'driver.exec2.unveil.defaults': boolAttr(config.unveilDefaults), 'driver.exec2.unveil.tasks': boolAttr(config.unveilByTask) },
+    health: Health.UNHEALTHY,
+    healthDescription: description,
+    err: description,
+  };
+}
+
 /** Pure: facts + config → the message Nomad receives. */
 export function fingerprintFromFacts(facts: HostFacts, config: PluginConfig): FingerprintResponse {
   const attributes: Record<string, Attribute> = {
@@ -94,7 +120,7 @@ export function fingerprintFromFacts(facts: HostFacts, config: PluginConfig): Fi
     'driver.exec2.landlock.scopes': strAttr(landlockScopes(facts.landlockAbi, config).join(',')),
     'driver.exec2.pids_max': intAttr(config.pidsMax),
   };
-  const answer = (health: Health, description: string): FingerprintResponse => ({ attributes, health, healthDescription: description, err: '' });
+  const answer = (health: Health, description: string): FingerprintResponse => ({ attributes, health, healthDescription: description, err: fingerprintErr(health, description) });
 
   if (facts.platform !== 'linux') return answer(Health.UNDETECTED, `exec2 needs Linux (this is ${facts.platform})`);
   if (facts.uid !== 0) return answer(Health.UNDETECTED, 'Driver must run as root');

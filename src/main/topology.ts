@@ -35,3 +35,13 @@ export function cpuQuotaUs(taskMhz: number, mhzPerCore: number): number {
   // Below 1 ms per period the kernel refuses the value (cpu.max minimum).
   return Math.max(1000, Math.floor((taskMhz * CPU_PERIOD_US) / mhzPerCore));
 }
+
+/** Number of CPUs in a cpuset list such as "0-2,5" (0 for ""). */
+export function cpuCount(list: string): number {
+  let n = 0;
+  for (const part of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [a, b] = part.split('-').map(Number);
+    n += b === undefined ? 1 : (b as number) - (a as number) + 1;
+  }
+  return n;
+}

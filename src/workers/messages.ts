@@ -28,7 +28,7 @@ export interface ConfinedRequest {
   user: { name: string; resolved: { uid: number; gid: number; groups: number[]; home: string } | null };
   cgroup: TaskCgroup;
   argv: string[];
-  /** without USER/HOME: those depend on the resolved user */
+  /** without USER/LOGNAME/HOME: those depend on the resolved user */
   env: Record<string, string>;
   cwd: string;
   /** the anchor `cwd` is resolved beneath (native ConfinedSpec.cwdBeneath) */

@@ -37,12 +37,13 @@ export function capabilitiesFor(req: ConfinedRequest, uid: number): Pick<Confine
   return { capBounding: c.bounding, capAmbient: c.ambient };
 }
 
-/** Credentials, environment (with USER and HOME of the resolved user), cwd, Landlock rules and scopes, OOM score, capabilities. */
+/** Credentials, environment (with USER, LOGNAME and HOME of the resolved user), cwd, Landlock rules and scopes, OOM score, capabilities. */
 export function confinement(
   req: ConfinedRequest,
   creds: { uid: number; gid: number; groups: number[]; home: string },
 ): Confinement {
-  const env = { ...req.env, USER: req.user.name, HOME: creds.home };
+  // Nomad's executors set LOGNAME with USER (login tools and getlogin() fallbacks read it).
+  const env = { ...req.env, USER: req.user.name, LOGNAME: req.user.name, HOME: creds.home };
   return {
     argv: req.argv,
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),

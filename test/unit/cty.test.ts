@@ -79,7 +79,16 @@ describe('task config validation', () => {
     rejects({ command: 'x', oom_score_adj: -5 }, /oom_score_adj.*between 0 and 1000/);
     rejects({ command: 'x', oom_score_adj: 1001 }, /oom_score_adj.*between 0 and 1000/);
   });
-  it('rejects a relative work_dir', () => rejects({ command: 'x', work_dir: 'local' }, /"work_dir": "local" must be an absolute path/));
+  it('keeps a relative work_dir relative (the sandbox anchors it at the task dir) and refuses one that climbs out', () => {
+    const workDir = (w: string): string | null => parseTaskConfig(encodeObject({ command: 'x', work_dir: w }, TASK_CONFIG_SCHEMA)).workDir;
+    assert.equal(workDir('local'), 'local');
+    assert.equal(workDir('./local/sub/'), 'local/sub');
+    assert.equal(workDir('/srv//app/'), '/srv/app');
+    rejects({ command: 'x', work_dir: '../other-task' }, /"work_dir": "\.\.\/other-task" leaves the task directory/);
+    rejects({ command: 'x', work_dir: 'local/../../x' }, /"work_dir": "local\/\.\.\/\.\.\/x" leaves the task directory/);
+    rejects({ command: 'x', work_dir: '..' }, /leaves the task directory/);
+    rejects({ command: 'x', work_dir: '' }, /"work_dir" must not be empty/);
+  });
   it('rejects malformed unveil entries with their index', () => rejects({ command: 'x', unveil: ['r:/ok', 'q:/bad'] }, /"unveil"\[1\]: unveil "q:\/bad": invalid mode/));
   it('rejects NUL bytes in args', () => rejects({ command: 'x', args: ['a', 'b\0c'] }, /"args"\[1\] contains a NUL byte/));
 });

@@ -160,6 +160,23 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
       await stopAndFinish(task);
     });
 
+    it('memory 64 with memory_max = -1 (Nomad 2.0 reserve-only) → memory.max "max", memory.low 67108864; the task reads both and its cpu.max from its own scope, never share.slice', async () => {
+      // The task finds its scope like Go, JVMs and Node do: /proc/self/cgroup ("0::<path>").
+      const script = [
+        'd=/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)',
+        'echo "mem=$(cat "$d/memory.max") low=$(cat "$d/memory.low") cpu=$(cat "$d/cpu.max")"',
+        'if cat "$(dirname "$d")/cgroup.procs" >/dev/null 2>&1; then echo PARENT-READABLE; fi',
+        'if echo 1 > "$d/memory.oom.group" 2>/dev/null; then echo WROTE; fi',
+      ].join('\n');
+      const { task } = await run({ command: 'sh', args: ['-c', script], memoryMb: 64, memoryMaxMb: -1 });
+      const d = task.cgroup.dirs.unified!;
+      assert.equal(read(d, 'memory.max'), 'max');
+      assert.equal(read(d, 'memory.low'), '67108864');
+      const r = await output(task);
+      assert.equal(r.exit, 0, r.err);
+      assert.equal(r.out.trim(), 'mem=max low=67108864 cpu=100000 100000');
+    });
+
     it('reserved cores "0" → cpuset.cpus "0", cpu.max "100000 100000", and the task runs on CPU 0 only', async () => {
       const { task } = await run({ command: 'sh', args: ['-c', 'grep Cpus_allowed_list /proc/self/status; echo ready; exec sleep 1000'], cores: '0', unveil: ['r:/proc'] });
       await task.stdout!.waitFor(/ready/);

@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, promises as fsp, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CPU_PERIOD_US } from '../topology';
+import { CPU_PERIOD_US, cpuCount } from '../topology';
 import type { CgroupLayout } from './detect';
 
 export interface CgroupV2 {
@@ -32,13 +32,16 @@ export interface Limits {
   cpuShares: number;
   /** reserved cores, e.g. "2,3"; "" when none */
   cpusetCpus: string;
-  /** bytes; 0 = none */
+  /** bytes; 0 = none written; MEMORY_NO_LIMIT = explicitly unlimited (memory_max = -1) */
   memoryMax: number;
   /** bytes; 0 = none (soft reservation with memory_max) */
   memoryLow: number;
   /** pids.max (processes and threads); 0 = no limit */
   pidsMax: number;
 }
+
+/** Limits.memoryMax for "no hard limit" (Nomad's memory_max = -1): v2 memory.max "max", v1 limit_in_bytes -1. */
+export const MEMORY_NO_LIMIT = -1;
 
 export class CgroupError extends Error {
   constructor(message: string) {
@@ -144,24 +147,16 @@ function write(dir: string, file: string, value: string): void {
   }
 }
 
-function countCpus(list: string): number {
-  let n = 0;
-  for (const part of list.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [a, b] = part.split('-').map(Number);
-    n += b === undefined ? 1 : (b as number) - (a as number) + 1;
-  }
-  return n;
-}
-
 /** The values written, per file, for tests and logs. */
 export function limitFiles(cg: TaskCgroup, limits: Limits): Array<[string, string, string]> {
   const out: Array<[string, string, string]> = [];
-  const quota = limits.cpusetCpus ? countCpus(limits.cpusetCpus) * CPU_PERIOD_US : limits.cpuQuotaUs;
+  const quota = limits.cpusetCpus ? cpuCount(limits.cpusetCpus) * CPU_PERIOD_US : limits.cpuQuotaUs;
   if (cg.mode === 'v2') {
     if (limits.cpusetCpus) out.push([cg.dir, 'cpuset.cpus', limits.cpusetCpus]);
     if (quota > 0) out.push([cg.dir, 'cpu.max', `${quota} ${CPU_PERIOD_US}`]);
     if (limits.memoryLow > 0) out.push([cg.dir, 'memory.low', String(limits.memoryLow)]);
-    if (limits.memoryMax > 0) out.push([cg.dir, 'memory.max', String(limits.memoryMax)]);
+    if (limits.memoryMax === MEMORY_NO_LIMIT) out.push([cg.dir, 'memory.max', 'max']);
+    else if (limits.memoryMax > 0) out.push([cg.dir, 'memory.max', String(limits.memoryMax)]);
     if (limits.pidsMax > 0) out.push([cg.dir, 'pids.max', String(limits.pidsMax)]);
     return out;
   }
@@ -177,7 +172,8 @@ export function limitFiles(cg: TaskCgroup, limits: Limits): Array<[string, strin
     }
   }
   if (memory) {
-    if (limits.memoryMax > 0) out.push([memory, 'memory.limit_in_bytes', String(limits.memoryMax)]);
+    if (limits.memoryMax === MEMORY_NO_LIMIT) out.push([memory, 'memory.limit_in_bytes', '-1']);
+    else if (limits.memoryMax > 0) out.push([memory, 'memory.limit_in_bytes', String(limits.memoryMax)]);
     if (limits.memoryLow > 0) out.push([memory, 'memory.soft_limit_in_bytes', String(limits.memoryLow)]);
   }
   if (pids && limits.pidsMax > 0) out.push([pids, 'pids.max', String(limits.pidsMax)]);

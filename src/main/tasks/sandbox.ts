@@ -9,9 +9,12 @@
 import * as path from 'node:path';
 import type { TaskConfig } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { NetworkIsolationSpec_NetworkIsolationMode as NetMode } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
-import type { PluginConfig, TaskConfigBlock } from '../config';
+import { parseWorkDir, type PluginConfig, type TaskConfigBlock } from '../config';
 import { failedPrecondition, invalidArgument } from '../errors';
 import { planVolumes, type Volume } from './volumes';
+import { taskOnlyDirs, type TaskCgroup } from '../cgroups/task-cgroup';
+import type { Compute } from '../topology';
+import { gomaxprocs } from './resources';
 import { buildUnveilRules, isUnveiled, isWithin, planUnveil, writableRuleFor, UnveilSyntaxError, type PlannedRule, type UnveilRule } from '../unveil';
 import { taskCapabilities } from '../capabilities';
 import type { CapabilityChoice } from '../../workers/messages';
@@ -39,7 +42,7 @@ export interface TaskSandbox {
   untrustedRoots: string[];
   /** volume mounts (TaskConfig.mounts) of the task's namespace, below taskRoot */
   volumes: Volume[];
-  /** the task environment without USER and HOME, which depend on the resolved user */
+  /** the task environment without USER, LOGNAME and HOME, which depend on the resolved user */
   env: Record<string, string>;
   cwd: string;
   /** host path of the task directory (the parent of NOMAD_TASK_DIR) */
@@ -84,12 +87,47 @@ export function exposure(rules: readonly UnveilRule[], hidden: readonly string[]
   return null;
 }
 
+/** What the sandbox needs from the host besides the task's config. */
+export interface SandboxHost {
+  /** the task's own cgroup(s): readable by the task (memory.max, cpu.max, ...) */
+  cgroup?: TaskCgroup | null;
+  /** the node's CPU topology from SetConfig: sizes GOMAXPROCS from `cpu` */
+  compute?: Compute | null;
+}
+
+/**
+ * Read-only rules for the task's own cgroup directories, so runtimes (JVM,
+ * Go, Node) can size heaps and threads from memory.max / cpu.max (v1:
+ * memory.limit_in_bytes, cpu.cfs_quota_us) instead of the whole host.
+ * Only the task's own directories: never a parent, and not v1's shared
+ * cpuset `…/share`, whose cgroup.procs lists other allocations' processes.
+ * cgroupfs is root-owned and not writable by a task, so these are host
+ * paths (no anchor). Optional: a v1 controller dir the host lacks is simply
+ * not there to read.
+ */
+export function cgroupReadRules(cg: TaskCgroup | null | undefined): UnveilRule[] {
+  if (!cg) return [];
+  return taskOnlyDirs(cg).map((dir) => ({ path: path.normalize(dir), mode: 'r', optional: true }));
+}
+
+/**
+ * The working directory: the task directory by default; `work_dir` either
+ * absolute or relative to the task directory. Checked again here (not only
+ * when the config block was decoded): the block may come back from a task
+ * handle, which Nomad stores and hands back.
+ */
+export function resolveWorkDir(workDir: string | null, taskRoot: string): string {
+  if (workDir === null) return taskRoot;
+  const w = parseWorkDir(workDir, 'task config');
+  return path.isAbsolute(w) ? w : path.join(taskRoot, w);
+}
+
 /**
  * `pluginDirs`: the plugin's own directories (its socket dir; state_dir is
  * added here), which no task may reach: hidden in every task's mount
  * namespace, and no unveil rule may name them or let a task write there.
  */
-export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: PluginConfig, pluginDirs: readonly string[] = []): TaskSandbox {
+export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: PluginConfig, pluginDirs: readonly string[] = [], host: SandboxHost = {}): TaskSandbox {
   if (block.unveil.length > 0 && !config.unveilByTask) {
     throw failedPrecondition('task config "unveil" is not allowed: the plugin config has unveil_by_task = false');
   }
@@ -116,12 +154,13 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
   }
   const vols = planVolumes(cfg.mounts ?? [], taskRoot);
   rules.push(...vols.rules);
+  rules.push(...cgroupReadRules(host.cgroup));
   const hidden = hiddenDirs(config, pluginDirs);
   const exposed = exposure(rules, hidden);
   if (exposed) throw failedPrecondition(exposed);
-  const cwd = block.workDir ?? taskRoot;
-  if (block.workDir && !isUnveiled(block.workDir, rules)) {
-    throw invalidArgument(`task config: attribute "work_dir": ${block.workDir} is not inside an unveiled path`);
+  const cwd = resolveWorkDir(block.workDir, taskRoot);
+  if (block.workDir !== null && !isUnveiled(cwd, rules)) {
+    throw invalidArgument(`task config: attribute "work_dir": ${cwd} is not inside an unveiled path`);
   }
   let plan;
   try {
@@ -146,6 +185,12 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
   const taskEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (!k.startsWith('LD_') && !DROPPED_ENV.has(k)) taskEnv[k] = v;
   taskEnv.TMPDIR = path.join(taskRoot, 'tmp');
+  // The job's own env wins (it reaches us in cfg.env), like upstream.
+  if (!('GOMAXPROCS' in taskEnv)) {
+    const res = cfg.resources;
+    const procs = gomaxprocs(res?.linuxResources?.cpusetCpus ?? '', res?.allocatedResources?.cpu?.cpuShares || res?.linuxResources?.cpuShares || 0, host.compute?.mhzPerCore ?? null);
+    if (procs !== null) taskEnv.GOMAXPROCS = String(procs);
+  }
 
   let netnsPath: string | null = null;
   const net = cfg.networkIsolationSpec;

@@ -22,10 +22,10 @@ import { checkUserString, dynamicUser } from '../users';
 import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
 import { readStatus, removeStatusDir } from './exit-status';
 import { pidStartTime } from './proc';
+import { memoryLimits } from './resources';
 import { taskSandbox, type SandboxBlock } from './sandbox';
 import { ExecSession, type ExecSessionOptions } from '../exec/exec-session';
 
-const MiB = 1024 * 1024;
 /** After a forced kill, how long pid 1 gets to record the status before the cgroup is killed. */
 const KILL_GRACE_MS = 1000;
 
@@ -166,26 +166,9 @@ export class TaskManager {
   private buildRequest(cfg: TaskConfig, receivedNs: bigint): { req: LaunchRequest; taskDir: string; block: SandboxBlock } {
     const config = this.deps.plugin.config!;
     const block = parseTaskConfig(cfg.msgpackDriverConfig);
-    const sandbox = taskSandbox(cfg, block, config, this.pluginDirs());
-    checkUserString(cfg.user);
-
     const res = cfg.resources;
     const lin = res?.linuxResources;
     const alloc = res?.allocatedResources;
-    const cpuMhz = alloc?.cpu?.cpuShares || lin?.cpuShares || 0;
-    const memMb = alloc?.memory?.memoryMb ?? 0;
-    const memMaxMb = alloc?.memory?.memoryMaxMb ?? 0;
-    const compute = this.deps.plugin.compute;
-    const limits: Limits = {
-      cpuQuotaUs: compute ? cpuQuotaUs(cpuMhz, compute.mhzPerCore) : 0,
-      cpuShares: cpuMhz,
-      cpusetCpus: lin?.cpusetCpus ?? '',
-      memoryMax: (memMaxMb > 0 ? memMaxMb : memMb) * MiB,
-      memoryLow: memMaxMb > 0 ? memMb * MiB : 0,
-      pidsMax: pidsLimit(block.pidsMax, config.pidsMax),
-    };
-    if (!compute && cpuMhz > 0) this.deps.logger.warn('no CPU topology from Nomad; cpu bandwidth not limited', { task_id: cfg.id });
-
     let cgroup: TaskCgroup;
     try {
       cgroup = resolveTaskCgroup(this.deps.layout(), lin?.cpusetCgroup ?? '', cfg.allocId, cfg.name);
@@ -193,6 +176,19 @@ export class TaskManager {
       if (err instanceof CgroupError) throw failedPrecondition(err.message);
       throw err;
     }
+    const compute = this.deps.plugin.compute;
+    const sandbox = taskSandbox(cfg, block, config, this.pluginDirs(), { cgroup, compute });
+    checkUserString(cfg.user);
+
+    const cpuMhz = alloc?.cpu?.cpuShares || lin?.cpuShares || 0;
+    const limits: Limits = {
+      cpuQuotaUs: compute ? cpuQuotaUs(cpuMhz, compute.mhzPerCore) : 0,
+      cpuShares: cpuMhz,
+      cpusetCpus: lin?.cpusetCpus ?? '',
+      ...memoryLimits(alloc?.memory?.memoryMb ?? 0, alloc?.memory?.memoryMaxMb ?? 0),
+      pidsMax: pidsLimit(block.pidsMax, config.pidsMax),
+    };
+    if (!compute && cpuMhz > 0) this.deps.logger.warn('no CPU topology from Nomad; cpu bandwidth not limited', { task_id: cfg.id });
 
     const dyn = dynamicUser(cfg.user, { min: config.dynamicUserMin, max: config.dynamicUserMax });
     const req: LaunchRequest = {
@@ -476,7 +472,7 @@ export class TaskManager {
     // recorded sets, cap_add is not checked against today's allow_caps: the
     // session must neither fail nor differ because the operator changed it.
     const caps = task.state.caps;
-    const computed = taskSandbox(task.handleConfig, caps ? { ...block, capAdd: [], capDrop: [] } : block, config, this.pluginDirs());
+    const computed = taskSandbox(task.handleConfig, caps ? { ...block, capAdd: [], capDrop: [] } : block, config, this.pluginDirs(), { cgroup: task.state.cgroup, compute: this.deps.plugin.compute });
     const sandbox = {
       ...computed,
       caps: caps ? { root: caps, user: caps } : computed.caps,
