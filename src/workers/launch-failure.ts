@@ -7,6 +7,7 @@
 import { closeSync } from 'node:fs';
 import type { LaunchFailure } from './messages';
 
+const E2BIG = 7;
 const ELOOP = 40;
 
 export class LaunchError extends Error {
@@ -24,6 +25,11 @@ function nativeFailure(err: unknown): LaunchError {
   const code = typeof e.code === 'string' ? e.code : 'EXEC2_SYSCALL';
   // A task directory replaced by a symlink: the task's doing, not a missing path.
   if (code === 'EXEC2_UNVEIL_PATH' && e.errno === ELOOP) return fail('failed-precondition', code, e.message);
+  // execve's E2BIG (of exec2-init, which carries the task's argv and envp, or
+  // of the command): the job's args or env are too large, not a driver fault.
+  if (e.errno === E2BIG) {
+    return fail('invalid-argument', code, `${e.message}: the task's args and env exceed the kernel's limit for execve (128 KiB per string, about a quarter of the stack limit in total)`);
+  }
   switch (code) {
     case 'EXEC2_COMMAND_NOT_FOUND':
     case 'EXEC2_UNVEIL_PATH':

@@ -4,7 +4,6 @@
  * reference §5.7–5.16). Launch work is delegated to the worker pool; exits
  * arrive from the native pidfd watcher on this thread.
  */
-import * as path from 'node:path';
 import type { ExitResult, TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { INIT_HELPER_PATH, SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native, type WaitStatus } from '../../native/binding';
@@ -21,6 +20,7 @@ import { cpuQuotaUs } from '../topology';
 import { checkUserString, dynamicUser } from '../users';
 import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
 import { readStatus, removeStatusDir } from './exit-status';
+import { isOwnStatusDir, statusDirFor } from './status-dir';
 import { pidStartTime } from './proc';
 import { taskSandbox, type SandboxBlock } from './sandbox';
 import { ExecSession, type ExecSessionOptions } from '../exec/exec-session';
@@ -197,7 +197,7 @@ export class TaskManager {
       stdoutPath: cfg.stdoutPath || '/dev/null',
       stderrPath: cfg.stderrPath || '/dev/null',
       chownFifos: true,
-      statusDir: path.join(config.stateDir, 'tasks', encodeURIComponent(cfg.id)),
+      statusDir: statusDirFor(config.stateDir, cfg.id),
       netnsPath: sandbox.netnsPath,
       argv: [block.command, ...block.args],
       env: sandbox.env,
@@ -408,13 +408,28 @@ export class TaskManager {
     // rmdir of a v1 cgroup can block for milliseconds while the kernel takes
     // it offline; everything else here is a few µs and stays synchronous.
     await removeOwnCgroupsAsync(task.state.cgroup);
-    try {
-      removeStatusDir(task.state.statusDir);
-    } catch (err) {
-      throw internal(`cannot remove task state ${task.state.statusDir}: ${(err as Error).message}`);
-    }
+    this.removeStatusDirOf(task);
     this.tasks.delete(id);
     this.notify((o) => o.onTaskDestroyed?.(task));
+  }
+
+  /**
+   * A recovered handle names its status dir itself; it is removed only when
+   * it lies exactly one level below <state_dir>/tasks (a hostile or stale
+   * driver_state must never make us delete anything else).
+   */
+  private removeStatusDirOf(task: TaskRecord): void {
+    const dir = task.state.statusDir;
+    const stateDir = this.deps.plugin.config?.stateDir;
+    if (!stateDir || !isOwnStatusDir(stateDir, dir)) {
+      this.deps.logger.warn('not removing a task status directory outside <state_dir>/tasks', { task_id: task.id, status_dir: dir, state_dir: stateDir ?? null });
+      return;
+    }
+    try {
+      removeStatusDir(dir);
+    } catch (err) {
+      throw internal(`cannot remove task state ${dir}: ${(err as Error).message}`);
+    }
   }
 
   // ---------------------------------------------------------------- exec
