@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { NomadLikeClient } from '../src/client/nomad-client';
@@ -42,6 +43,22 @@ describe('robustness: hostile input through the plugin', function () {
     assert.deepEqual(readdirSync(tasksRoot(nomad.stateDir)), [path.basename(bystanderDir)], 'only the running task keeps a status directory');
     await nomad.stop(bystander.config.id, 0);
     await nomad.finish(bystander);
+  });
+
+  it('leaves the plugin unconfigured when SetConfig fails on its metrics listener', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const other = new NomadLikeClient();
+    try {
+      await expectStatus(other.startPlugin({ metrics_address: `127.0.0.1:${port}` }), grpc.status.INVALID_ARGUMENT, /metrics_address.*EADDRINUSE/);
+      const t = other.prepareTask({ command: 'true' });
+      await expectStatus(other.startTask(t), grpc.status.FAILED_PRECONDITION, /not configured/);
+      other.releaseTask(t);
+    } finally {
+      blocker.close();
+      assert.deepEqual(await other.cleanup(), []);
+    }
   });
 
   it('answers oversize args and env with INVALID_ARGUMENT (E2BIG) and keeps serving', async () => {

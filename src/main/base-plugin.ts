@@ -1,7 +1,7 @@
 /** BasePlugin: identity, config schema and SetConfig (protocol reference §3.1, §5.2). */
 import { PluginType, type BasePluginServer, type SetConfigRequest } from '../gen/hashicorp/nomad/plugins/base/base';
 import { detectCgroupLayout } from './cgroups/detect';
-import { parsePluginConfig, PLUGIN_CONFIG_SPEC } from './config';
+import { parsePluginConfig, PLUGIN_CONFIG_SPEC, type PluginConfig } from './config';
 import { unary } from './grpc-util';
 import type { Logger } from './log';
 import type { PluginState } from './plugin-state';
@@ -13,8 +13,12 @@ export const DRIVER_NAME = 'exec2';
 export const PLUGIN_API_VERSION = 'v0.1.0';
 
 export interface BasePluginHooks {
-  /** the long-lived instance got its config: warm pools, start metrics */
-  onConfigured?(state: PluginState): void | Promise<void>;
+  /**
+   * The long-lived instance is about to take `config`: warm pools, start
+   * metrics. Runs before the config is applied; if it throws, SetConfig
+   * fails and the previous config (or none) stays in force.
+   */
+  onConfigured?(config: PluginConfig): void | Promise<void>;
 }
 
 export function basePluginServer(state: PluginState, logger: Logger, hooks: BasePluginHooks = {}): BasePluginServer {
@@ -30,8 +34,12 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
       const config = parsePluginConfig(req.msgpackConfig);
       // Without nomad_config this is Nomad's validation probe: validate, keep nothing.
       if (!req.nomadConfig) return {};
+      const compute = computeFromTopology(req.nomadConfig.driver?.Topology);
+      // Everything that can fail comes first: an error reply must leave the
+      // plugin exactly as it was.
+      await hooks.onConfigured?.(config);
       state.config = config;
-      state.compute = computeFromTopology(req.nomadConfig.driver?.Topology);
+      state.compute = compute;
       logger.info('plugin configured', {
         unveil_defaults: config.unveilDefaults,
         unveil_by_task: config.unveilByTask,
@@ -39,7 +47,6 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
         mhz_per_core: state.compute?.mhzPerCore ?? 0,
       });
       hintCgroupJoinLatency(logger);
-      await hooks.onConfigured?.(state);
       return {};
     }),
   };
