@@ -10,7 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 import { NomadLikeClient } from '../src/client/nomad-client';
 import { statusDirFor, tasksRoot } from '../src/main/tasks/status-dir';
 import { startNomadOrSkip } from './harness/skip';
-import { expectStatus } from './harness/assert-status';
+import { expectStatus, recoverableOf } from './harness/assert-status';
+import { FifoReader } from '../src/client/log-reader';
 
 describe('robustness: hostile input through the plugin', function () {
   this.timeout(120_000);
@@ -77,5 +78,57 @@ describe('robustness: hostile input through the plugin', function () {
     }
     const { task } = await nomad.run({ command: 'true' });
     assert.equal((await nomad.finish(task)).result.exitCode, 0);
+  });
+
+  describe('log FIFOs whose reader is late or never comes', () => {
+    /** A prepared task whose logmon has not opened the FIFOs (yet). */
+    const withoutReader = (input: Parameters<NomadLikeClient['prepareTask']>[0]) => {
+      const t = nomad.prepareTask(input);
+      t.stdout?.close();
+      t.stderr?.close();
+      return t;
+    };
+
+    it('starts the task once the reader opens the FIFO', async () => {
+      const t = withoutReader({ command: 'sh', args: ['-c', 'echo late-reader-ok; exit 6'] });
+      setTimeout(() => {
+        t.stdout = new FifoReader(t.config.stdoutPath);
+        t.stderr = new FifoReader(t.config.stderrPath);
+      }, 300);
+      await nomad.startTask(t);
+      assert.equal((await nomad.wait(t.config.id)).result.exitCode, 6);
+      await t.stdout!.waitFor(/late-reader-ok/);
+      await nomad.destroy(t.config.id);
+      nomad.releaseTask(t);
+    });
+
+    it('holds no worker while readers are missing: other tasks start meanwhile, the waiting ones fail recoverable', async () => {
+      const waiting = Array.from({ length: 6 }, () => withoutReader({ command: 'true' }));
+      const order: string[] = [];
+      const answers = waiting.map((t, i) =>
+        nomad.startTask(t).then(
+          () => assert.fail('started without a log reader'),
+          (err: grpc.ServiceError) => {
+            order.push(`waiting-${i}`);
+            return err;
+          },
+        ),
+      );
+      // More waiting tasks than workers: with a worker held per waiting task this would queue behind them.
+      const { task } = await nomad.run({ command: 'sh', args: ['-c', 'exit 8'] });
+      order.push('normal');
+      assert.equal((await nomad.finish(task)).result.exitCode, 8);
+      const errs = await Promise.all(answers);
+      assert.equal(order[0], 'normal', `answer order: ${order.join(', ')}`);
+      for (const err of errs) {
+        assert.equal(err.code, grpc.status.FAILED_PRECONDITION, err.details);
+        assert.match(err.details, /no reader on log FIFO .*gave up after \d+ attempts/);
+        assert.equal(recoverableOf(err), true, 'Nomad may retry');
+      }
+      for (const t of waiting) {
+        assert.equal(existsSync(statusDirFor(nomad.stateDir, t.config.id)), false, 'state left behind');
+        nomad.releaseTask(t);
+      }
+    });
   });
 });

@@ -38,6 +38,8 @@ export interface LaunchRequest extends ConfinedRequest {
   netnsPath: string | null;
   /** main thread hrtime (ns, as string) when StartTask arrived */
   receivedNs: string;
+  /** shared with the main thread: what was launched, should the reply be lost (tasks/launch-handoff.ts) */
+  handoff?: SharedArrayBuffer;
 }
 
 export interface LaunchTimings {
