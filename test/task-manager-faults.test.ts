@@ -16,6 +16,7 @@ import { DriverError } from '../src/main/errors';
 import { PiscinaLauncher, type Launcher } from '../src/main/launcher';
 import { Logger } from '../src/main/log';
 import { PluginState } from '../src/main/plugin-state';
+import { procStat } from '../src/main/tasks/proc';
 import { statusDirFor } from '../src/main/tasks/status-dir';
 import { TaskManager } from '../src/main/tasks/task-manager';
 import { loadNative, type Exec2Native } from '../src/native/binding';
@@ -34,7 +35,7 @@ function pidfds(): number {
   return n;
 }
 
-describe('task manager under injected faults (real launches)', function () {
+describe('task manager in this process (real launches; faults injected by wrapping real dependencies)', function () {
   this.timeout(60_000);
   let nomad: NomadLikeClient;
   let real: PiscinaLauncher;
@@ -123,5 +124,42 @@ describe('task manager under injected faults (real launches)', function () {
     faults.lostReply = 1;
     await expectCleanFailure(t, before);
     await expectRetryWorks(t);
+  });
+
+  it('kills an exec session and its jobs without scanning the host\'s /proc', async () => {
+    // a job in a process group of its own, as shell job control makes it
+    const JOB = `python3 -c 'import os, time; os.setpgid(0, 0); time.sleep(1000)'`;
+    const t = nomad.prepareTask({ command: 'sleep', args: ['1000'] });
+    const { task } = await tm.start(t.config);
+    const session = await tm.startExec(task.id, { argv: ['sh', '-c', `${JOB} & ${JOB} & sleep 0.2; echo ready; wait`], tty: false, stdin: 'null' });
+    let out = '';
+    session.stdout.on('data', (b: Buffer) => void (out += b.toString()));
+    while (!out.includes('ready')) await new Promise((r) => setTimeout(r, 10));
+    const members = () => taskProcs(t).map((p) => procStat(p)).filter((st) => st && st.session === session.pid && st.state !== 'Z');
+    assert.ok(members().length >= 3, 'the shell and two jobs in groups of their own');
+    assert.ok(new Set(members().map((st) => st!.pgrp)).size >= 3);
+    // fs is what /proc scans go through; count directory listings of /proc during kill().
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const fs = require('node:fs') as typeof import('node:fs');
+    const readdir = fs.readdirSync;
+    let procScans = 0;
+    fs.readdirSync = ((p: Parameters<typeof readdir>[0], o?: unknown) => {
+      if (String(p) === '/proc') procScans++;
+      return (readdir as (p: unknown, o?: unknown) => unknown)(p, o);
+    }) as typeof readdir;
+    try {
+      session.kill();
+    } finally {
+      fs.readdirSync = readdir;
+    }
+    assert.equal(procScans, 0, 'kill() listed /proc');
+    const r = await session.exit;
+    assert.equal(r.signal, 9);
+    for (let i = 0; members().length > 0 && i < 500; i++) await new Promise((res) => setTimeout(res, 10));
+    assert.deepEqual(members(), [], 'session members left');
+    session.dispose();
+    await tm.stop(task.id, 0, 'SIGKILL');
+    await tm.destroy(task.id, true);
+    nomad.releaseTask(t);
   });
 });
