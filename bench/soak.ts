@@ -201,6 +201,11 @@ export class Soak {
     this.opts.log?.(line);
   }
 
+  private lose(line: string): void {
+    this.summary.lost.push(line);
+    this.log(`  LOST ${line}`);
+  }
+
   private count(map: Record<string, number>, key: string): void {
     map[key] = (map[key] ?? 0) + 1;
   }
@@ -283,7 +288,7 @@ export class Soak {
         await this.nomad.recover(handle);
         this.summary.recoveries++;
       } catch (err) {
-        this.summary.lost.push(`${id.slice(0, 60)}: RecoverTask failed: ${(err as Error).message}`);
+        this.lose(`${id.slice(0, 60)}: RecoverTask failed: ${(err as Error).message}`);
         this.live.delete(id);
       }
     }
@@ -492,27 +497,44 @@ export class Soak {
     }
 
     const id = cfg.id;
-    const waitP = this.rpc('WaitTask', () => this.nomad.wait(id));
-    // the wait is in the plugin before a destroy can end the task
+    // Which plugin instance the WaitTask was last sent to: a DestroyTask
+    // re-sent after a kill must reach the new plugin after the re-sent wait,
+    // or the task is gone before anyone waits for it (Nomad, too, waits first).
+    let waitSentTo = -1;
+    let waitDone = false;
+    const waitP = this.rpc('WaitTask', () => {
+      waitSentTo = this.epoch;
+      return this.nomad.wait(id);
+    }).finally(() => {
+      waitDone = true;
+    });
+    waitP.catch(() => undefined); // awaited below; a rejection meanwhile is not unhandled
+    const afterWait = async (): Promise<void> => {
+      while (!waitDone && waitSentTo !== this.epoch) await sleep(1);
+      if (!waitDone) await sleep(2);
+    };
     if (ending !== 'wait') await sleep(endAfterMs);
     if (ending === 'stop') {
       this.maybeCrash('stop-destroy');
       await this.rpc('StopTask', () => this.nomad.stop(id, 5000, 'SIGTERM'));
     } else if (ending === 'destroy') {
       this.maybeCrash('stop-destroy');
-      await this.rpc('DestroyTask', () => this.nomad.destroy(id, true));
+      await this.rpc('DestroyTask', async () => {
+        await afterWait();
+        return this.nomad.destroy(id, true);
+      });
     }
     let r: { result: ExitResult; err: string };
     try {
       r = await waitP;
     } catch (err) {
-      this.summary.lost.push(`${kind} ${id.slice(0, 60)}: WaitTask failed: ${(err as Error).message}`);
+      this.lose(`${kind} ${id.slice(0, 60)}: WaitTask failed: ${(err as Error).message}`);
       this.live.delete(id);
       await this.rpc('DestroyTask', () => this.nomad.destroy(id, true)).catch(() => undefined);
       return;
     }
     if (matches(r.result, expect) && r.err === '') this.summary.exact++;
-    else this.summary.lost.push(`${kind} ${JSON.stringify(id.slice(0, 60))}: exit ${r.result.exitCode}/${r.result.signal} (${r.err}), expected ${show(expect)}`);
+    else this.lose(`${kind} ${JSON.stringify(id.slice(0, 60))}: exit ${r.result.exitCode}/${r.result.signal} (${r.err}), expected ${show(expect)}`);
     this.maybeCrash('stop-destroy');
     await this.rpc('DestroyTask', () => this.nomad.destroy(id, true));
     this.live.delete(id);
@@ -726,8 +748,7 @@ export function formatSummary(s: SoakSummary, leakedAtCleanup: string[]): string
   return [`| ${'soak'.padEnd(w)} | ${'value'.padStart(12)} |`, sep, ...lines, ...details.slice(0, 40)].join('\n');
 }
 
-export async function runSoak(opts: SoakOptions): Promise<{ summary: SoakSummary; cleanupLeaks: string[] }> {
-  const soak = new Soak(opts);
+export async function runSoak(opts: SoakOptions, soak = new Soak(opts)): Promise<{ summary: SoakSummary; cleanupLeaks: string[] }> {
   try {
     const summary = await soak.run();
     return { summary, cleanupLeaks: await soak.cleanup() };
@@ -753,7 +774,15 @@ if (require.main === module) {
     log: (l) => console.log(l),
   };
   if (arg('--launches')) opts.launches = Number(arg('--launches'));
-  runSoak(opts).then(({ summary, cleanupLeaks }) => {
+  const soak = new Soak(opts);
+  // Ctrl-C: leave no plugin, task, mount or cgroup behind.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`${sig}: cleaning up (seed ${seed})`);
+      void soak.cleanup().finally(() => process.exit(130));
+    });
+  }
+  runSoak(opts, soak).then(({ summary, cleanupLeaks }) => {
     console.log(formatSummary(summary, cleanupLeaks));
     const bad = summary.lost.length + summary.leaked.length + cleanupLeaks.length + summary.violations.length;
     console.log(bad === 0 ? `PASS (seed ${seed})` : `FAIL (seed ${seed}; replay with npm run soak -- --seed ${seed})`);
