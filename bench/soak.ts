@@ -502,6 +502,7 @@ export class Soak {
     // or the task is gone before anyone waits for it (Nomad, too, waits first).
     let waitSentTo = -1;
     let waitDone = false;
+    let destroyAttempts = 0;
     const waitP = this.rpc('WaitTask', () => {
       waitSentTo = this.epoch;
       return this.nomad.wait(id);
@@ -520,6 +521,7 @@ export class Soak {
     } else if (ending === 'destroy') {
       this.maybeCrash('stop-destroy');
       await this.rpc('DestroyTask', async () => {
+        destroyAttempts++;
         await afterWait();
         return this.nomad.destroy(id, true);
       });
@@ -534,7 +536,13 @@ export class Soak {
       return;
     }
     if (matches(r.result, expect) && r.err === '') this.summary.exact++;
-    else this.lose(`${kind} ${JSON.stringify(id.slice(0, 60))}: exit ${r.result.exitCode}/${r.result.signal} (${r.err}), expected ${show(expect)}`);
+    else if (destroyAttempts > 1 && /status is missing/.test(r.err) && !existsSync(statusDirFor(this.nomad.stateDir, id))) {
+      // The kill came after the old plugin's DestroyTask had removed the
+      // task's state but before either answer arrived: its exit is gone with
+      // the handle Nomad was destroying (Nomad itself destroys only after the
+      // wait returned, so it never asks this).
+      this.count(this.summary.expectedFailures, 'exit unknowable: DestroyTask done just before the kill, both answers lost');
+    } else this.lose(`${kind} ${JSON.stringify(id.slice(0, 60))}: exit ${r.result.exitCode}/${r.result.signal} (${r.err}), expected ${show(expect)}`);
     this.maybeCrash('stop-destroy');
     await this.rpc('DestroyTask', () => this.nomad.destroy(id, true));
     this.live.delete(id);
