@@ -3,6 +3,7 @@
  * (issue 14): each defect's reproduction, through the real plugin process.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -42,6 +43,21 @@ describe('robustness: hostile input through the plugin', function () {
       nomad.releaseTask(t);
     }
     assert.deepEqual(readdirSync(tasksRoot(nomad.stateDir)), [path.basename(bystanderDir)], 'only the running task keeps a status directory');
+    await nomad.stop(bystander.config.id, 0);
+    await nomad.finish(bystander);
+  });
+
+  it('never removes a recovered status directory that is not exactly one level below <state_dir>/tasks', async () => {
+    const { task: bystander, handle } = await nomad.run({ command: 'sleep', args: ['1000'] });
+    const state = JSON.parse(Buffer.from(handle.driverState).toString()) as { statusDir: string; pid: number };
+    const gone = spawnSync('true').pid!; // a pid with no process behind it any more
+    for (const [i, dir] of [nomad.stateDir, tasksRoot(nomad.stateDir), path.join(tasksRoot(nomad.stateDir), '..'), '/'].entries()) {
+      const id = `${bystander.config.id}-forged-${i}`;
+      const forged = { ...handle, config: { ...handle.config!, id }, driverState: Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(handle.driverState).toString()), pid: gone, statusDir: dir })) };
+      await nomad.recover(forged);
+      await nomad.destroy(id);
+      assert.ok(existsSync(state.statusDir), `destroying a handle naming ${dir} removed another task's status directory`);
+    }
     await nomad.stop(bystander.config.id, 0);
     await nomad.finish(bystander);
   });
