@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -51,13 +52,18 @@ describe('robustness: hostile input through the plugin', function () {
     const { task: bystander, handle } = await nomad.run({ command: 'sleep', args: ['1000'] });
     const state = JSON.parse(Buffer.from(handle.driverState).toString()) as { statusDir: string; pid: number };
     const gone = spawnSync('true').pid!; // a pid with no process behind it any more
-    for (const [i, dir] of [nomad.stateDir, tasksRoot(nomad.stateDir), path.join(tasksRoot(nomad.stateDir), '..'), '/'].entries()) {
+    // a directory elsewhere, with content, stands for "anything else" (never '/' in a test: a regression would wipe the host)
+    const elsewhere = mkdtempSync(path.join(os.tmpdir(), 'exec2-elsewhere-'));
+    writeFileSync(path.join(elsewhere, 'keep'), 'x');
+    for (const [i, dir] of [nomad.stateDir, tasksRoot(nomad.stateDir), path.join(tasksRoot(nomad.stateDir), '..'), elsewhere].entries()) {
       const id = `${bystander.config.id}-forged-${i}`;
       const forged = { ...handle, config: { ...handle.config!, id }, driverState: Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(handle.driverState).toString()), pid: gone, statusDir: dir })) };
       await nomad.recover(forged);
       await nomad.destroy(id);
       assert.ok(existsSync(state.statusDir), `destroying a handle naming ${dir} removed another task's status directory`);
     }
+    assert.ok(existsSync(path.join(elsewhere, 'keep')), 'a directory outside state_dir was removed');
+    rmSync(elsewhere, { recursive: true });
     await nomad.stop(bystander.config.id, 0);
     await nomad.finish(bystander);
   });
