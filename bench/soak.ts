@@ -76,6 +76,8 @@ export interface SoakSummary {
   recoveries: number;
   /** StartTasks in flight at a crash: answer lost, task killed with its cgroup, status dir removed by the harness */
   orphaned: number;
+  /** of those, how many had left a status dir (no one will ever DestroyTask their id: the harness removes it) */
+  orphanStatusDirs: number;
   lost: string[];
   leaked: string[];
   violations: string[];
@@ -189,7 +191,7 @@ export class Soak {
   constructor(private readonly opts: SoakOptions) {
     this.rand = prng(opts.seed);
     this.summary = {
-      seed: opts.seed, launches: 0, answered: 0, exact: 0, expectedFailures: {}, faults: {}, crashes: 0, recoveries: 0, orphaned: 0,
+      seed: opts.seed, launches: 0, answered: 0, exact: 0, expectedFailures: {}, faults: {}, crashes: 0, recoveries: 0, orphaned: 0, orphanStatusDirs: 0,
       lost: [], leaked: [], violations: [], rss: { before: 0, after: 0 }, fds: { before: 0, after: 0 }, durationMs: 0,
     };
     const pick = (n: number): number[] => Array.from({ length: n }, () => Math.floor(opts.launches * (0.1 + 0.8 * this.rand()))).sort((a, b) => a - b);
@@ -403,13 +405,13 @@ export class Soak {
         const big = this.rand() < 0.5;
         const cfg = this.configFor(slot, 'true', big ? ['y'.repeat(140 * 1024)] : []);
         if (!big) cfg.env = { ...cfg.env, ...Object.fromEntries(Array.from({ length: 24 }, (_, i) => [`BIG_${i}`, 'e'.repeat(100 * 1024)])) };
-        return this.expectStartFailure(kind, cfg, grpc.status.INVALID_ARGUMENT, /Argument list too long|E2BIG/);
+        return this.expectStartFailure(slot, kind, cfg, grpc.status.INVALID_ARGUMENT, /Argument list too long|E2BIG/);
       }
       case 'bad-task-config': {
         this.count(this.summary.faults, 'malformed task config');
         const good = Buffer.from(encodeTaskConfig({ command: 'true' }));
         const bytes = this.rand() < 0.5 ? good.subarray(0, this.int(0, good.length - 1)) : randomBytes(this.int(1, 64));
-        return this.expectStartFailure(kind, { ...this.configFor(slot, 'true', []), msgpackDriverConfig: bytes }, grpc.status.INVALID_ARGUMENT, /./);
+        return this.expectStartFailure(slot, kind, { ...this.configFor(slot, 'true', []), msgpackDriverConfig: bytes }, grpc.status.INVALID_ARGUMENT, /./);
       }
       case 'bad-plugin-config':
         return this.badPluginConfig();
@@ -418,7 +420,7 @@ export class Soak {
       case 'no-reader': {
         this.count(this.summary.faults, 'log reader never opens the FIFO');
         this.dropReaders(slot);
-        await this.expectStartFailure(kind, this.configFor(slot, 'true', []), grpc.status.FAILED_PRECONDITION, /no reader on log FIFO/);
+        await this.expectStartFailure(slot, kind, this.configFor(slot, 'true', []), grpc.status.FAILED_PRECONDITION, /no reader on log FIFO/);
         this.ensureReaders(slot);
         return;
       }
@@ -552,7 +554,7 @@ export class Soak {
     if (kind === 'broken-pipe') this.ensureReaders(slot);
   }
 
-  private async expectStartFailure(kind: Kind, cfg: PreparedTask['config'], code: grpc.status, message: RegExp): Promise<void> {
+  private async expectStartFailure(slot: Slot, kind: Kind, cfg: PreparedTask['config'], code: grpc.status, message: RegExp): Promise<void> {
     const pressured = this.pressureWindowsSeen;
     try {
       await this.rpc('StartTask', () => call(this.plugin.driver, this.plugin.driver.startTask, { task: cfg }), false);
@@ -562,7 +564,9 @@ export class Soak {
       this.live.delete(cfg.id);
     } catch (err) {
       if (err instanceof CrashedError) {
+        // the worker may have made the status dir before the launch failed
         this.count(this.summary.expectedFailures, `${kind}: answer lost in a plugin kill`);
+        await this.orphan(slot, cfg.id);
         return;
       }
       if (!isServiceError(err)) throw err;
@@ -624,7 +628,9 @@ export class Soak {
       if (cgroupProcs(slot).length === 0) break;
       await sleep(10);
     }
-    rmSync(statusDirFor(this.nomad.stateDir, id), { recursive: true, force: true });
+    const dir = statusDirFor(this.nomad.stateDir, id);
+    if (existsSync(dir)) this.summary.orphanStatusDirs++;
+    rmSync(dir, { recursive: true, force: true });
   }
 
   // -------------------------------------------------------------- run and check
@@ -745,6 +751,7 @@ export function formatSummary(s: SoakSummary, leakedAtCleanup: string[]): string
     ['plugin kills', String(s.crashes)],
     ['RecoverTask calls', String(s.recoveries)],
     ['StartTasks in flight at a kill (answer lost, cgroup killed)', String(s.orphaned)],
+    ['  of which left a status dir (removed by the harness)', String(s.orphanStatusDirs)],
     ['lost', String(s.lost.length)],
     ['leaked', String(s.leaked.length + leakedAtCleanup.length)],
     ['violations (wrong status, plugin died on its own, ...)', String(s.violations.length)],
