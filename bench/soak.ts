@@ -306,7 +306,8 @@ export class Soak {
   // -------------------------------------------------------------- fd pressure
 
   private async fdPressure(): Promise<void> {
-    if (this.fdPressureAt.length > 0 && this.issued >= this.fdPressureAt[0]! && !this.crashing) {
+    // one window at a time: the limit restored is the one from before the window
+    if (this.fdPressureUntil < 0 && this.fdPressureAt.length > 0 && this.issued >= this.fdPressureAt[0]! && !this.crashing) {
       this.fdPressureAt.shift();
       const pid = this.plugin.pid;
       const open = fdsOf(pid).length;
