@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -946,6 +948,14 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
 }
 
 // ---- watchExit ------------------------------------------------------------
+//
+// A pidfd becomes readable when its process exits; that, and only that, is
+// an exit. A poll error (libuv reports POLLERR as UV_EBADF and stops the
+// handle) says nothing about the process: it is checked directly (poll(2)
+// on the pidfd), and while it lives the watch goes on, re-armed from a
+// timer with backoff so a persistent error cannot spin the loop. When the
+// poll handle cannot be set up at all (epoll out of watches or memory), the
+// timer alone watches the pidfd.
 
 struct ExitWatch;
 
@@ -955,33 +965,56 @@ struct EnvWatches {
   std::unordered_set<ExitWatch*> live;
 };
 
+constexpr uint64_t kRecheckFirstMs = 10;
+constexpr uint64_t kRecheckMaxMs = 250;
+
 struct ExitWatch {
   uv_poll_t poll;
+  uv_timer_t timer;
+  bool has_poll = false;
+  bool has_timer = false;
+  int open_handles = 0;  // freed when the last close callback ran
+  uint64_t recheck_ms = kRecheckFirstMs;
   napi_env env;
   Napi::FunctionReference cb;
   int pidfd;
   EnvWatches* owner;
 };
 
-void OnWatchClosed(uv_handle_t* h) { delete static_cast<ExitWatch*>(h->data); }
+void OnWatchHandleClosed(uv_handle_t* h) {
+  ExitWatch* w = static_cast<ExitWatch*>(h->data);
+  if (--w->open_handles == 0) delete w;
+}
 
-// Stops polling and releases the pidfd; the struct is freed by the close
-// callback on a later loop turn.
+// Stops watching and releases the pidfd; the struct is freed by the close
+// callbacks on a later loop turn.
 void FinishWatch(ExitWatch* w) {
-  uv_poll_stop(&w->poll);  // removes the fd from epoll before we close it
+  if (w->has_poll) uv_poll_stop(&w->poll);  // removes the fd from epoll before we close it
+  if (w->has_timer) uv_timer_stop(&w->timer);
   if (w->pidfd >= 0) close(w->pidfd);
   w->pidfd = -1;
   w->owner->live.erase(w);
-  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnWatchClosed);
+  if (w->has_poll) uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnWatchHandleClosed);
+  if (w->has_timer) uv_close(reinterpret_cast<uv_handle_t*>(&w->timer), OnWatchHandleClosed);
+  w->has_poll = w->has_timer = false;
 }
 
-void OnPidfdReadable(uv_poll_t* handle, int status, int /*events*/) {
-  ExitWatch* w = static_cast<ExitWatch*>(handle->data);
+// Whether the pidfd says its process has exited (readable), asked directly.
+bool PidfdExited(int pidfd) {
+  struct pollfd pfd = {pidfd, POLLIN, 0};
+  int rc;
+  do rc = poll(&pfd, 1, 0);
+  while (rc < 0 && errno == EINTR);
+  return rc > 0 && (pfd.revents & POLLIN);
+}
+
+// Reap (our child) or just note (not our child) the exit and call back once.
+void ReportExit(ExitWatch* w) {
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  int rc = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG);
-  if (rc == 0 && si.si_pid == 0 && status == 0) return;  // not a zombie yet: poll again
-  if (rc < 0 && errno == EINTR) return;                 // level-triggered: comes back
+  int rc;
+  do rc = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG);
+  while (rc < 0 && errno == EINTR);
 
   Napi::Env env(w->env);
   Napi::HandleScope scope(env);
@@ -1012,6 +1045,44 @@ void OnPidfdReadable(uv_poll_t* handle, int status, int /*events*/) {
   }
 }
 
+void OnPidfdReadable(uv_poll_t* handle, int status, int events);
+
+// The timer: after a poll error, or instead of the poll handle.
+void OnRecheck(uv_timer_t* handle) {
+  ExitWatch* w = static_cast<ExitWatch*>(handle->data);
+  if (PidfdExited(w->pidfd)) return ReportExit(w);
+  if (w->has_poll && uv_poll_start(&w->poll, UV_READABLE, OnPidfdReadable) == 0) {
+    // The exit may have happened between the check and the re-arm: a
+    // level-triggered poll reports it on the next turn.
+    return;
+  }
+  w->recheck_ms = std::min(w->recheck_ms * 2, kRecheckMaxMs);
+  uv_timer_start(&w->timer, OnRecheck, w->recheck_ms, 0);
+}
+
+void ScheduleRecheck(ExitWatch* w) {
+  if (w->has_poll) uv_poll_stop(&w->poll);
+  uv_timer_start(&w->timer, OnRecheck, w->recheck_ms, 0);
+  w->recheck_ms = std::min(w->recheck_ms * 2, kRecheckMaxMs);
+}
+
+void OnPidfdReadable(uv_poll_t* handle, int status, int /*events*/) {
+  ExitWatch* w = static_cast<ExitWatch*>(handle->data);
+  if (status < 0) {
+    // Not an exit: only the pidfd itself can say the process is gone.
+    if (PidfdExited(w->pidfd)) return ReportExit(w);
+    return ScheduleRecheck(w);
+  }
+  w->recheck_ms = kRecheckFirstMs;
+  // Readable means exited; for our child, also wait until it is a zombie.
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  int rc = waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED | WNOHANG | WNOWAIT);
+  if (rc == 0 && si.si_pid == 0) return;   // not a zombie yet: poll again
+  if (rc < 0 && errno == EINTR) return;    // level-triggered: comes back
+  ReportExit(w);
+}
+
 void CleanupEnvWatches(void* arg) {
   EnvWatches* ew = static_cast<EnvWatches*>(arg);
   std::vector<ExitWatch*> all(ew->live.begin(), ew->live.end());
@@ -1026,6 +1097,9 @@ Napi::Value WatchExit(const Napi::CallbackInfo& info) {
   int pidfd = GetFd(env, info[0], "pidfd", 0);
   if (!info[1].IsFunction()) ThrowInvalid(env, "onExit must be a function");
   EnvWatches* ew = env.GetInstanceData<EnvWatches>();
+  if (fcntl(pidfd, F_GETFD) < 0)
+    throw NativeError(env, "EXEC2_INVALID_ARGUMENT", "cannot watch pidfd: " + ErrnoText(errno), errno,
+                      nullptr, "fcntl");
 
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop)
@@ -1036,23 +1110,42 @@ Napi::Value WatchExit(const Napi::CallbackInfo& info) {
   w->pidfd = pidfd;
   w->owner = ew;
   w->poll.data = w;
-  int rc = uv_poll_init(loop, &w->poll, pidfd);
+  w->timer.data = w;
+  int rc = uv_timer_init(loop, &w->timer);
   if (rc < 0) {
     delete w;
-    throw NativeError(env, rc == UV_EBADF ? "EXEC2_INVALID_ARGUMENT" : "EXEC2_SYSCALL",
-                      std::string("cannot watch pidfd: ") + uv_strerror(rc), -rc, nullptr,
-                      "uv_poll_init");
-  }
-  rc = uv_poll_start(&w->poll, UV_READABLE, OnPidfdReadable);
-  if (rc < 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnWatchClosed);
     throw NativeError(env, "EXEC2_SYSCALL", std::string("cannot watch pidfd: ") + uv_strerror(rc),
-                      -rc, nullptr, "uv_poll_start");
+                      -rc, nullptr, "uv_timer_init");
+  }
+  w->has_timer = true;
+  w->open_handles = 1;
+  rc = uv_poll_init(loop, &w->poll, pidfd);
+  if (rc == 0) {
+    w->has_poll = true;
+    w->open_handles++;
+    rc = uv_poll_start(&w->poll, UV_READABLE, OnPidfdReadable);
   }
   // Only now does the watch own the pidfd and the callback.
   w->cb = Napi::Persistent(info[1].As<Napi::Function>());
   ew->live.insert(w);
+  // No epoll watch possible (ENOSPC, ENOMEM): the timer watches alone.
+  if (rc < 0) ScheduleRecheck(w);
   return env.Undefined();
+}
+
+// Test hook: what libuv does on POLLERR (stop the handle, call back with
+// UV_EBADF), for the watch of `pidfd`. Returns whether such a watch exists.
+Napi::Value SimulateWatchError(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pidfd = GetFd(env, info[0], "pidfd", 0);
+  EnvWatches* ew = env.GetInstanceData<EnvWatches>();
+  for (ExitWatch* w : ew->live) {
+    if (w->pidfd != pidfd || !w->has_poll) continue;
+    uv_poll_stop(&w->poll);
+    OnPidfdReadable(&w->poll, UV_EBADF, 0);
+    return Napi::Boolean::New(env, true);
+  }
+  return Napi::Boolean::New(env, false);
 }
 
 // ---- pidfds and signals ---------------------------------------------------
@@ -1126,6 +1219,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("terminalEof", Napi::Function::New(env, TerminalEof, "terminalEof"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("watchExit", Napi::Function::New(env, WatchExit, "watchExit"));
+  exports.Set("simulateWatchError", Napi::Function::New(env, SimulateWatchError, "simulateWatchError"));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("signalTask", Napi::Function::New(env, SignalTask, "signalTask"));
   exports.Set("pidfdKill", Napi::Function::New(env, PidfdKill, "pidfdKill"));

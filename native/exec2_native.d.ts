@@ -203,8 +203,16 @@ export interface Exec2Native {
    * Main thread only: watch a pidfd with a libuv poll handle. When the process
    * exits, reap it with waitid(P_PIDFD) if it is our child (status) or report
    * null (not our child: e.g. a recovered task), close the pidfd, and call back once.
+   * A poll error is not an exit: the pidfd is asked directly and, while the
+   * process lives, watched on from a timer (also when epoll refuses the fd).
+   * Throws EXEC2_INVALID_ARGUMENT for a closed fd.
    */
   watchExit(pidfd: number, onExit: (status: WaitStatus | null) => void): void;
+  /**
+   * Tests only: deliver the poll error libuv reports for POLLERR to the watch
+   * of `pidfd`, as if epoll had reported it. False when no such watch exists.
+   */
+  simulateWatchError(pidfd: number): boolean;
   /**
    * Start a command inside a running task: the init helper (exec mode) joins
    * the task's cgroup and namespaces and starts the command as a child of

@@ -14,6 +14,7 @@ import { freePort, httpGet, retry } from '../src/client/net-util';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
 import { allProcesses } from '../src/main/tasks/proc';
+import { statusDirFor } from '../src/main/tasks/status-dir';
 
 
 /** Host pids whose parent is `ppid`. */
@@ -255,7 +256,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
         command: 'sh',
         args: ['-c', 'for d in "$S" "$S/.."; do echo "exited 0" > "$d/status" && echo FORGED; done; exit 3'],
       });
-      task.config.env.S = path.join(nomad.stateDir, 'tasks', encodeURIComponent(task.config.id));
+      task.config.env.S = statusDirFor(nomad.stateDir, task.config.id);
       await nomad.startTask(task);
       const r = await output(task);
       assert.equal(r.exit, 3);
@@ -375,7 +376,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
 
     it('lets concurrent forced DestroyTask calls share one cleanup that removes the task state', async () => {
       const { task } = await nomad.run({ command: 'sleep', args: ['1000'] });
-      const statusDir = path.join(nomad.stateDir, 'tasks', encodeURIComponent(task.config.id));
+      const statusDir = statusDirFor(nomad.stateDir, task.config.id);
       assert.ok(existsSync(statusDir), 'the task has a status directory while it runs');
       await Promise.all([nomad.destroy(task.config.id, true), nomad.destroy(task.config.id, true), nomad.destroy(task.config.id, true)]);
       await expectStatus(nomad.wait(task.config.id), grpc.status.NOT_FOUND, /task not found/);
@@ -385,7 +386,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
 
     it('never reports a stale status left in the task\'s state directory as its exit', async () => {
       const task = nomad.prepareTask({ command: 'sleep', args: ['1000'] });
-      const statusDir = path.join(nomad.stateDir, 'tasks', encodeURIComponent(task.config.id));
+      const statusDir = statusDirFor(nomad.stateDir, task.config.id);
       mkdirSync(statusDir, { recursive: true, mode: 0o700 });
       writeFileSync(path.join(statusDir, 'status'), 'exited 99\n');
       const handle = await nomad.startTask(task);
@@ -425,7 +426,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
         const task = nomad.prepareTask(input);
         await expectStatus(nomad.startTask(task), code, re);
         assert.equal(childrenOf(nomad.plugin.pid).length, before, 'a process was left behind');
-        assert.equal(existsSync(path.join(nomad.stateDir, 'tasks', encodeURIComponent(task.config.id))), false, 'task state left behind');
+        assert.equal(existsSync(statusDirFor(nomad.stateDir, task.config.id)), false, 'task state left behind');
         await expectStatus(nomad.wait(task.config.id), grpc.status.NOT_FOUND, /task not found/);
         nomad.releaseTask(task);
       });
@@ -437,7 +438,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
       const [, gone] = dirs.find(([c]) => c === 'memory' || c === 'unified')!;
       rmdirSync(gone);
       await expectStatus(nomad.startTask(task), grpc.status.FAILED_PRECONDITION, new RegExp(`task cgroup ${gone.replace(/[.]/g, '\\.')} does not exist \\(Nomad creates it before StartTask\\)`));
-      assert.equal(existsSync(path.join(nomad.stateDir, 'tasks', encodeURIComponent(task.config.id))), false, 'task state left behind');
+      assert.equal(existsSync(statusDirFor(nomad.stateDir, task.config.id)), false, 'task state left behind');
       // The driver's own v1 accounting cgroup, if it made one, is gone again.
       const cpuacct = gone.replace(/\/memory\//, '/cpuacct/');
       if (cpuacct !== gone) assert.equal(existsSync(cpuacct), false, `${cpuacct} left behind`);

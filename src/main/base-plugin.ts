@@ -1,7 +1,7 @@
 /** BasePlugin: identity, config schema and SetConfig (protocol reference §3.1, §5.2). */
 import { PluginType, type BasePluginServer, type SetConfigRequest } from '../gen/hashicorp/nomad/plugins/base/base';
 import { detectCgroupLayout } from './cgroups/detect';
-import { parsePluginConfig, PLUGIN_CONFIG_SPEC } from './config';
+import { parsePluginConfig, PLUGIN_CONFIG_SPEC, type PluginConfig } from './config';
 import { invalidConfig } from './errors';
 import { exposure, hiddenDirs } from './tasks/sandbox';
 import { parseUnveil } from './unveil';
@@ -16,8 +16,12 @@ export const DRIVER_NAME = 'exec2';
 export const PLUGIN_API_VERSION = 'v0.1.0';
 
 export interface BasePluginHooks {
-  /** the long-lived instance got its config: warm pools, start metrics */
-  onConfigured?(state: PluginState): void | Promise<void>;
+  /**
+   * The long-lived instance is about to take `config`: warm pools, start
+   * metrics. Runs before the config is applied; if it throws, SetConfig
+   * fails and the previous config (or none) stays in force.
+   */
+  onConfigured?(config: PluginConfig): void | Promise<void>;
 }
 
 export function basePluginServer(state: PluginState, logger: Logger, hooks: BasePluginHooks = {}): BasePluginServer {
@@ -35,8 +39,12 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
       if (exposed) throw invalidConfig(`plugin config: attribute "unveil_paths": ${exposed}`);
       // Without nomad_config this is Nomad's validation probe: validate, keep nothing.
       if (!req.nomadConfig) return {};
+      const compute = computeFromTopology(req.nomadConfig.driver?.Topology);
+      // Everything that can fail comes first: an error reply must leave the
+      // plugin exactly as it was.
+      await hooks.onConfigured?.(config);
       state.config = config;
-      state.compute = computeFromTopology(req.nomadConfig.driver?.Topology);
+      state.compute = compute;
       logger.info('plugin configured', {
         unveil_defaults: config.unveilDefaults,
         unveil_by_task: config.unveilByTask,
@@ -44,7 +52,6 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
         mhz_per_core: state.compute?.mhzPerCore ?? 0,
       });
       hintCgroupJoinLatency(logger);
-      await hooks.onConfigured?.(state);
       return {};
     }),
   };

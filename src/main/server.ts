@@ -17,6 +17,7 @@ import { PluginState } from './plugin-state';
 import { TaskManager } from './tasks/task-manager';
 import { gatherHostFacts } from './fingerprint';
 import type { MetricsServer } from './metrics';
+import type { PluginConfig } from './config';
 import { PLUGIN_VERSION } from './version';
 
 /** Nomad may send large StartTask payloads (big environments). */
@@ -75,16 +76,16 @@ export function servePlugin(): void {
   process.on('SIGTERM', shutdown);
   addGoPluginServices(server, { onShutdown: shutdown });
   let metricsServer: MetricsServer | null = null;
-  const onConfigured = async (): Promise<void> => {
+  const onConfigured = async (config: PluginConfig): Promise<void> => {
     launcher.warm();
-    const addr = state.config?.metricsAddress ?? null;
+    const addr = config.metricsAddress;
     if (addr && !metricsServer) {
       // prom-client loads only in the long-lived instance that asked for metrics.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { DriverMetrics, MetricsServer } = require('./metrics') as typeof import('./metrics');
       const facts = gatherHostFacts();
       const metrics = new DriverMetrics(() => tasks, launcher, {
-        perTask: state.config?.metricsPerTask ?? false,
+        perTask: config.metricsPerTask,
         info: { landlockAbi: facts.landlockAbi, cgroupMode: facts.cgroups.mode, version: PLUGIN_VERSION },
       });
       const srv = new MetricsServer(metrics, logger);

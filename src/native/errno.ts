@@ -9,3 +9,4 @@ export function errnoName(n: number): string {
 }
 
 export const ELOOP: number = constants.errno.ELOOP;
+export const E2BIG: number = constants.errno.E2BIG;

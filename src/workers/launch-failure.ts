@@ -5,7 +5,7 @@
  * status.
  */
 import { closeSync } from 'node:fs';
-import { ELOOP } from '../native/errno';
+import { E2BIG, ELOOP } from '../native/errno';
 import type { LaunchFailure } from './messages';
 
 export class LaunchError extends Error {
@@ -24,6 +24,11 @@ function nativeFailure(err: unknown): LaunchError {
   // ELOOP: a symlink planted where the driver never follows one (the task's
   // doing, not a missing path or a driver fault).
   if (e.errno === ELOOP) return fail('failed-precondition', code, e.message);
+  // execve's E2BIG (of exec2-init, which carries the task's argv and envp, or
+  // of the command): the job's args or env are too large, not a driver fault.
+  if (e.errno === E2BIG) {
+    return fail('invalid-argument', code, `${e.message}: the task's args and env exceed the kernel's limit for execve (128 KiB per string, about a quarter of the stack limit in total)`);
+  }
   switch (code) {
     case 'EXEC2_COMMAND_NOT_FOUND':
     case 'EXEC2_UNVEIL_PATH':

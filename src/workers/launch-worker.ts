@@ -4,7 +4,8 @@
  */
 import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import * as path from 'node:path';
-import { CgroupError, oomKillCount, prepareTaskCgroup, removeOwnCgroups, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
+import { CgroupError, oomKillCount, ownCreatedMask, prepareTaskCgroup, removeOwnCgroups, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
+import { recordLaunched } from '../main/tasks/launch-handoff';
 import { removeStatusDir } from '../main/tasks/exit-status';
 import { isNativeError, loadNative, type Exec2Native, type LaunchSpec } from '../native/binding';
 import { errnoName } from '../native/errno';
@@ -12,12 +13,6 @@ import { callNative, closeAll, fail, failureOf, LaunchError } from './launch-fai
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { LaunchReply, LaunchRequest } from './messages';
 import { pidStartTime } from '../main/tasks/proc';
-
-/** How long to wait for a log reader (logmon) on a FIFO before giving up. */
-const FIFO_READER_WAIT_MS = 10_000;
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-const sleepMs = (ms: number): void => void Atomics.wait(sleeper, 0, 0, ms);
 
 const O_PATH = 0o10000000;
 
@@ -47,33 +42,28 @@ function openUntrusted(native: Exec2Native, roots: readonly string[], p: string,
 
 /**
  * Open a log FIFO for writing, beneath the allocation dir that holds it.
- * O_NONBLOCK so a missing reader is ENXIO rather than a worker stuck
- * forever; the task gets the file description back in blocking mode.
+ * O_NONBLOCK so a missing reader is ENXIO at once rather than a worker
+ * stuck: a worker never waits for logmon, the main thread retries the
+ * launch later (TaskManager). The task gets the file description back in
+ * blocking mode.
  */
 function openLogSink(native: Exec2Native, roots: readonly string[], p: string, uid: number, gid: number, chown: boolean): number {
-  const deadline = Date.now() + FIFO_READER_WAIT_MS;
-  for (;;) {
-    try {
-      const fd = p === '/dev/null' ? openSync(p, C.O_WRONLY) : openUntrusted(native, roots, p, C.O_WRONLY | C.O_NONBLOCK | C.O_NOCTTY);
-      const st = fstatSync(fd);
-      if (st.isDirectory()) {
-        closeSync(fd);
-        throw fail('invalid-argument', 'EXEC2_LOG_PATH', `log path ${p} is a directory`);
-      }
-      if (chown && st.isFIFO()) fchownSync(fd, uid, gid);
-      return fd;
-    } catch (err) {
-      if (err instanceof LaunchError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENXIO' && Date.now() < deadline) {
-        sleepMs(5);
-        continue;
-      }
-      if (code === 'ENXIO') throw fail('failed-precondition', 'EXEC2_LOG_READER', `no reader on log FIFO ${p} after ${FIFO_READER_WAIT_MS} ms (is logmon running?)`, true);
-      if (code === 'ELOOP') throw fail('invalid-argument', 'EXEC2_LOG_PATH', `log path ${p} is a symlink; refusing to follow it`);
-      if (code === 'ENOENT') throw fail('not-found', 'EXEC2_LOG_PATH', `log FIFO ${p} does not exist`);
-      throw fail('internal', 'EXEC2_LOG_PATH', `cannot open log FIFO ${p}: ${(err as Error).message}`);
+  try {
+    const fd = p === '/dev/null' ? openSync(p, C.O_WRONLY) : openUntrusted(native, roots, p, C.O_WRONLY | C.O_NONBLOCK | C.O_NOCTTY);
+    const st = fstatSync(fd);
+    if (st.isDirectory()) {
+      closeSync(fd);
+      throw fail('invalid-argument', 'EXEC2_LOG_PATH', `log path ${p} is a directory`);
     }
+    if (chown && st.isFIFO()) fchownSync(fd, uid, gid);
+    return fd;
+  } catch (err) {
+    if (err instanceof LaunchError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENXIO') throw fail('failed-precondition', 'EXEC2_LOG_READER', `no reader on log FIFO ${p} (is logmon running?)`, true);
+    if (code === 'ELOOP') throw fail('invalid-argument', 'EXEC2_LOG_PATH', `log path ${p} is a symlink; refusing to follow it`);
+    if (code === 'ENOENT') throw fail('not-found', 'EXEC2_LOG_PATH', `log FIFO ${p} does not exist`);
+    throw fail('internal', 'EXEC2_LOG_PATH', `cannot open log FIFO ${p}: ${(err as Error).message}`);
   }
 }
 
@@ -178,8 +168,10 @@ export default function launch(req: LaunchRequest): LaunchReply {
       volumeRoot: req.taskRoot,
       ...confinement(req, creds),
     };
-    const result = callNative(() => native.launch(spec));
     const received = BigInt(req.receivedNs);
+    const result = callNative(() => native.launch(spec));
+    // From here on nothing may fail: the task runs and only the main thread can stop it.
+    recordLaunched(req.handoff, { pidfd: result.pidfd, pid: result.pid, ownCreatedMask: ownCreatedMask(cgroup) });
     return {
       ok: true,
       pid: result.pid,

@@ -65,6 +65,8 @@ export interface LaunchRequest extends ConfinedRequest {
   taskRoot: string;
   /** main thread hrtime (ns, as string) when StartTask arrived */
   receivedNs: string;
+  /** shared with the main thread: what was launched, should the reply be lost (tasks/launch-handoff.ts) */
+  handoff?: SharedArrayBuffer;
 }
 
 export interface LaunchTimings {

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseStatus, removeStatusDir } from '../../src/main/tasks/exit-status';
+import { isOwnStatusDir, statusDirFor, statusDirName } from '../../src/main/tasks/status-dir';
 
 describe('exit status records', () => {
   let root: string;
@@ -38,5 +39,33 @@ describe('exit status records', () => {
 
   it('accepts a status directory that is already gone', () => {
     assert.doesNotThrow(() => removeStatusDir(path.join(root, 'never-made')));
+  });
+});
+
+describe('status directory names', () => {
+  const hostile = ['.', '..', '/', '../..', 'a/../../b', '\0', 'a\0b', '%2e%2e', 'x'.repeat(4096), '', 'é/ü', ' ', 'a'.repeat(48) + 'b', 'a'.repeat(48) + 'c'];
+
+  it('is one short, safe path component below <state_dir>/tasks for any id', () => {
+    for (const id of hostile) {
+      const name = statusDirName(id);
+      assert.ok(name.length <= 255 - 1, `too long for ${JSON.stringify(id.slice(0, 20))}`);
+      assert.match(name, /^[A-Za-z0-9_-]*\.[0-9a-f]{64}$/);
+      const dir = statusDirFor('/run/exec2', id);
+      assert.equal(dir, `/run/exec2/tasks/${name}`);
+      assert.ok(isOwnStatusDir('/run/exec2', dir));
+    }
+  });
+
+  it('gives distinct ids distinct names (also ids that sanitise alike)', () => {
+    const names = new Set(hostile.map(statusDirName));
+    assert.equal(names.size, hostile.length);
+    assert.notEqual(statusDirName('a/b'), statusDirName('a_b'));
+  });
+
+  it('accepts only a directory exactly one level below <state_dir>/tasks for removal', () => {
+    assert.ok(isOwnStatusDir('/run/exec2', '/run/exec2/tasks/abc%2Fdef'), 'an old encodeURIComponent name still qualifies');
+    for (const bad of ['/run/exec2/tasks/..', '/run/exec2/tasks/.', '/run/exec2/tasks', '/run/exec2', '/run/exec2/tasks/', '/run/exec2/tasks/a/b', '/run/exec2/tasks//a', 'run/exec2/tasks/a', '/run/exec2/tasks/a\0', '/run/other/tasks/a', '/']) {
+      assert.equal(isOwnStatusDir('/run/exec2', bad), false, bad);
+    }
   });
 });

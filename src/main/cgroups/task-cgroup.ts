@@ -129,6 +129,19 @@ export function prepareTaskCgroup(cg: TaskCgroup): TaskCgroup {
   return { ...cg, created: [...cg.created, ...created] };
 }
 
+/** Which of V1_OWN_CONTROLLERS `prepareTaskCgroup` created, as a bit mask (bit i = controller i). */
+export function ownCreatedMask(cg: TaskCgroup): number {
+  if (cg.mode !== 'v1') return 0;
+  return V1_OWN_CONTROLLERS.reduce((m, c, i) => (cg.dirs[c] && cg.created.includes(cg.dirs[c]!) ? m | (1 << i) : m), 0);
+}
+
+/** The cgroup as `prepareTaskCgroup` returned it, rebuilt from `ownCreatedMask`. */
+export function withOwnCreated(cg: TaskCgroup, mask: number): TaskCgroup {
+  if (cg.mode !== 'v1') return cg;
+  const created = V1_OWN_CONTROLLERS.filter((c, i) => mask & (1 << i) && cg.dirs[c]).map((c) => cg.dirs[c]!);
+  return { ...cg, created: [...cg.created, ...created] };
+}
+
 /** The error for a task cgroup directory that Nomad should have created. */
 export function missingCgroup(dir: string): CgroupError {
   return new CgroupError(`task cgroup ${dir} does not exist (Nomad creates it before StartTask)`);

@@ -4,7 +4,7 @@
  * started. The command is a child of the plugin (see launchExec in the
  * addon), so its exit status comes from waiting on it, never from the task.
  */
-import { closeSync, fchmodSync, fchownSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, openSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import * as tty from 'node:tty';
@@ -15,7 +15,8 @@ import { DriverError, failedPrecondition, type DriverErrorCode } from '../errors
 import type { Launcher } from '../launcher';
 import type { Logger } from '../log';
 import type { TaskRecord } from '../tasks/task-manager';
-import { allProcesses } from '../tasks/proc';
+import { readProcs, taskOnlyDirs, type TaskCgroup } from '../cgroups/task-cgroup';
+import { procStat } from '../tasks/proc';
 import type { TaskSandbox } from '../tasks/sandbox';
 import type { PlannedRule } from '../unveil';
 import { isDynamicUserName } from '../users';
@@ -34,8 +35,6 @@ const DEFAULT_COLS = 80;
  * has none (opening it fails with ENXIO), so this grants nothing else.
  */
 const CONTROLLING_TERMINAL_RULE: PlannedRule = { path: '/dev/tty', mode: 'rw', optional: true, anchor: false, beneath: -1 };
-/** How many times the session sweep looks again for processes forked meanwhile. */
-const SWEEP_ROUNDS = 20;
 
 export interface ExecTarget {
   task: TaskRecord;
@@ -101,8 +100,8 @@ export class ExecSession {
     /** host pid; also its process group and session id (it called setsid) */
     readonly pid: number,
     pidfd: number,
-    /** /proc/<pid>/ns/pid link of the task, to recognise its processes */
-    private readonly pidNs: string | null,
+    /** the task's cgroup: every process the command starts lives in it */
+    private readonly cgroup: TaskCgroup,
     private readonly terminalFd: number,
     io: { stdout: Readable; stderr: Readable | null; stdin: Writable | null },
   ) {
@@ -205,7 +204,6 @@ export class ExecSession {
         scopeAbstractUnixSockets: sandbox.scopeAbstractUnixSockets,
         initPath: deps.initPath,
       };
-      const pidNs = readLink(`/proc/${task.state.pid}/ns/pid`);
       const reply = await deps.launcher.launchExec(req);
       // The command has its own copies now (or never will).
       closeAll(childFds);
@@ -221,7 +219,7 @@ export class ExecSession {
             stdin: stdinOurs >= 0 ? (new net.Socket({ fd: stdinOurs, readable: false, writable: true }) as Writable) : null,
           };
       ourFds.length = 0; // owned by the streams from here on
-      return new ExecSession(deps, reply.pid, reply.pidfd, pidNs, terminalFd, io);
+      return new ExecSession(deps, reply.pid, reply.pidfd, task.state.cgroup, terminalFd, io);
     } catch (err) {
       closeAll(childFds);
       closeAll(ourFds);
@@ -274,28 +272,37 @@ export class ExecSession {
   }
 
   /**
-   * SIGKILL the command's process group, then every process still in its
-   * session inside the task's pid namespace (shell job control puts jobs in
-   * groups of their own). A process that called setsid() itself escapes
-   * both; it stays in the task's namespaces and cgroup and dies with the task.
+   * SIGKILL the command's process group, then every other process group of
+   * its session (shell job control puts jobs in groups of their own). One
+   * pass, no polling: a group kill also reaches whatever its members fork
+   * meanwhile, and the command's own exit arrives through its pidfd watcher.
+   * The session's members are found among the task cgroup's processes, never
+   * by scanning the host's /proc: the cost is the task's size, also inside
+   * go-plugin's 2 s shutdown window. A process that called setsid() (or
+   * moved to a group of its own between the read and the kill) escapes; it
+   * stays in the task's namespaces and cgroup and dies with the task.
    */
   kill(): void {
     // The group id is the command's pid; while the command is unreaped that
     // number cannot belong to anyone else.
     if (!this.reaped) signalQuietly(-this.pid);
-    for (let round = 0; round < SWEEP_ROUNDS; round++) {
-      const left = this.sessionMembers();
-      if (left.length === 0) break;
-      for (const p of left) signalQuietly(p);
-    }
+    for (const pgrp of this.sessionGroups()) signalQuietly(-pgrp);
   }
 
-  /** Processes (host pids) in the command's session and in the task's pid namespace. */
-  private sessionMembers(): number[] {
-    if (this.pidNs === null) return [];
-    return allProcesses()
-      .filter((p) => p.session === this.pid && readLink(`/proc/${p.pid}/ns/pid`) === this.pidNs)
-      .map((p) => p.pid);
+  /**
+   * Process groups (host ids) of live processes in the command's session.
+   * While any member lives, the session id (the command's pid) and each
+   * group id stay allocated, so they cannot name anyone else's processes.
+   */
+  private sessionGroups(): Set<number> {
+    const groups = new Set<number>();
+    const dir = taskOnlyDirs(this.cgroup)[0];
+    if (!dir) return groups;
+    for (const pid of readProcs(dir)) {
+      const st = procStat(pid);
+      if (st && st.session === this.pid && st.state !== 'Z') groups.add(st.pgrp);
+    }
+    return groups;
   }
 
   /**
@@ -348,14 +355,6 @@ function dynamicCredentials(task: TaskRecord): ExecLaunchRequest['user']['resolv
   if (!isDynamicUserName(u.name)) return null;
   if (u.uid === 0 || u.gid === 0) throw failedPrecondition(`task ${task.id}: dynamic user "${u.name}" is recorded with uid ${u.uid} gid ${u.gid}; refusing to exec as root`);
   return { uid: u.uid, gid: u.gid, groups: [], home: '/nonexistent' };
-}
-
-function readLink(p: string): string | null {
-  try {
-    return readlinkSync(p);
-  } catch {
-    return null;
-  }
 }
 
 function signalQuietly(pid: number): void {

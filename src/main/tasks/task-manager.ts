@@ -4,12 +4,13 @@
  * reference §5.7–5.16). Launch work is delegated to the worker pool; exits
  * arrive from the native pidfd watcher on this thread.
  */
-import * as path from 'node:path';
 import type { ExitResult, TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { INIT_HELPER_PATH, SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native, type WaitStatus } from '../../native/binding';
-import type { LaunchFailure, LaunchRequest, LaunchTimings } from '../../workers/messages';
-import { CgroupError, isEmpty, killAll, liftCpuLimit, oomKillCount, removeOwnCgroupsAsync, resolveTaskCgroup, type Limits, type TaskCgroup } from '../cgroups/task-cgroup';
+import type { LaunchFailure, LaunchReply, LaunchRequest, LaunchTimings } from '../../workers/messages';
+import { CgroupError, isEmpty, killAll, liftCpuLimit, oomKillCount, removeOwnCgroupsAsync, resolveTaskCgroup, withOwnCreated, type Limits, type TaskCgroup } from '../cgroups/task-cgroup';
+import { launchedOf, newHandoff } from './launch-handoff';
+import { readerRetryDelay } from './retry';
 import type { CgroupLayout } from '../cgroups/detect';
 import { parseTaskConfig } from '../config';
 import { DriverError, failedPrecondition, internal, invalidArgument, notFound } from '../errors';
@@ -21,6 +22,7 @@ import { cpuQuotaUs } from '../topology';
 import { checkUserString, dynamicUser } from '../users';
 import { decodeDriverState, encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
 import { readStatus, removeStatusDir } from './exit-status';
+import { isOwnStatusDir, statusDirFor } from './status-dir';
 import { pidStartTime } from './proc';
 import { memoryLimits } from './resources';
 import { taskSandbox, type SandboxBlock } from './sandbox';
@@ -28,6 +30,8 @@ import { ExecSession, type ExecSessionOptions } from '../exec/exec-session';
 
 /** After a forced kill, how long pid 1 gets to record the status before the cgroup is killed. */
 const KILL_GRACE_MS = 1000;
+/** How often a failing exit watch is tried again for a task being killed (10, 40, 160, 640 ms apart). */
+const REAP_WATCH_ATTEMPTS = 4;
 
 export type TaskPhase = 'running' | 'exited';
 
@@ -201,7 +205,7 @@ export class TaskManager {
       stdoutPath: cfg.stdoutPath || '/dev/null',
       stderrPath: cfg.stderrPath || '/dev/null',
       chownFifos: true,
-      statusDir: path.join(config.stateDir, 'tasks', encodeURIComponent(cfg.id)),
+      statusDir: statusDirFor(config.stateDir, cfg.id),
       netnsPath: sandbox.netnsPath,
       tmp: sandbox.tmp,
       masks: sandbox.masks,
@@ -224,7 +228,7 @@ export class TaskManager {
 
   private async launch(cfg: TaskConfig, receivedNs: bigint): Promise<StartOutcome> {
     const { req, taskDir, block } = this.buildRequest(cfg, receivedNs);
-    const reply = await this.deps.launcher.launch(req);
+    const reply = await this.launchWaitingForReader(req);
     if (!reply.ok) throw launchError(reply);
 
     const startTime = reply.pidStartTime;
@@ -244,7 +248,15 @@ export class TaskManager {
       caps: reply.uid === 0 ? req.caps.root : req.caps.user,
       scopeAbstractUnixSockets: req.scopeAbstractUnixSockets,
     };
-    const task = this.register(cfg, state, reply.pidfd, startedAt, false);
+    let task: TaskRecord;
+    try {
+      task = this.register(cfg, state, reply.pidfd, startedAt, false);
+    } catch (err) {
+      // Running but unwatched: nobody would ever see its exit. Kill it and
+      // leave nothing behind, so Nomad's retry starts from a clean slate.
+      await this.abandon({ pidfd: reply.pidfd, pid: reply.pid }, reply.cgroup, req.statusDir);
+      throw new DriverError('INTERNAL', `cannot watch the task's exit (${(err as Error).message}); the task was killed`, { recoverable: true, cause: err });
+    }
     task.timings = reply.timings;
     this.deps.logger.debug('task started', {
       task_id: cfg.id,
@@ -260,6 +272,89 @@ export class TaskManager {
     });
     this.notify((o) => o.onStarted?.(task));
     return { handle: this.handleFor(task), task };
+  }
+
+  /**
+   * Launch, and when logmon has not opened the FIFOs yet (EXEC2_LOG_READER)
+   * launch again later: the worker never waits, this thread waits on a timer
+   * with backoff, so tasks whose reader is late hold no worker. The answer
+   * is the first success or the last failure (recoverable).
+   */
+  private async launchWaitingForReader(req: LaunchRequest): Promise<LaunchReply> {
+    const began = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      const reply = await this.launchOnce(req);
+      if (reply.ok || reply.code !== 'EXEC2_LOG_READER') return reply;
+      const delay = readerRetryDelay(attempt, Date.now() - began);
+      if (delay === null) return { ...reply, message: `${reply.message}; gave up after ${attempt} attempts in ${Date.now() - began} ms` };
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /** One launch through the pool; whatever it launched is never lost with its reply. */
+  private async launchOnce(req: LaunchRequest): Promise<LaunchReply> {
+    const handoff = newHandoff();
+    let reply: LaunchReply;
+    try {
+      reply = await this.deps.launcher.launch({ ...req, handoff });
+    } catch (err) {
+      const launched = launchedOf(handoff);
+      if (launched) await this.abandon(launched, withOwnCreated(req.cgroup, launched.ownCreatedMask), req.statusDir);
+      throw new DriverError('INTERNAL', `launch failed in the worker pool: ${(err as Error).message}${launched ? '; the task it had started was killed' : ''}`, { recoverable: true, cause: err });
+    }
+    if (!reply.ok) {
+      const launched = launchedOf(handoff);
+      if (launched) await this.abandon(launched, withOwnCreated(req.cgroup, launched.ownCreatedMask), req.statusDir);
+    }
+    return reply;
+  }
+
+  /**
+   * A task that runs but cannot be handed to Nomad: SIGKILL its pid 1 (the
+   * kernel then kills its whole pid namespace) and its cgroup, reap it, and
+   * remove what the launch created. Takes ownership of the pidfd.
+   */
+  private async abandon(l: { pidfd: number; pid: number }, cgroup: TaskCgroup, statusDir: string): Promise<void> {
+    const native = this.deps.native();
+    this.deps.logger.warn('killing a task that cannot be handed to Nomad', { pid: l.pid });
+    try {
+      native.pidfdKill(l.pidfd, 9);
+    } catch (err) {
+      this.deps.logger.debug('pidfd kill failed', { pid: l.pid, error: err });
+    }
+    try {
+      killAll(cgroup);
+    } catch (err) {
+      this.deps.logger.debug('cgroup kill failed', { pid: l.pid, error: err });
+    }
+    if (!(await this.reap(l.pidfd))) {
+      this.deps.logger.error('cannot watch a killed task to reap it; it stays a zombie until the plugin exits', { pid: l.pid });
+      try {
+        native.close(l.pidfd);
+      } catch {
+        // nothing more to release
+      }
+      return;
+    }
+    await removeOwnCgroupsAsync(cgroup);
+    try {
+      removeStatusDir(statusDir);
+    } catch (err) {
+      this.deps.logger.warn('cannot remove the status directory of a killed task', { status_dir: statusDir, error: err });
+    }
+  }
+
+  /** Wait for (and reap) the process behind `pidfd`; a failing watch is tried again a few times. Closes the pidfd. */
+  private async reap(pidfd: number): Promise<boolean> {
+    for (let attempt = 0; attempt < REAP_WATCH_ATTEMPTS; attempt++) {
+      try {
+        await new Promise<void>((resolve) => this.deps.native().watchExit(pidfd, () => resolve()));
+        return true;
+      } catch {
+        await new Promise((r) => setTimeout(r, 10 * 4 ** attempt));
+      }
+    }
+    return false;
   }
 
   private handleFor(task: TaskRecord): TaskHandle {
@@ -293,7 +388,6 @@ export class TaskManager {
       exited,
       timings: null,
     };
-    this.tasks.set(cfg.id, task);
     const finish = (status: WaitStatus | null): void => {
       task.pidfd = -1;
       task.phase = 'exited';
@@ -309,8 +403,10 @@ export class TaskManager {
       if (task.exit.result.oomKilled) this.notify((o) => o.onDriverEvent?.(task, 'OOM killed: the task reached its memory limit', { oom_killed: 'true' }));
       settle(task.exit);
     };
+    // Armed before the task is tracked: if this throws, no task without a watcher exists.
     if (pidfd >= 0) this.deps.native().watchExit(pidfd, finish);
     else setImmediate(() => finish(null));
+    this.tasks.set(cfg.id, task);
     return task;
   }
 
@@ -441,13 +537,28 @@ export class TaskManager {
     // rmdir of a v1 cgroup can block for milliseconds while the kernel takes
     // it offline; everything else here is a few µs and stays synchronous.
     await removeOwnCgroupsAsync(task.state.cgroup);
-    try {
-      removeStatusDir(task.state.statusDir);
-    } catch (err) {
-      throw internal(`cannot remove task state ${task.state.statusDir}: ${(err as Error).message}`);
-    }
+    this.removeStatusDirOf(task);
     this.tasks.delete(id);
     this.notify((o) => o.onTaskDestroyed?.(task));
+  }
+
+  /**
+   * A recovered handle names its status dir itself; it is removed only when
+   * it lies exactly one level below <state_dir>/tasks (a hostile or stale
+   * driver_state must never make us delete anything else).
+   */
+  private removeStatusDirOf(task: TaskRecord): void {
+    const dir = task.state.statusDir;
+    const stateDir = this.deps.plugin.config?.stateDir;
+    if (!stateDir || !isOwnStatusDir(stateDir, dir)) {
+      this.deps.logger.warn('not removing a task status directory outside <state_dir>/tasks', { task_id: task.id, status_dir: dir, state_dir: stateDir ?? null });
+      return;
+    }
+    try {
+      removeStatusDir(dir);
+    } catch (err) {
+      throw internal(`cannot remove task state ${dir}: ${(err as Error).message}`);
+    }
   }
 
   // ---------------------------------------------------------------- exec
@@ -522,7 +633,12 @@ export class TaskManager {
         }
       }
     }
-    this.register(cfg, state, pidfd, new Date(state.startedAt), true);
+    try {
+      this.register(cfg, state, pidfd, new Date(state.startedAt), true);
+    } catch (err) {
+      if (pidfd >= 0) this.deps.native().close(pidfd);
+      throw internal(`cannot watch the exit of recovered task ${cfg.id} (pid ${state.pid}): ${(err as Error).message}`, err);
+    }
     this.deps.logger.info('task recovered', { task_id: cfg.id, pid: state.pid, running: pidfd >= 0 });
   }
 }
