@@ -9,8 +9,9 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FingerprintResponse_HealthState as Health, type FingerprintResponse } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import { encodePluginConfig, NomadLikeClient, topology, type PreparedTask, type TaskInput } from '../src/client/nomad-client';
+import { encodePluginConfig, NomadLikeClient, topology, type TaskInput } from '../src/client/nomad-client';
 import { call, PluginProcess } from '../src/client/plugin-process';
+import { runToEnd as runHarnessTask } from './harness/run-to-end';
 import { startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
 
@@ -31,16 +32,7 @@ describe('upstream exec2 / Nomad 2.x additions (real kernel, through the plugin)
     assert.deepEqual(leftovers, [], 'cgroups left behind');
   });
 
-  const runToEnd = async (input: TaskInput): Promise<{ task: PreparedTask; exit: number; out: string; err: string }> => {
-    const { task } = await nomad.run(input);
-    const r = await nomad.wait(task.config.id);
-    await new Promise((res) => setTimeout(res, 50));
-    const out = task.stdout?.text() ?? '';
-    const err = task.stderr?.text() ?? '';
-    await nomad.destroy(task.config.id);
-    nomad.releaseTask(task);
-    return { task, exit: r.result.exitCode, out, err };
-  };
+  const runToEnd = (input: TaskInput) => runHarnessTask(nomad, input);
   const envOf = (out: string): Map<string, string> => new Map(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]));
 
   describe('relative work_dir (upstream PR #97)', () => {

@@ -40,9 +40,9 @@ describe('volumes (volume_mount: host and CSI)', function () {
       args: ['-c', `d="$NOMAD_TASK_DIR/../data"; cat "$d/seed"; echo x > "$d/new" 2>&1 || echo write-refused; cat ${vol}/seed >/dev/null 2>&1 || echo host-path-veiled; grep -c " $(readlink -f "$d") " /proc/self/mountinfo`],
       volumes: [{ taskPath: '/data', hostPath: vol, readonly: true }],
     });
-    assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /from the host/);
-    assert.match(r.out, /write-refused/);
+    assert.equal(r.exit, 0, r.all);
+    assert.match(r.all, /from the host/);
+    assert.match(r.all, /write-refused/);
     assert.equal(existsSync(path.join(vol, 'new')), false);
     assert.deepEqual(hostMountPoints(), before, 'the volume showed in the host mount table');
   });
@@ -51,7 +51,7 @@ describe('volumes (volume_mount: host and CSI)', function () {
     const allocId = `v-${randomBytes(4).toString('hex')}`;
     const volumes = [{ taskPath: 'shared/rw', hostPath: vol, readonly: false }];
     const writer = await runToEnd(nomad, { allocId, name: 'writer', command: 'sh', args: ['-c', 'echo written-by-writer > "$NOMAD_TASK_DIR/../shared/rw/out" && echo ok'], volumes });
-    assert.equal(writer.code, 0, writer.out);
+    assert.equal(writer.exit, 0, writer.all);
     assert.equal(readFileSync(path.join(vol, 'out'), 'utf8'), 'written-by-writer\n');
     const { task } = await nomad.run({ allocId, name: 'reader', command: 'sh', args: ['-c', 'cat "$NOMAD_TASK_DIR/../shared/rw/out"; exec sleep 1000'], volumes });
     try {

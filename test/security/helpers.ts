@@ -1,33 +1,17 @@
 /**
- * Shared pieces of the privilege-and-limit security tests: run a task to its
- * end and collect its output, read capability lines, and a canary outside
- * every task whose owner, mode and content must never change.
+ * Shared pieces of the security tests: run a task to its end and collect its
+ * output, read capability lines, and "nothing outside the task changed": a
+ * canary outside every task whose owner, mode and content must never change,
+ * and snapshots (owner, mode, size, content hash, directory entries) of the
+ * host files a hostile task would go for.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { NomadLikeClient, PreparedTask, TaskInput } from '../../src/client/nomad-client';
 
-export interface Finished {
-  exit: number;
-  signal: number;
-  out: string;
-  err: string;
-}
-
-/** StartTask, WaitTask, the output drained, DestroyTask and Nomad's cleanup. */
-export async function runToEnd(nomad: NomadLikeClient, input: TaskInput): Promise<Finished & { task: PreparedTask }> {
-  const { task } = await nomad.run(input);
-  const r = await nomad.wait(task.config.id);
-  await task.stdout?.drain();
-  await task.stderr?.drain();
-  const out = task.stdout?.text() ?? '';
-  const err = task.stderr?.text() ?? '';
-  await nomad.destroy(task.config.id, true);
-  nomad.releaseTask(task);
-  return { task, exit: r.result.exitCode, signal: r.result.signal, out, err };
-}
+export { runToEnd, type Ended as Finished } from '../harness/run-to-end';
 
 /** The Cap* lines of /proc/<pid>/status as hex strings: { CapBnd: '0000...', ... }. */
 export function capLines(text: string): Record<string, string> {
@@ -69,3 +53,29 @@ export function mask(caps: readonly number[]): string {
   for (const c of caps) m |= 1n << BigInt(c);
   return m.toString(16).padStart(16, '0');
 }
+
+export type Snapshot = Map<string, string>;
+
+function describePath(p: string): string {
+  let st;
+  try {
+    st = lstatSync(p);
+  } catch (err) {
+    return `missing (${(err as NodeJS.ErrnoException).code})`;
+  }
+  const head = `uid=${st.uid} gid=${st.gid} mode=${(st.mode & 0o177777).toString(8)}`;
+  if (st.isDirectory()) return `${head} entries=${readdirSync(p).sort().join(',')}`;
+  if (st.isFile()) return `${head} size=${st.size} sha256=${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
+  return head;
+}
+
+export function snapshot(paths: readonly string[]): Snapshot {
+  return new Map(paths.map((p) => [p, describePath(p)]));
+}
+
+export function assertUnchanged(before: Snapshot): void {
+  for (const [p, was] of before) assert.equal(describePath(p), was, `${p} changed`);
+}
+
+/** Host files a hostile task would go for. */
+export const HOST_PATHS = ['/', '/etc', '/etc/passwd', '/etc/shadow', '/root'];

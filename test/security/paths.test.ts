@@ -18,7 +18,7 @@ import { NomadLikeClient as NomadLikeClientCtor, type NomadLikeClient, type Prep
 import { startNomadOrSkip } from '../harness/skip';
 import { expectStatus } from '../harness/assert-status';
 import { runScript, runToEnd } from '../harness/run-to-end';
-import { assertUnchanged, HOST_PATHS, snapshot } from './host-snapshot';
+import { assertUnchanged, HOST_PATHS, snapshot } from './helpers';
 
 /** Outside /tmp, like a production client's data_dir (/opt/nomad/data). */
 const PRODUCTION_BASE = '/var/tmp/exec2-security';
@@ -207,8 +207,8 @@ for (const layout of ['production', 'dev'] as const) {
       const before = snapshot(HOST_PATHS);
       const links = statSync('/etc/shadow').nlink;
       const r = await runScript(nomad, 'ln /etc/shadow "$NOMAD_TASK_DIR/shadow" && echo linked; ln /etc/passwd /tmp/passwd && echo linked2; echo end', { user: 'root' });
-      assert.match(r.out, /end/);
-      assert.doesNotMatch(r.out, /linked/);
+      assert.match(r.all, /end/);
+      assert.doesNotMatch(r.all, /linked/);
       assert.equal(statSync('/etc/shadow').nlink, links);
       assertUnchanged(before);
     });
@@ -224,11 +224,11 @@ for (const layout of ['production', 'dev'] as const) {
         'echo end',
       ].join('; ');
       const r = await runScript(nomad, script, { user: 'root' });
-      assert.match(r.out, /end/);
-      assert.match(r.out, /refused/);
-      assert.doesNotMatch(r.out, /connected/);
-      assert.doesNotMatch(r.out, /plugin\d+/, 'the socket dir was listed');
-      assert.doesNotMatch(r.out, /tasks/, 'state_dir was listed');
+      assert.match(r.all, /end/);
+      assert.match(r.all, /refused/);
+      assert.doesNotMatch(r.all, /connected/);
+      assert.doesNotMatch(r.all, /plugin\d+/, 'the socket dir was listed');
+      assert.doesNotMatch(r.all, /tasks/, 'state_dir was listed');
       assertUnchanged(before);
     });
 
@@ -256,8 +256,8 @@ r = ctypes.create_string_buffer(256)
 got = libc.syscall(250, 11, ctypes.c_long(${key}), r, 256)
 print("ring", ring, d.value.decode(), "members", n, "secret-read", got)
 print("mine", add_key(b"user", b"task-key", b"x", -3))`;
-        const { code, out } = await runToEnd(agent, { command: 'python3', args: ['-c', script] });
-        assert.equal(code, 0, out);
+        const { exit, all: out } = await runToEnd(agent, { command: 'python3', args: ['-c', script] });
+        assert.equal(exit, 0, out);
         const m = /ring (\d+) (\S+) members (-?\d+) secret-read (-?\d+)/.exec(out);
         assert.ok(m, out);
         assert.notEqual(Number(m[1]), ring, "the task has the agent's session keyring");
@@ -303,14 +303,14 @@ print(list(struct.unpack("%di" % (n // 4), b.raw[:n])))`], { encoding: 'utf8' })
       try {
         const before = snapshot([...HOST_PATHS, hostFile]);
         const first = await runScript(nomad, `cat ${hostFile} 2>&1; echo task-data > /tmp/${name} && echo wrote; ls /tmp; echo "TMPDIR=$TMPDIR"; ls "$TMPDIR/${name}"`);
-        assert.match(first.out, /No such file or directory/);
-        assert.doesNotMatch(first.out, /host secret/);
-        assert.match(first.out, /wrote/);
-        assert.match(first.out, new RegExp(`TMPDIR=.*/tmp\\n.*${name}`), 'TMPDIR is not the same place as /tmp');
+        assert.match(first.all, /No such file or directory/);
+        assert.doesNotMatch(first.all, /host secret/);
+        assert.match(first.all, /wrote/);
+        assert.match(first.all, new RegExp(`TMPDIR=.*/tmp\\n.*${name}`), 'TMPDIR is not the same place as /tmp');
         assert.equal(existsSync(`/tmp/${name}`), false, 'the task wrote to the host /tmp');
         const second = await runScript(nomad, `cat /tmp/${name} 2>&1; echo end`);
-        assert.doesNotMatch(second.out, /task-data/);
-        assert.match(second.out, /No such file or directory/);
+        assert.doesNotMatch(second.all, /task-data/);
+        assert.match(second.all, /No such file or directory/);
         assertUnchanged(before);
         assert.equal(readFileSync(hostFile, 'utf8'), 'host secret\n');
       } finally {
