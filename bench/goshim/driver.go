@@ -16,7 +16,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-msgpack/codec"
+	"github.com/hashicorp/go-multierror"
 	plugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/go-version"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"google.golang.org/grpc"
@@ -65,20 +68,42 @@ func (p *driverPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.Cli
 	return nil, fmt.Errorf("client side not implemented: this binary only serves")
 }
 
-func driverMain(args []string) int {
+// pluginVersion and the Nomad versions it accepts, checked at start-up as
+// Nomad plugins check the agent's version.
+const (
+	pluginVersion     = "0.1.0"
+	nomadVersionRange = ">= 1.9.0"
+)
+
+func driverMain() int {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "go-shim", Level: hclog.Debug, JSONFormat: true, Output: os.Stderr})
+	var errs *multierror.Error
 	if _, diags := hclsyntax.ParseConfig([]byte(taskSchema), "schema.hcl", hcl.InitialPos); diags.HasErrors() {
-		logger.Error("task schema", "error", diags.Error())
-		return 1
+		errs = multierror.Append(errs, fmt.Errorf("task schema: %s", diags.Error()))
+	}
+	if _, err := version.NewVersion(pluginVersion); err != nil {
+		errs = multierror.Append(errs, err)
+	}
+	if _, err := version.NewConstraint(nomadVersionRange); err != nil {
+		errs = multierror.Append(errs, err)
 	}
 	if cfg := os.Getenv("EXEC2_GOSHIM_CONFIG"); cfg != "" {
 		c, err := decodePluginConfig([]byte(cfg))
 		if err != nil {
-			logger.Error("plugin config", "error", err)
-			return 1
+			errs = multierror.Append(errs, fmt.Errorf("plugin config: %w", err))
 		}
 		logger.Debug("plugin config", "unveil_paths", c.UnveilPaths)
 	}
+	if err := errs.ErrorOrNil(); err != nil {
+		logger.Error("start-up", "error", err)
+		return 1
+	}
+	instance, err := uuid.GenerateUUID()
+	if err != nil {
+		logger.Error("instance id", "error", err)
+		return 1
+	}
+	logger = logger.With("instance", instance)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: plugin.HandshakeConfig{
 			ProtocolVersion:  2,

@@ -160,11 +160,17 @@ func lockdown(rules []rule) error {
 			continue
 		}
 		seen[key] = true
+		access := r.access()
+		if access == 0 {
+			// Grants nothing (e.g. the bench planner's anchors with an empty
+			// mode); the kernel refuses an empty rule with ENOMSG.
+			continue
+		}
 		pfd, err := syscall.Open(r.path, unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open %s: %w", r.path, err)
 		}
-		pb := pathBeneathAttr{allowedAccess: r.access(), parentFd: int32(pfd)}
+		pb := pathBeneathAttr{allowedAccess: access, parentFd: int32(pfd)}
 		_, _, e := syscall.Syscall6(unix.SYS_LANDLOCK_ADD_RULE, fd, llRulePathBeneath, uintptr(unsafe.Pointer(&pb)), 0, 0, 0)
 		_ = syscall.Close(pfd)
 		if e != 0 {

@@ -26,5 +26,5 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == shimSubcommand {
 		os.Exit(shimMain(os.Args[2:]))
 	}
-	os.Exit(driverMain(os.Args[1:]))
+	os.Exit(driverMain())
 }
