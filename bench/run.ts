@@ -24,7 +24,7 @@ import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/bin
 import { closeSlot, makeSlots, nextLine, taskConfig, taskEnv, MHZ_PER_CORE, type Slot } from './fixtures';
 import { summariseProfiles } from './profile';
 import { report, type Results, type SeriesKey } from './report';
-import { buildTool, TARGET_CFLAGS, cpuTicks, now, percentiles, pool, sleep, Spawner, usSince, vmRssMb, BENCH_BUILD } from './tools';
+import { buildGoShim, buildTool, TARGET_CFLAGS, cpuTicks, now, percentiles, pool, sleep, Spawner, usSince, vmRssMb, BENCH_BUILD, type GoShimBuild } from './tools';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -140,6 +140,9 @@ async function main(): Promise<void> {
   const target = buildTool('target', true, TARGET_CFLAGS);
   const shim = buildTool('shim');
   const spawnerBin = buildTool('spawner', false);
+  // Baseline 2g, only for the latency rows: the Go shim (installs Debian's Go packages when missing).
+  const goShim: GoShimBuild = ONLY.includes('latency') && !PROFILE ? buildGoShim({ install: true, log }) : { ok: false, reason: 'latency rows not run' };
+  if (!goShim.ok && ONLY.includes('latency') && !PROFILE) log(`SKIP: exec2 chain (Go shim, faithful): ${goShim.reason}`);
   const bwrap = ['/usr/bin/bwrap', '/bin/bwrap'].find((p) => existsSync(p)) ?? null;
   const layout = detectCgroupLayout();
   const native = loadNative();
@@ -155,7 +158,8 @@ async function main(): Promise<void> {
       when: new Date().toISOString(), quick: QUICK, profile: PROFILE, kernel: os.release(), cpus: os.availableParallelism(),
       cpuModel: os.cpus()[0]?.model ?? '', node: process.version, cgroupMode: layout.mode, landlockAbi: native.landlockAbi().abi,
       rounds: ROUNDS, burst: BURST, idleGapMs: IDLE_GAP_MS, bwrap: bwrap !== null,
-      spawnMethod: 'unshare and bwrap: posix_spawn from bench/spawner.c (Node is not forked); spawn: child_process.spawn (libuv forks Node)',
+      spawnMethod: 'unshare, unshare-go and bwrap: posix_spawn from bench/spawner.c (Node is not forked); spawn: child_process.spawn (libuv forks Node)',
+      goShim: goShim.ok ? { available: true, bytes: goShim.bytes, goVersion: goShim.goVersion } : { available: false, reason: goShim.reason },
     },
     latency: {},
     throughput: [],
@@ -190,8 +194,8 @@ async function main(): Promise<void> {
 
   if (ONLY.includes('latency') && !PROFILE) {
     // ---------------------------------------------------------------- variants
-    const [gSlot, nSlot, ncSlot, uSlot, iSlot] = makeSlots(n, 5, 'lat', { fifoOwner: 'task' });
-    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!);
+    const [gSlot, nSlot, ncSlot, uSlot, iSlot, ugSlot] = makeSlots(n, 6, 'lat', { fifoOwner: 'task' });
+    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!, ugSlot!);
     const statusDir = mkdtempSync('/run/exec2-bench-status-');
     extraDirs.push(statusDir);
     // Resolved as the plugin resolves them (anchored beneath the task's dirs).
@@ -338,22 +342,30 @@ async function main(): Promise<void> {
       },
     };
 
-    /** Baseline 2: unshare -> shim -> task, spec §7.4-7.5, posix_spawn'd by the helper. */
-    const uRules = rulesFor(uSlot!).filter((r) => existsSync(r.path)).map((r) => `${r.mode}:${r.path}`);
-    const unshare: Variant = {
-      name: 'unshare',
-      prepare(kind) {
-        const argv = ['/usr/bin/unshare', '--ipc', '--pid', '--mount-proc', '--fork', '--kill-child=SIGKILL', `--setuid=${uSlot!.uid}`, `--setgid=${uSlot!.uid}`, '--',
-          shim, 'true', uSlot!.stdoutPath, uSlot!.stderrPath, ...uRules, '--', kind === 'exec' ? target : TRUE];
-        const env = taskEnv(uSlot!);
-        return async () => {
-          const r = await sp.spawn(argv, { stdout: 'null', cwd: uSlot!.taskRoot, env });
-          if (r.status !== 0) throw new Error(`unshare chain failed: wait status ${r.status}`);
-          if (kind === 'exit') return { exitUs: usSince(r.t0, r.t2) };
-          return { execUs: usSince(r.t0, BigInt(await nextLine(uSlot!))), exitUs: usSince(r.t0, r.t2) };
-        };
-      },
+    /**
+     * Baseline 2 (C shim, "exec2's chain, best case") and 2g (Go shim,
+     * "exec2 chain (Go shim, faithful)"): unshare -> shim -> task, spec
+     * §7.4-7.5, posix_spawn'd by the helper. Both get the same rules; the
+     * shim's own argv is [subcommand] true <fifos> <rules> -- <task>.
+     */
+    const unshareVariant = (name: string, slot: Slot, shimArgv: string[]): Variant => {
+      const rules = rulesFor(slot).filter((r) => existsSync(r.path)).map((r) => `${r.mode}:${r.path}`);
+      return {
+        name,
+        prepare(kind) {
+          const argv = ['/usr/bin/unshare', '--ipc', '--pid', '--mount-proc', '--fork', '--kill-child=SIGKILL', `--setuid=${slot.uid}`, `--setgid=${slot.uid}`, '--',
+            ...shimArgv, 'true', slot.stdoutPath, slot.stderrPath, ...rules, '--', kind === 'exec' ? target : TRUE];
+          const env = taskEnv(slot);
+          return async () => {
+            const r = await sp.spawn(argv, { stdout: 'null', cwd: slot.taskRoot, env });
+            if (r.status !== 0) throw new Error(`${name} chain failed: wait status ${r.status}`);
+            if (kind === 'exit') return { exitUs: usSince(r.t0, r.t2) };
+            return { execUs: usSince(r.t0, BigInt(await nextLine(slot))), exitUs: usSince(r.t0, r.t2) };
+          };
+        },
+      };
     };
+    const unshare = unshareVariant('unshare', uSlot!, [shim]);
 
     const nodeSpawn: Variant = {
       name: 'spawn',
@@ -389,7 +401,10 @@ async function main(): Promise<void> {
       },
     };
 
-    const variants: Variant[] = [grpc, nativeVariant('native', nSlot!, true), unshare, nodeSpawn];
+    const variants: Variant[] = [grpc, nativeVariant('native', nSlot!, true), unshare];
+    // The re-executed binary is the shim, as in exec2: `<binary> exec2-shim ...`.
+    if (goShim.ok) variants.push(unshareVariant('unshare-go', ugSlot!, [goShim.path, 'exec2-shim']));
+    variants.push(nodeSpawn);
     if (bwrap) variants.push(bwrapVariant);
     variants.push(nativeVariant('native-nocg', ncSlot!, false), inline);
 

@@ -2,8 +2,8 @@
  * Small pieces of the benchmark: building the C programs, the posix_spawn
  * helper process, percentiles, /proc readings.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { procStat } from '../src/main/tasks/proc';
@@ -24,6 +24,79 @@ export function buildTool(name: string, isStatic = true, extra: string[] = []): 
     execFileSync('cc', ['-O2', '-Wall', ...(isStatic ? ['-static'] : []), ...extra, '-o', out, src], { stdio: 'inherit' });
   }
   return out;
+}
+
+// ------------------------------------------------------------------ the Go shim (bench/goshim/)
+
+/**
+ * Debian's packages the Go shim builds from (offline, GOPATH mode against
+ * /usr/share/gocode): the compiler and the dependency kind the official
+ * driver links (gRPC + protobuf, go-plugin, hclog, msgpack, HCL, version,
+ * multierror, uuid; x/sys for the raw Landlock syscalls).
+ */
+export const GO_SHIM_PACKAGES = [
+  'golang-go', 'golang-google-grpc-dev', 'golang-google-protobuf-dev', 'golang-github-hashicorp-go-plugin-dev',
+  'golang-github-hashicorp-go-hclog-dev', 'golang-golang-x-sys-dev', 'golang-github-hashicorp-go-msgpack-dev',
+  'golang-github-hashicorp-hcl-v2-dev', 'golang-github-hashicorp-go-version-dev', 'golang-github-hashicorp-go-multierror-dev',
+  'golang-github-hashicorp-go-uuid-dev',
+];
+export const GO_SHIM_INSTALL = `apt-get update && apt-get install -y --no-install-recommends ${GO_SHIM_PACKAGES.join(' ')}`;
+export const GO_SHIM_SRC = path.join(BENCH_SRC, 'goshim');
+export const GO_SHIM_BIN = path.join(BENCH_BUILD, 'go-shim');
+
+/** Which of GO_SHIM_PACKAGES dpkg does not have installed. */
+export function missingGoPackages(): string[] {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Status}\n', ...GO_SHIM_PACKAGES], { encoding: 'utf8' });
+  if (r.error) return [...GO_SHIM_PACKAGES]; // no dpkg: nothing can be known installed
+  const installed = new Set(r.stdout.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
+  return GO_SHIM_PACKAGES.filter((p) => !installed.has(p));
+}
+
+function aptInstall(log: (s: string) => void): boolean {
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = (): boolean => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...GO_SHIM_PACKAGES], { env, stdio: ['ignore', 'ignore', 'inherit'] }).status === 0;
+  if (install()) return true;
+  // A stale or missing package list is the usual reason: refresh it once.
+  log('  apt-get install failed; apt-get update and one more try');
+  if (spawnSync('apt-get', ['update'], { env, stdio: ['ignore', 'ignore', 'inherit'] }).status !== 0) return false;
+  return install();
+}
+
+export type GoShimBuild = { ok: true; path: string; bytes: number; goVersion: string } | { ok: false; reason: string };
+
+/**
+ * The Go shim binary, built into build/bench/go-shim when missing or older
+ * than a source file. With `install`, missing Debian packages are installed
+ * first (the bench runs as root); otherwise, or when that fails, the reason
+ * with the install command is returned, never a throw: the baseline is
+ * optional, the rest of the bench goes on without it.
+ */
+export function buildGoShim(opts: { install: boolean; log: (s: string) => void }): GoShimBuild {
+  let missing = missingGoPackages();
+  if (missing.length && opts.install) {
+    opts.log(`Go shim baseline: installing ${missing.join(' ')} (apt-get, once)`);
+    if (aptInstall(opts.log)) missing = missingGoPackages();
+  }
+  if (missing.length) return { ok: false, reason: `Debian's Go packages missing (${missing.join(' ')}); install them with: ${GO_SHIM_INSTALL}` };
+  const env = {
+    ...process.env,
+    // Offline, from Debian's sources only: GOPATH mode over /usr/share/gocode, no module proxy.
+    GO111MODULE: 'off', GOPATH: '/usr/share/gocode', GOPROXY: 'off', GOFLAGS: '', GOTOOLCHAIN: 'local',
+    // syscall.AllThreadsSyscall (Landlock on every thread) refuses to run in a cgo binary.
+    CGO_ENABLED: '0',
+    // Go's own cache (~/.cache/go-build) survives `node-gyp rebuild`, which deletes build/.
+    ...(process.env.GOCACHE || process.env.XDG_CACHE_HOME || process.env.HOME ? {} : { GOCACHE: path.join(BENCH_BUILD, 'go-cache') }),
+  };
+  const goVersion = spawnSync('go', ['version'], { env, encoding: 'utf8' });
+  if (goVersion.status !== 0) return { ok: false, reason: `\`go version\` failed (${goVersion.error?.message ?? goVersion.stderr.trim()}); install with: ${GO_SHIM_INSTALL}` };
+  const newest = Math.max(...readdirSync(GO_SHIM_SRC).filter((f) => f.endsWith('.go')).map((f) => statSync(path.join(GO_SHIM_SRC, f)).mtimeMs));
+  if (!existsSync(GO_SHIM_BIN) || statSync(GO_SHIM_BIN).mtimeMs < newest) {
+    mkdirSync(BENCH_BUILD, { recursive: true });
+    opts.log('Go shim baseline: building build/bench/go-shim (the first build takes about a minute)');
+    const b = spawnSync('go', ['build', '-trimpath', '-o', GO_SHIM_BIN, '.'], { cwd: GO_SHIM_SRC, env, encoding: 'utf8' });
+    if (b.status !== 0) return { ok: false, reason: `go build of bench/goshim failed: ${(b.stderr || b.error?.message || '').trim().split('\n').slice(0, 5).join(' | ')}` };
+  }
+  return { ok: true, path: GO_SHIM_BIN, bytes: statSync(GO_SHIM_BIN).size, goVersion: goVersion.stdout.trim() };
 }
 
 /** How the libc-free target is built (see bench/target.c). */
