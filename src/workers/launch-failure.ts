@@ -61,8 +61,19 @@ export function callNative<T>(call: () => T): T {
 /** The reply for whatever a worker caught: its own LaunchError as is, anything else INTERNAL. */
 export function failureOf(err: unknown): LaunchFailure {
   if (err instanceof LaunchError) return { ok: false, ...err.failure };
+  if (isFdExhaustion(err)) return { ok: false, ...fdExhaustion((err as Error).message).failure };
   return { ok: false, kind: 'internal', code: 'EXEC2_INTERNAL', message: (err as Error).message, recoverable: false };
 }
+
+/** EMFILE / ENFILE: the plugin (or the host) is out of descriptors for now; nothing is wrong with the task. */
+export const isFdExhaustion = (err: unknown): boolean => {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'EMFILE' || code === 'ENFILE';
+};
+
+/** INTERNAL and recoverable: Nomad's restart policy may try again once descriptors are free. */
+export const fdExhaustion = (message: string): LaunchError =>
+  fail('internal', 'EXEC2_FDS', `${message} (out of file descriptors: raise the plugin's RLIMIT_NOFILE, LimitNOFILE= for a systemd unit)`, true);
 
 /** Close the descriptors a worker opened for one launch; the child holds its own copies. */
 export function closeAll(fds: number[]): void {

@@ -7,7 +7,7 @@ import { constants as C, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { missingCgroup, v1ProcsFiles, type TaskCgroup } from '../main/cgroups/task-cgroup';
 import type { ConfinedSpec } from '../native/binding';
-import { fail } from './launch-failure';
+import { fail, fdExhaustion, isFdExhaustion } from './launch-failure';
 import type { ConfinedRequest } from './messages';
 
 const O_PATH = 0o10000000;
@@ -18,6 +18,7 @@ export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): P
     try {
       return track(openSync(p, flags));
     } catch (err) {
+      if (isFdExhaustion(err)) throw fdExhaustion(`cannot open ${p}: ${(err as Error).message}`);
       // v2 opens the cgroup directory itself, v1 the cgroup.procs inside it.
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
       throw fail('failed-precondition', 'EXEC2_CGROUP', missing ? missingCgroup(cg.mode === 'v2' ? p : path.dirname(p)).message : `cannot open ${p}: ${(err as Error).message}`);
