@@ -1,0 +1,46 @@
+/** Parsing of cgroup and /proc stat texts for TaskStats. */
+import assert from 'node:assert/strict';
+import { parseNumber, parsePids, parsePidStat, pickKeyed } from '../../src/main/stats-parse';
+
+describe('stats parsing', () => {
+  it('pickKeyed takes whole keys at line starts only', () => {
+    const v1 = 'cache 4096\nrss 8192\nrss_huge 0\nshmem 0\ntotal_cache 12288\ntotal_rss 16384\n';
+    assert.deepEqual(pickKeyed(v1, ['rss', 'total_rss', 'cache', 'total_cache', 'swap'] as const), { rss: 8192, total_rss: 16384, cache: 4096, total_cache: 12288 });
+    // "rss" appears first inside "total_rss" here: still the line that is exactly rss
+    assert.deepEqual(pickKeyed('total_rss 5\nrss 7', ['rss'] as const), { rss: 7 });
+    assert.deepEqual(pickKeyed('usage_usec 10\nuser_usec 6\nsystem_usec 4\n', ['usage_usec', 'user_usec', 'system_usec', 'nr_periods'] as const), {
+      usage_usec: 10, user_usec: 6, system_usec: 4,
+    });
+    assert.deepEqual(pickKeyed('', ['a'] as const), {});
+    assert.deepEqual(pickKeyed('a x\n', ['a'] as const), {}, 'not a number: absent');
+  });
+
+  it('pickKeyed equals a full parse on a real-shaped v2 memory.stat', () => {
+    const lines = ['anon 1052672', 'file 4096', 'kernel 303104', 'kernel_stack 16384', 'anon_thp 0', 'file_mapped 0', 'workingset_refault_anon 0'];
+    const text = `${lines.join('\n')}\n`;
+    const full = new Map(lines.map((l) => l.split(' ') as [string, string]));
+    const got = pickKeyed(text, ['anon', 'file', 'kernel'] as const);
+    assert.deepEqual(got, { anon: Number(full.get('anon')), file: Number(full.get('file')), kernel: Number(full.get('kernel')) });
+  });
+
+  it('parseNumber: numbers, and null for max, empty and unreadable', () => {
+    assert.equal(parseNumber('123\n'), 123);
+    assert.equal(parseNumber('max\n'), null);
+    assert.equal(parseNumber(''), null);
+    assert.equal(parseNumber(null), null);
+  });
+
+  it('parsePids: positive integers only', () => {
+    assert.deepEqual(parsePids('1\n42\n'), [1, 42]);
+    assert.deepEqual(parsePids('1\n\nx\n-3\n0\n7'), [1, 7]);
+    assert.deepEqual(parsePids(null), []);
+  });
+
+  it('parsePidStat: fields after the last parenthesis, so a hostile comm cannot shift them', () => {
+    const tail = 'S 1 1 1 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 1 0 12345 4096000 321 18446744073709551615';
+    assert.deepEqual(parsePidStat(`77 (sleep) ${tail}\n`), { utimeTicks: 250, stimeTicks: 30, rssPages: 321 });
+    assert.deepEqual(parsePidStat(`77 (a) b) 9 9 (c) ${tail}\n`), { utimeTicks: 250, stimeTicks: 30, rssPages: 321 });
+    assert.equal(parsePidStat('77 (short) S 1 2'), null);
+    assert.equal(parsePidStat('garbage'), null);
+  });
+});
