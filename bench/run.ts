@@ -29,6 +29,8 @@ import { buildTool, TARGET_CFLAGS, cpuTicks, now, percentiles, pool, sleep, Spaw
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
 const PROFILE = args.includes('--profile');
+/** --profile alone profiles the throughput bursts; with --only it profiles the parts named (e.g. --only=stats) */
+const ONLY_GIVEN = args.some((a) => a.startsWith('--only='));
 const ONLY = (args.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? ['latency', 'throughput', 'stats']).filter(Boolean);
 const ROUNDS = QUICK ? 15 : 150;
 const BURST = QUICK ? 200 : 2000;
@@ -188,7 +190,7 @@ async function main(): Promise<void> {
   /** StartTask with a TaskConfig made by the fixtures (the client only reads .config). */
   const start = (cfg: TaskConfig) => n.startTask({ config: cfg } as PreparedTask);
 
-  if (ONLY.includes('latency') && !PROFILE) {
+  if (ONLY.includes('latency') && (!PROFILE || ONLY_GIVEN)) {
     // ---------------------------------------------------------------- variants
     const [gSlot, nSlot, ncSlot, uSlot, iSlot] = makeSlots(n, 5, 'lat', { fifoOwner: 'task' });
     allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!);
@@ -430,7 +432,7 @@ async function main(): Promise<void> {
     results.variants = variants.flatMap((v) => (v === grpc ? [v.name, RPC_SERIES] : [v.name]));
   }
 
-  if (ONLY.includes('throughput') || PROFILE) {
+  if (ONLY.includes('throughput') || (PROFILE && !ONLY_GIVEN)) {
     // ---------------------------------------------------------------- throughput
     const maxC = Math.max(...CONCURRENCY);
     const slots = makeSlots(n, maxC, 'tp');
@@ -491,7 +493,7 @@ async function main(): Promise<void> {
     }
   }
 
-  if (ONLY.includes('stats') && !PROFILE && !aborting) {
+  if (ONLY.includes('stats') && (!PROFILE || ONLY_GIVEN) && !aborting) {
     // ---------------------------------------------------------------- TaskStats cost
     log(`stats: preparing ${STATS_TASKS} tasks`);
     const slots = makeSlots(n, STATS_TASKS, 'st');

@@ -11,9 +11,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { NomadLikeClient } from '../src/client/nomad-client';
 import type { TaskCgroup } from '../src/main/cgroups/task-cgroup';
-import { sampleTaskStats } from '../src/main/stats';
 import { TaskStatsCollector } from '../src/main/stats-collector';
-import { TaskStatsResponse } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import type { TaskRecord } from '../src/main/tasks/task-manager';
 import { pool } from './tools';
 
@@ -62,22 +60,11 @@ async function main(): Promise<void> {
       records.push({ id, startedAt: new Date(Date.now() - 1000), phase: 'running', state: { cgroup: cg } } as unknown as TaskRecord);
     }
     process.stdout.write(`${N} tasks, ${nomad.cgroups.layout.mode} cgroups, ${ROUNDS} rounds\n`);
-    const prev = new Map<string, ReturnType<typeof sampleTaskStats>>();
-    time('before: sampleTaskStats (readFileSync, pids)', () => {
-      for (const r of records) prev.set(r.id, sampleTaskStats(r, 2000, prev.get(r.id)));
-    });
-    time('before: sampleTaskStats + encode', () => {
-      for (const r of records) {
-        const s = sampleTaskStats(r, 2000, prev.get(r.id));
-        prev.set(r.id, s);
-        TaskStatsResponse.encode({ stats: s.stats }).finish();
-      }
-    });
     for (const keepOpen of [false, true]) {
-      for (const pidEvery of [1, 0]) {
-        const cs = records.map((r) => new TaskStatsCollector(r, { keepOpen }));
-        time(`collector keepOpen=${keepOpen} pids=${pidEvery ? 'every sample' : 'never'} + encode`, () => {
-          for (const c of cs) c.sample(2000, pidEvery === 1).encoded();
+      for (const pids of ['always', 'never'] as const) {
+        const cs = records.map((r) => new TaskStatsCollector(r, { keepOpen, keepPidFds: true }));
+        time(`collector keepOpen=${keepOpen} pids=${pids} + encode`, () => {
+          for (const c of cs) c.sample(2000, pids).encoded();
         });
         for (const c of cs) c.close();
       }

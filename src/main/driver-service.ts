@@ -59,7 +59,7 @@ export function taskStatsScheduler(state: PluginState, tasks: TaskManager): Stat
     return {
       // a destroyed and re-registered id is another task: the stream of this one ends
       running: () => task.phase === 'running' && tasks.get(taskId) === task,
-      sample: (now) => collector.sample(state.compute?.mhzPerCore ?? 0, true, now),
+      sample: (now) => collector.sample(state.compute?.mhzPerCore ?? 0, 'cadence', now),
       close: () => collector.close(),
     };
   });

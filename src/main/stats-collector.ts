@@ -261,8 +261,30 @@ export interface StatsSource {
 }
 
 export interface CollectorOptions {
-  /** keep the stat files open between samples (pread at offset 0) */
+  /** keep the cgroup stat files open between samples (pread at offset 0) */
   keepOpen: boolean;
+  /** also keep /proc/<pid>/stat open (worth it only when per-pid entries are read every sample) */
+  keepPidFds?: boolean;
+}
+
+/**
+ * How often per-pid entries are read anew. Nomad only passes the per-pid map
+ * through to its HTTP API (client/structs.TaskResourceUsage.Pids); its
+ * metrics, UI graphs and scheduling use the aggregate. The map costs
+ * cgroup.procs plus one /proc/<pid>/stat per process on every task, so it is
+ * refreshed every 10 s (the official exec2 driver caches whole samples for
+ * 10 s and has no per-pid entries at all) and repeated in between.
+ */
+export const PIDS_REFRESH_MS = 10_000;
+
+/**
+ * Whether sample number `index` (0-based) of a collector reads per-pid
+ * entries: the first (it seeds the counters), the second (the first with
+ * real per-pid rates, so a new stream shows them at once), then whenever the
+ * last read is PIDS_REFRESH_MS old.
+ */
+export function pidsDue(index: number, nowMs: number, lastPidsMs: number | undefined, refreshMs = PIDS_REFRESH_MS): boolean {
+  return index < 2 || lastPidsMs === undefined || nowMs - lastPidsMs >= refreshMs;
 }
 
 export class TaskStatsCollector {
@@ -273,19 +295,25 @@ export class TaskStatsCollector {
   private prevPids = new Map<number, { userUs: number; systemUs: number }>();
   /** when the per-pid entries were last read; their CPU deltas are over this span */
   private prevPidsAtMs: number | undefined;
+  private lastPidEntries: Record<string, TaskResourceUsage> = {};
+  private samples = 0;
 
-  constructor(private readonly task: StatsSource, private readonly opts: CollectorOptions) {
+  private readonly keepPidFds: boolean;
+
+  constructor(private readonly task: StatsSource, opts: CollectorOptions) {
     this.files = cgroupFiles(task.state.cgroup, opts.keepOpen);
+    this.keepPidFds = opts.keepOpen && opts.keepPidFds === true;
   }
 
   /**
    * One sample at `now`. CPU percentages are the delta to this collector's
    * previous sample; the first one uses the task's whole lifetime as its
    * interval, so it is an average rather than a bogus spike. Per-pid entries
-   * only when `withPids`; otherwise resource_usage_by_pid is empty (the spec
-   * allows it, Nomad only passes the map through to its HTTP API).
+   * with `pids`: 'always' reads them on every sample, 'cadence' as pidsDue
+   * says (the entries of the last read in between), 'never' leaves
+   * resource_usage_by_pid empty (the spec allows that).
    */
-  sample(mhzPerCore: number, withPids: boolean, now = Date.now()): StatsSample {
+  sample(mhzPerCore: number, pids: 'always' | 'cadence' | 'never', now = Date.now()): StatsSample {
     const startedMs = this.task.startedAt.getTime();
     const cpu = readCpuCounters(this.files);
     const memory = readMemoryUsage(this.files);
@@ -307,8 +335,13 @@ export class TaskStatsCollector {
         },
         memory,
       },
-      resourceUsageByPid: withPids ? this.readPids(mhzPerCore, now, startedMs) : {},
+      resourceUsageByPid: {},
     };
+    if (pids === 'always' || (pids === 'cadence' && pidsDue(this.samples, now, this.prevPidsAtMs))) {
+      this.lastPidEntries = this.readPids(mhzPerCore, now, startedMs);
+    }
+    if (pids !== 'never') stats.resourceUsageByPid = this.lastPidEntries;
+    this.samples++;
     this.prevCpu = cpu;
     this.prevAtMs = now;
     return new StatsSample(stats);
@@ -350,7 +383,7 @@ export class TaskStatsCollector {
     let f = this.pidFiles.get(pid);
     let fresh = false;
     if (!f) {
-      f = new StatFile(`/proc/${pid}/stat`, this.opts.keepOpen);
+      f = new StatFile(`/proc/${pid}/stat`, this.keepPidFds);
       fresh = true;
     }
     let text = f.read();
@@ -358,7 +391,7 @@ export class TaskStatsCollector {
       // a kept fd follows the process it was opened for: that one exited and
       // the pid now names another member of the cgroup; open it anew
       f.close();
-      f = new StatFile(`/proc/${pid}/stat`, this.opts.keepOpen);
+      f = new StatFile(`/proc/${pid}/stat`, this.keepPidFds);
       text = f.read();
     }
     if (text === null) {
@@ -366,7 +399,7 @@ export class TaskStatsCollector {
       this.pidFiles.delete(pid);
       return null;
     }
-    if (this.opts.keepOpen) this.pidFiles.set(pid, f);
+    if (this.keepPidFds) this.pidFiles.set(pid, f);
     return parsePidStat(text);
   }
 

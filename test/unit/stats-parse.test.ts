@@ -1,6 +1,7 @@
 /** Parsing of cgroup and /proc stat texts for TaskStats. */
 import assert from 'node:assert/strict';
 import { parseNumber, parsePids, parsePidStat, pickKeyed } from '../../src/main/stats-parse';
+import { pidsDue, PIDS_REFRESH_MS } from '../../src/main/stats-collector';
 
 describe('stats parsing', () => {
   it('pickKeyed takes whole keys at line starts only', () => {
@@ -42,5 +43,16 @@ describe('stats parsing', () => {
     assert.deepEqual(parsePidStat(`77 (a) b) 9 9 (c) ${tail}\n`), { utimeTicks: 250, stimeTicks: 30, rssPages: 321 });
     assert.equal(parsePidStat('77 (short) S 1 2'), null);
     assert.equal(parsePidStat('garbage'), null);
+  });
+});
+
+describe('per-pid cadence', () => {
+  it('reads per-pid entries on the first two samples, then every PIDS_REFRESH_MS', () => {
+    assert.equal(pidsDue(0, 0, undefined), true, 'first: seeds the counters');
+    assert.equal(pidsDue(1, 1000, 0), true, 'second: first real per-pid rates');
+    assert.equal(pidsDue(2, 2000, 1000), false);
+    assert.equal(pidsDue(10, 1000 + PIDS_REFRESH_MS - 1, 1000), false);
+    assert.equal(pidsDue(11, 1000 + PIDS_REFRESH_MS, 1000), true);
+    assert.equal(pidsDue(5, 5000, undefined), true, 'never read yet');
   });
 });
