@@ -509,6 +509,7 @@ async function main(): Promise<void> {
     });
     const startSecs = Number(now() - ts) / 1e9;
     log(`stats: ${ids.length} tasks running (started in ${startSecs.toFixed(1)} s); a TaskStats stream each at 1 s`);
+    const rssTasks = vmRssMb(pluginPid);
     let messages = 0, streamErrors = 0;
     const streams = ids.map((id) => n.openStats(id, 1000).on('data', () => void messages++).on('error', () => void streamErrors++));
     await sleep(2000);
@@ -528,7 +529,7 @@ async function main(): Promise<void> {
       live.delete(id);
     });
     const stopSecs = Number(now() - tstop) / 1e9;
-    results.stats = { tasks: ids.length, windowS: secs, pluginCpuPct: cpuPct, pluginRssMb: rss, pluginRssBeforeMb: rssBefore, statsPerSecond: perSec, streamErrors: errorsBeforeCancel, startSecs, stopSecs };
+    results.stats = { tasks: ids.length, windowS: secs, pluginCpuPct: cpuPct, pluginRssMb: rss, pluginRssBeforeMb: rssBefore, pluginRssTasksMb: rssTasks, statsPerSecond: perSec, streamErrors: errorsBeforeCancel, startSecs, stopSecs };
     log(`stats: plugin CPU ${cpuPct.toFixed(1)} %, RSS ${rss.toFixed(0)} MB (${rssBefore.toFixed(0)} MB before the tasks), ${perSec.toFixed(0)} stats messages/s; all stopped in ${stopSecs.toFixed(1)} s`);
   }
 
