@@ -21,7 +21,7 @@ import {
   TaskStatsResponse,
 } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { TaskCgroup } from './cgroups/task-cgroup';
-import { parseNumber, parsePids, parsePidStat, pickKeyed } from './stats-parse';
+import { parsePids, parsePidStat, parseUintBytes, pickKeyedBytes } from './stats-parse';
 import { kernelPageSize, type CpuCounters } from './stats';
 import { toTimestamp } from './time';
 
@@ -64,7 +64,25 @@ class StatFile {
 
   /** The file's text, or null if it cannot be read (gone, absent, not permitted). */
   read(): string | null {
-    if (this.absent) return null;
+    const n = this.readBytes();
+    return n < 0 ? null : buf.toString('latin1', 0, n);
+  }
+
+  /** A single-number file's value; null if unreadable or not a number ("max"). */
+  number(): number | null {
+    const n = this.readBytes();
+    return n < 0 ? null : parseUintBytes(buf, 0, n);
+  }
+
+  /** `keys` of a "key value" file, parsed from the bytes; {} if unreadable. */
+  keyed<K extends string>(keys: readonly K[]): Partial<Record<K, number>> {
+    const n = this.readBytes();
+    return n < 0 ? {} : pickKeyedBytes(buf, n, keys);
+  }
+
+  /** Read the file into the shared buffer: its length, or -1 if it cannot be read. */
+  private readBytes(): number {
+    if (this.absent) return -1;
     let fd = this.fd;
     if (fd < 0) {
       try {
@@ -73,7 +91,7 @@ class StatFile {
         // a kept reader remembers a missing file (cgroup files do not appear
         // later); any other failure (EMFILE, EACCES) is retried next time
         if (this.keepOpen && (err as NodeJS.ErrnoException).code === 'ENOENT') this.absent = true;
-        return null;
+        return -1;
       }
       if (this.keepOpen && keptFds < KEEP_FD_BUDGET) {
         this.fd = fd;
@@ -84,12 +102,12 @@ class StatFile {
     try {
       for (;;) {
         const n = readSync(fd, buf, 0, buf.length, 0);
-        if (n < buf.length) return buf.toString('latin1', 0, n);
+        if (n < buf.length) return n;
         buf = Buffer.allocUnsafe(buf.length * 2);
       }
     } catch {
       this.close();
-      return null;
+      return -1;
     } finally {
       if (!kept && fd >= 0) closeSync(fd);
     }
@@ -162,7 +180,7 @@ const V1_MEM_KEYS = ['total_rss', 'rss', 'total_cache', 'cache', 'total_swap', '
 
 function readCpuCounters(f: CgroupFiles): CpuCounters {
   if (f.mode === 'v2') {
-    const s = pickKeyed(f.cpuStat?.read() ?? '', V2_CPU_KEYS);
+    const s = f.cpuStat?.keyed(V2_CPU_KEYS) ?? {};
     return {
       usageUs: s.usage_usec ?? 0,
       userUs: s.user_usec ?? 0,
@@ -172,9 +190,9 @@ function readCpuCounters(f: CgroupFiles): CpuCounters {
       throttledNs: (s.throttled_usec ?? 0) * 1000,
     };
   }
-  const usageNs = parseNumber(f.cpuacctUsage?.read() ?? null) ?? 0;
-  const st = pickKeyed(f.cpuacctStat?.read() ?? '', V1_ACCT_KEYS);
-  const cs = pickKeyed(f.cpuStat?.read() ?? '', V1_CPU_KEYS);
+  const usageNs = f.cpuacctUsage?.number() ?? 0;
+  const st = f.cpuacctStat?.keyed(V1_ACCT_KEYS) ?? {};
+  const cs = f.cpuStat?.keyed(V1_CPU_KEYS) ?? {};
   return {
     usageUs: usageNs / 1000,
     userUs: ((st.user ?? 0) * 1e6) / USER_HZ,
@@ -189,24 +207,23 @@ function readMemoryUsage(f: CgroupFiles): TaskResourceUsage['memory'] {
   const fields: MemField[] = [];
   const memory = { rss: 0, cache: 0, maxUsage: 0, kernelUsage: 0, kernelMaxUsage: 0, usage: 0, swap: 0, measuredFields: fields };
   if (!f.memStat) return memory; // v1 host without a memory controller for the task
-  const statText = f.memStat.read();
   let usage: number | null, rss: number | null, cache: number | null, swap: number | null, kernel: number | null;
   if (f.mode === 'v2') {
-    const s = statText === null ? {} : pickKeyed(statText, V2_MEM_KEYS);
-    usage = parseNumber(f.memUsage?.read() ?? null);
+    const s = f.memStat.keyed(V2_MEM_KEYS);
+    usage = f.memUsage?.number() ?? null;
     rss = s.anon ?? null;
     cache = s.file ?? null;
-    swap = parseNumber(f.memSwap?.read() ?? null);
+    swap = f.memSwap?.number() ?? null;
     kernel = s.kernel ?? null;
   } else {
-    const s = statText === null ? {} : pickKeyed(statText, V1_MEM_KEYS);
-    usage = parseNumber(f.memUsage?.read() ?? null);
+    const s = f.memStat.keyed(V1_MEM_KEYS);
+    usage = f.memUsage?.number() ?? null;
     rss = s.total_rss ?? s.rss ?? null;
     cache = s.total_cache ?? s.cache ?? null;
     swap = s.total_swap ?? s.swap ?? null;
-    kernel = parseNumber(f.memKernel?.read() ?? null);
+    kernel = f.memKernel?.number() ?? null;
   }
-  const maxUsage = parseNumber(f.memMax?.read() ?? null);
+  const maxUsage = f.memMax?.number() ?? null;
   if (usage !== null) { memory.usage = usage; fields.push(MemField.USAGE); }
   if (rss !== null) { memory.rss = rss; fields.push(MemField.RSS); }
   if (cache !== null) { memory.cache = cache; fields.push(MemField.CACHE); }

@@ -74,3 +74,52 @@ export function parsePidStat(text: string): PidStatFields | null {
   if (!Number.isFinite(utimeTicks) || !Number.isFinite(stimeTicks) || !Number.isFinite(rssPages)) return null;
   return { utimeTicks, stimeTicks, rssPages };
 }
+
+/**
+ * pickKeyed over the bytes of a read, without making a string of them (one
+ * sample per task per tick: the strings were most of the garbage).
+ * `keys` are the same names, ASCII; values are unsigned decimal integers as
+ * the kernel prints them in these files.
+ */
+export function pickKeyedBytes<K extends string>(buf: Uint8Array, len: number, keys: readonly K[]): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  let line = 0;
+  while (line < len) {
+    let sp = line;
+    while (sp < len && buf[sp] !== 32 && buf[sp] !== 10) sp++;
+    let end = sp;
+    while (end < len && buf[end] !== 10) end++;
+    if (sp < len && buf[sp] === 32) {
+      for (const key of keys) {
+        if (key.length !== sp - line || out[key] !== undefined) continue;
+        let same = true;
+        for (let i = 0; i < key.length; i++) {
+          if (key.charCodeAt(i) !== buf[line + i]) { same = false; break; }
+        }
+        if (same) {
+          const v = parseUintBytes(buf, sp + 1, end);
+          if (v !== null) out[key] = v;
+          break;
+        }
+      }
+    }
+    line = end + 1;
+  }
+  return out;
+}
+
+/** An unsigned decimal integer in buf[from, to), surrounding whitespace allowed; null otherwise ("max", empty). */
+export function parseUintBytes(buf: Uint8Array, from: number, to: number): number | null {
+  let i = from;
+  while (i < to && (buf[i] === 32 || buf[i] === 10 || buf[i] === 9)) i++;
+  let j = to;
+  while (j > i && (buf[j - 1] === 32 || buf[j - 1] === 10 || buf[j - 1] === 9)) j--;
+  if (i === j) return null;
+  let v = 0;
+  for (let k = i; k < j; k++) {
+    const c = buf[k]! - 48;
+    if (c < 0 || c > 9) return null;
+    v = v * 10 + c;
+  }
+  return v;
+}

@@ -1,6 +1,6 @@
 /** Parsing of cgroup and /proc stat texts for TaskStats. */
 import assert from 'node:assert/strict';
-import { parseNumber, parsePids, parsePidStat, pickKeyed } from '../../src/main/stats-parse';
+import { parseNumber, parsePids, parsePidStat, parseUintBytes, pickKeyed, pickKeyedBytes } from '../../src/main/stats-parse';
 import { pidsDue, PIDS_REFRESH_MS } from '../../src/main/stats-collector';
 
 describe('stats parsing', () => {
@@ -22,6 +22,26 @@ describe('stats parsing', () => {
     const full = new Map(lines.map((l) => l.split(' ') as [string, string]));
     const got = pickKeyed(text, ['anon', 'file', 'kernel'] as const);
     assert.deepEqual(got, { anon: Number(full.get('anon')), file: Number(full.get('file')), kernel: Number(full.get('kernel')) });
+  });
+
+  it('pickKeyedBytes agrees with pickKeyed, without a string of the text', () => {
+    const texts = [
+      'cache 4096\nrss 8192\nrss_huge 0\ntotal_cache 12288\ntotal_rss 16384\n',
+      'total_rss 5\nrss 7',
+      'usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n',
+      '', '\n\n', 'a x\n', 'rss\nrss 3\n', 'rss 1\nrss 2\n',
+    ];
+    const keys = ['rss', 'total_rss', 'cache', 'total_cache', 'usage_usec', 'user_usec', 'nr_periods', 'a'] as const;
+    for (const t of texts) {
+      const b = Buffer.from(`${t}garbage after the end`, 'latin1');
+      assert.deepEqual(pickKeyedBytes(b, t.length, keys), pickKeyed(t, keys), JSON.stringify(t));
+    }
+  });
+
+  it('parseUintBytes: what parseNumber gives for the kernel\'s unsigned values', () => {
+    for (const t of ['123\n', '0\n', 'max\n', '', '\n', ' 42 ', '18446744073709551615\n']) {
+      assert.equal(parseUintBytes(Buffer.from(t), 0, t.length), parseNumber(t), JSON.stringify(t));
+    }
   });
 
   it('parseNumber: numbers, and null for max, empty and unreadable', () => {
