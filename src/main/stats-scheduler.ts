@@ -25,13 +25,23 @@ export interface SchedulerTimers {
   setInterval(fn: () => void, ms: number): unknown;
   clearInterval(handle: unknown): void;
   now(): number;
+  /** run fn after pending I/O (between slices of a pass) */
+  defer(fn: () => void): void;
 }
 
 export const realTimers: SchedulerTimers = {
   setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
   now: () => Date.now(),
+  defer: (fn) => void setImmediate(fn),
 };
+
+/**
+ * Tasks sampled before the pass yields to pending I/O: a pass over 1,000
+ * tasks takes tens of ms on the main thread, and a StartTask arriving
+ * meanwhile should wait for one slice (a few ms), not the whole pass.
+ */
+export const PASS_SLICE = 100;
 
 interface TaskEntry<S> {
   source: SampleSource<S>;
@@ -43,6 +53,8 @@ interface Group<S> {
   intervalMs: number;
   timer: unknown;
   tasks: Map<string, TaskEntry<S>>;
+  /** a pass is still going (sliced): a tick meanwhile is skipped, not stacked */
+  passing: boolean;
 }
 
 /**
@@ -71,7 +83,7 @@ export class StatsScheduler<S> {
   subscribe(taskId: string, intervalMs: number, sink: StatsSink<S>): () => void {
     let group = this.groups.get(intervalMs);
     if (!group) {
-      const g: Group<S> = { intervalMs, timer: undefined, tasks: new Map() };
+      const g: Group<S> = { intervalMs, timer: undefined, tasks: new Map(), passing: false };
       g.timer = this.timers.setInterval(() => this.tick(g), intervalMs);
       this.groups.set(intervalMs, g);
       group = g;
@@ -106,18 +118,33 @@ export class StatsScheduler<S> {
   }
 
   private tick(g: Group<S>): void {
-    const now = this.timers.now();
-    for (const [taskId, e] of [...g.tasks]) {
-      if (!e.source.running()) {
-        this.endTask(g, taskId, e);
-        continue;
+    if (g.passing) return;
+    g.passing = true;
+    const entries = [...g.tasks];
+    let i = 0;
+    const slice = (): void => {
+      const now = this.timers.now();
+      const end = Math.min(entries.length, i + PASS_SLICE);
+      for (; i < end; i++) {
+        const [taskId, e] = entries[i]!;
+        if (g.tasks.get(taskId) !== e) continue; // left since the pass began
+        if (!e.source.running()) {
+          this.endTask(g, taskId, e);
+          continue;
+        }
+        if (!dueForSample(now, e.lastSampleMs, g.intervalMs)) continue;
+        const s = e.source.sample(now);
+        e.lastSampleMs = now;
+        for (const sink of [...e.sinks]) this.deliver(g, taskId, e, sink, s);
       }
-      if (!dueForSample(now, e.lastSampleMs, g.intervalMs)) continue;
-      const s = e.source.sample(now);
-      e.lastSampleMs = now;
-      for (const sink of [...e.sinks]) this.deliver(g, taskId, e, sink, s);
-    }
-    this.dropIfEmpty(g);
+      if (i < entries.length) {
+        this.timers.defer(slice);
+      } else {
+        g.passing = false;
+        this.dropIfEmpty(g);
+      }
+    };
+    slice();
   }
 
   private deliver(g: Group<S>, taskId: string, e: TaskEntry<S>, sink: StatsSink<S>, s: S): void {

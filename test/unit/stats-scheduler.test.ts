@@ -1,6 +1,6 @@
 /** The TaskStats scheduler's decisions, with fake timers and sources (the kernel side is test/stats.test.ts). */
 import assert from 'node:assert/strict';
-import { dueForSample, StatsScheduler, type SampleSource, type SchedulerTimers, type StatsSink } from '../../src/main/stats-scheduler';
+import { dueForSample, PASS_SLICE, StatsScheduler, type SampleSource, type SchedulerTimers, type StatsSink } from '../../src/main/stats-scheduler';
 
 class FakeTimers implements SchedulerTimers {
   t = 1_000_000;
@@ -17,10 +17,24 @@ class FakeTimers implements SchedulerTimers {
   now(): number {
     return this.t;
   }
+  readonly deferred: Array<() => void> = [];
+  defer(fn: () => void): void {
+    this.deferred.push(fn);
+  }
+  /** run deferred slices until none is left */
+  drain(): number {
+    let n = 0;
+    while (this.deferred.length) {
+      this.deferred.shift()!();
+      n++;
+    }
+    return n;
+  }
   /** advance the clock and fire every timer whose interval is ms */
   fire(ms: number, advance = ms): void {
     this.t += advance;
     for (const t of [...this.timers.values()]) if (t.ms === ms) t.fn();
+    this.drain();
   }
 }
 
@@ -154,6 +168,23 @@ describe('stats scheduler', () => {
     timers.fire(1000);
     keep();
     assert.equal(timers.timers.size, 0);
+  });
+
+  it('slices a pass over many tasks, yielding between slices, and skips a tick while a pass is still going', () => {
+    const { timers, running, sched, sink } = setup();
+    const n = PASS_SLICE * 2 + 5;
+    const sinks = Array.from({ length: n }, (_, i) => {
+      running.set(`t${i}`, true);
+      const s = sink();
+      sched.subscribe(`t${i}`, 1000, s.s);
+      return s;
+    });
+    timers.t += 1000;
+    for (const t of timers.timers.values()) t.fn(); // one tick, slices not yet run
+    assert.equal(sinks.filter((s) => s.got.length === 2).length, PASS_SLICE, 'first slice only');
+    for (const t of timers.timers.values()) t.fn(); // a tick during the pass: skipped
+    assert.equal(timers.drain(), 2, 'two more slices');
+    assert.ok(sinks.every((s) => s.got.length === 2), 'every task sampled once in the pass');
   });
 
   it('dueForSample: half an interval or more since the last sample', () => {
