@@ -100,9 +100,16 @@ export class StatsScheduler<S> {
       this.endTask(g, taskId, e);
     } else {
       const now = this.timers.now();
-      const s = e.source.sample(now);
-      e.lastSampleMs = now;
-      this.deliver(g, taskId, e, sink, s);
+      let s: S | undefined;
+      try {
+        s = e.source.sample(now);
+      } catch {
+        this.endTask(g, taskId, e);
+      }
+      if (s !== undefined) {
+        e.lastSampleMs = now;
+        this.deliver(g, taskId, e, sink, s);
+      }
     }
     return () => this.remove(g, taskId, sink);
   }
@@ -133,7 +140,15 @@ export class StatsScheduler<S> {
           continue;
         }
         if (!dueForSample(now, e.lastSampleMs, g.intervalMs)) continue;
-        const s = e.source.sample(now);
+        let s: S;
+        try {
+          s = e.source.sample(now);
+        } catch {
+          // never let one task's sample take down the timer (and the plugin):
+          // its streams end, and Nomad reopens them after an interval
+          this.endTask(g, taskId, e);
+          continue;
+        }
         e.lastSampleMs = now;
         for (const sink of [...e.sinks]) this.deliver(g, taskId, e, sink, s);
       }

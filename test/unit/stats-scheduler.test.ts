@@ -187,6 +187,24 @@ describe('stats scheduler', () => {
     assert.ok(sinks.every((s) => s.got.length === 2), 'every task sampled once in the pass');
   });
 
+  it('a source that throws ends its task\'s streams; other tasks and the timer go on', () => {
+    const timers = new FakeTimers();
+    let fail = false;
+    const sched = new StatsScheduler<number>((taskId) => ({
+      running: () => true,
+      sample: () => { if (fail && taskId === 'bad') throw new Error('EIO'); return 1; },
+      close: () => undefined,
+    }), timers);
+    let badEnded = 0, good = 0;
+    sched.subscribe('bad', 1000, { write: () => undefined, end: () => void badEnded++ });
+    sched.subscribe('good', 1000, { write: () => void good++, end: () => undefined });
+    fail = true;
+    timers.fire(1000);
+    assert.equal(badEnded, 1);
+    assert.equal(good, 2);
+    assert.deepEqual(sched.counts(), { timers: 1, tasks: 1, streams: 1 });
+  });
+
   it('dueForSample: half an interval or more since the last sample', () => {
     assert.equal(dueForSample(1500, 1000, 1000), true);
     assert.equal(dueForSample(1499, 1000, 1000), false);
