@@ -29,6 +29,8 @@ import { buildGoShim, buildTool, TARGET_CFLAGS, cpuTicks, now, percentiles, pool
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
 const PROFILE = args.includes('--profile');
+/** --profile alone profiles the throughput bursts; with --only it profiles the parts named (e.g. --only=stats) */
+const ONLY_GIVEN = args.some((a) => a.startsWith('--only='));
 const ONLY = (args.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? ['latency', 'throughput', 'stats']).filter(Boolean);
 const ROUNDS = QUICK ? 15 : 150;
 const BURST = QUICK ? 200 : 2000;
@@ -192,7 +194,7 @@ async function main(): Promise<void> {
   /** StartTask with a TaskConfig made by the fixtures (the client only reads .config). */
   const start = (cfg: TaskConfig) => n.startTask({ config: cfg } as PreparedTask);
 
-  if (ONLY.includes('latency') && !PROFILE) {
+  if (ONLY.includes('latency') && (!PROFILE || ONLY_GIVEN)) {
     // ---------------------------------------------------------------- variants
     const [gSlot, nSlot, ncSlot, uSlot, iSlot, ugSlot] = makeSlots(n, 6, 'lat', { fifoOwner: 'task' });
     allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!, ugSlot!);
@@ -445,7 +447,7 @@ async function main(): Promise<void> {
     results.variants = variants.flatMap((v) => (v === grpc ? [v.name, RPC_SERIES] : [v.name]));
   }
 
-  if (ONLY.includes('throughput') || PROFILE) {
+  if (ONLY.includes('throughput') || (PROFILE && !ONLY_GIVEN)) {
     // ---------------------------------------------------------------- throughput
     const maxC = Math.max(...CONCURRENCY);
     const slots = makeSlots(n, maxC, 'tp');
@@ -506,7 +508,7 @@ async function main(): Promise<void> {
     }
   }
 
-  if (ONLY.includes('stats') && !PROFILE && !aborting) {
+  if (ONLY.includes('stats') && (!PROFILE || ONLY_GIVEN) && !aborting) {
     // ---------------------------------------------------------------- TaskStats cost
     log(`stats: preparing ${STATS_TASKS} tasks`);
     const slots = makeSlots(n, STATS_TASKS, 'st');
@@ -522,6 +524,7 @@ async function main(): Promise<void> {
     });
     const startSecs = Number(now() - ts) / 1e9;
     log(`stats: ${ids.length} tasks running (started in ${startSecs.toFixed(1)} s); a TaskStats stream each at 1 s`);
+    const rssTasks = vmRssMb(pluginPid);
     let messages = 0, streamErrors = 0;
     const streams = ids.map((id) => n.openStats(id, 1000).on('data', () => void messages++).on('error', () => void streamErrors++));
     await sleep(2000);
@@ -541,7 +544,7 @@ async function main(): Promise<void> {
       live.delete(id);
     });
     const stopSecs = Number(now() - tstop) / 1e9;
-    results.stats = { tasks: ids.length, windowS: secs, pluginCpuPct: cpuPct, pluginRssMb: rss, pluginRssBeforeMb: rssBefore, statsPerSecond: perSec, streamErrors: errorsBeforeCancel, startSecs, stopSecs };
+    results.stats = { tasks: ids.length, windowS: secs, pluginCpuPct: cpuPct, pluginRssMb: rss, pluginRssBeforeMb: rssBefore, pluginRssTasksMb: rssTasks, statsPerSecond: perSec, streamErrors: errorsBeforeCancel, startSecs, stopSecs };
     log(`stats: plugin CPU ${cpuPct.toFixed(1)} %, RSS ${rss.toFixed(0)} MB (${rssBefore.toFixed(0)} MB before the tasks), ${perSec.toFixed(0)} stats messages/s; all stopped in ${stopSecs.toFixed(1)} s`);
   }
 

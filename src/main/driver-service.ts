@@ -18,7 +18,8 @@ import { unary } from './grpc-util';
 import type { Logger } from './log';
 import type { PluginState } from './plugin-state';
 import type { TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
-import { sampleTaskStats } from './stats';
+import { StatsSample, TaskStatsCollector } from './stats-collector';
+import { StatsScheduler } from './stats-scheduler';
 import { durationMs, toTimestamp } from './time';
 
 export const CAPABILITIES: DriverCapabilities = {
@@ -46,7 +47,25 @@ export function taskStatus(t: TaskRecord): TaskStatus {
 
 const unimplemented = (what: string): DriverError => new DriverError('UNIMPLEMENTED', `${what} is not supported by the exec2 driver`);
 
-export function driverServer(state: PluginState, tasks: TaskManager, logger: Logger): DriverServer {
+/**
+ * The TaskStats scheduler of a driver service: one timer per interval, one
+ * collector (kept fds, previous counters) per task per interval.
+ */
+export function taskStatsScheduler(state: PluginState, tasks: TaskManager): StatsScheduler<StatsSample> {
+  return new StatsScheduler<StatsSample>((taskId) => {
+    const task = tasks.get(taskId);
+    if (!task) return { running: () => false, sample: () => { throw new DriverError('NOT_FOUND', 'task not found for given id'); }, close: () => undefined };
+    const collector = new TaskStatsCollector(task, { keepOpen: true });
+    return {
+      // a destroyed and re-registered id is another task: the stream of this one ends
+      running: () => task.phase === 'running' && tasks.get(taskId) === task,
+      sample: (now) => collector.sample(state.compute?.mhzPerCore ?? 0, 'cadence', now),
+      close: () => collector.close(),
+    };
+  });
+}
+
+export function driverServer(state: PluginState, tasks: TaskManager, logger: Logger, stats = taskStatsScheduler(state, tasks)): DriverServer {
   return {
     init: unary(logger, 'Init', () => ({})),
     shutdown: unary(logger, 'Shutdown', () => ({})), // tasks must outlive us: nothing to do
@@ -139,26 +158,16 @@ export function driverServer(state: PluginState, tasks: TaskManager, logger: Log
     taskStats(call) {
       const id = call.request.taskId;
       const interval = Math.max(100, durationMs(call.request.collectionInterval) || 1000);
-      const task = tasks.get(id);
-      if (!task) {
+      if (!tasks.get(id)) {
         call.emit('error', toServiceError(new DriverError('NOT_FOUND', 'task not found for given id')));
         return;
       }
-      let timer: NodeJS.Timeout | undefined;
-      let previous: ReturnType<typeof sampleTaskStats> | undefined;
-      const tick = (): void => {
-        if (task.phase !== 'running') {
-          clearInterval(timer);
-          call.end();
-          return;
-        }
-        previous = sampleTaskStats(task, state.compute?.mhzPerCore ?? 0, previous);
-        call.write({ stats: previous.stats });
-      };
-      tick();
-      timer = setInterval(tick, interval);
-      call.on('cancelled', () => clearInterval(timer));
-      call.on('error', () => clearInterval(timer));
+      // the response is the sample's own message: the service's serializer
+      // (server.ts) sends its bytes, encoded once
+      const unsubscribe = stats.subscribe(id, interval, { write: (s) => call.write(s.response), end: () => call.end() });
+      call.on('cancelled', unsubscribe);
+      call.on('error', unsubscribe);
+      call.on('close', unsubscribe);
     },
 
     execTask: unary(logger, 'ExecTask', (req, call) => execTask(tasks, req, call)),

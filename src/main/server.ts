@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BasePluginService } from '../gen/hashicorp/nomad/plugins/base/base';
 import { DriverService } from '../gen/hashicorp/nomad/plugins/drivers/driver';
+import { serializeTaskStatsResponse } from './stats-collector';
 import { loadNative } from '../native/binding';
 import { basePluginServer } from './base-plugin';
 import { detectCgroupLayout } from './cgroups/detect';
@@ -95,7 +96,9 @@ export function servePlugin(): void {
     }
   };
   server.addService(BasePluginService, basePluginServer(state, logger, { onConfigured }));
-  server.addService(DriverService, driverServer(state, tasks, logger));
+  // TaskStats responses carry their bytes, encoded once per sample (stats-collector.ts)
+  const driverService = { ...DriverService, taskStats: { ...DriverService.taskStats, responseSerialize: serializeTaskStatsResponse } };
+  server.addService(driverService, driverServer(state, tasks, logger));
   server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
     if (err) {
       logger.error('cannot listen on unix socket', { path: socketPath, error: err.message });

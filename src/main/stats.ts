@@ -1,14 +1,11 @@
 /**
- * TaskStats from the task's cgroup files: memory as the kernel accounts it,
- * CPU percentages from usage deltas over real elapsed time.
+ * Cgroup accounting counters read by path (the Prometheus metrics, per
+ * scrape) and the kernel's page size. TaskStats streams read through
+ * stats-collector.ts instead (kept fds, only the values a sample needs).
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { CPUUsage_Fields as CpuField, MemoryUsage_Fields as MemField, type TaskStats } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { TaskCgroup } from './cgroups/task-cgroup';
-import { procStat } from './tasks/proc';
-import type { TaskRecord } from './tasks/task-manager';
-import { toTimestamp } from './time';
 
 export interface CpuCounters {
   usageUs: number;
@@ -106,14 +103,6 @@ export function readMemory(cg: TaskCgroup): MemCounters {
   };
 }
 
-export interface StatsSample {
-  stats: TaskStats;
-  cpu: CpuCounters;
-  /** per pid: utime+stime, user, system (µs) at atMs */
-  pids: Map<number, { userUs: number; systemUs: number }>;
-  atMs: number;
-}
-
 /**
  * /proc/<pid>/stat counts RSS in pages, and pages are not 4 KiB everywhere
  * (arm64 kernels with 16 or 64 KiB pages). The first mapping in our own
@@ -138,84 +127,4 @@ export function kernelPageSize(): number {
     }
   }
   return pageSize;
-}
-
-/** Processes of the task: its cgroup's members (v1: the memory controller's). */
-function taskPids(cg: TaskCgroup): number[] {
-  const dir = cg.mode === 'v2' ? cg.dir : cg.dirs.memory ?? cg.dirs.cpu;
-  if (!dir) return [];
-  const text = read(path.join(dir, 'cgroup.procs'));
-  return text ? text.split('\n').filter(Boolean).map(Number) : [];
-}
-
-/** utime, stime (µs) and RSS (bytes) of one process. */
-function readPid(pid: number): { userUs: number; systemUs: number; rss: number } | null {
-  const s = procStat(pid);
-  if (!s) return null;
-  return { userUs: (s.utimeTicks * 1e6) / USER_HZ, systemUs: (s.stimeTicks * 1e6) / USER_HZ, rss: s.rssPages * kernelPageSize() };
-}
-
-const pct = (deltaUs: number, elapsedMs: number): number => (elapsedMs > 0 ? (deltaUs / 1000 / elapsedMs) * 100 : 0);
-
-/**
- * One sample. CPU percentages come from the delta to `previous`; the first
- * sample of a stream uses the task's whole lifetime as its interval, so it is
- * an average rather than a bogus spike.
- */
-export function sampleTaskStats(task: TaskRecord, mhzPerCore: number, previous?: StatsSample): StatsSample {
-  const now = Date.now();
-  const cg = task.state.cgroup;
-  const cpu = readCpu(cg);
-  const mem = readMemory(cg);
-  const base = previous?.cpu ?? { usageUs: 0, userUs: 0, systemUs: 0, periods: 0, throttledPeriods: 0, throttledNs: 0 };
-  const elapsed = now - (previous?.atMs ?? task.startedAt.getTime());
-  const percent = pct(cpu.usageUs - base.usageUs, elapsed);
-  const memFields: MemField[] = [];
-  const memory = { rss: 0, cache: 0, maxUsage: 0, kernelUsage: 0, kernelMaxUsage: 0, usage: 0, swap: 0, measuredFields: memFields };
-  if (mem.usage !== null) { memory.usage = mem.usage; memFields.push(MemField.USAGE); }
-  if (mem.rss !== null) { memory.rss = mem.rss; memFields.push(MemField.RSS); }
-  if (mem.cache !== null) { memory.cache = mem.cache; memFields.push(MemField.CACHE); }
-  if (mem.swap !== null) { memory.swap = mem.swap; memFields.push(MemField.SWAP); }
-  if (mem.maxUsage !== null) { memory.maxUsage = mem.maxUsage; memFields.push(MemField.MAX_USAGE); }
-  if (mem.kernel !== null) { memory.kernelUsage = mem.kernel; memFields.push(MemField.KERNEL_USAGE); }
-  const stats: TaskStats = {
-    id: task.id,
-    timestamp: toTimestamp(new Date(now)),
-    aggResourceUsage: {
-      cpu: {
-        systemMode: pct(cpu.systemUs - base.systemUs, elapsed),
-        userMode: pct(cpu.userUs - base.userUs, elapsed),
-        totalTicks: (percent / 100) * mhzPerCore,
-        throttledPeriods: cpu.throttledPeriods,
-        throttledTime: cpu.throttledNs,
-        percent,
-        measuredFields: [CpuField.SYSTEM_MODE, CpuField.USER_MODE, CpuField.TOTAL_TICKS, CpuField.THROTTLED_PERIODS, CpuField.THROTTLED_TIME, CpuField.PERCENT],
-      },
-      memory,
-    },
-    resourceUsageByPid: {},
-  };
-  const pids = new Map<number, { userUs: number; systemUs: number }>();
-  for (const pid of taskPids(cg)) {
-    const p = readPid(pid);
-    if (!p) continue;
-    pids.set(pid, { userUs: p.userUs, systemUs: p.systemUs });
-    const before = previous?.pids.get(pid);
-    const since = before ? elapsed : now - task.startedAt.getTime();
-    const user = pct(p.userUs - (before?.userUs ?? 0), since);
-    const system = pct(p.systemUs - (before?.systemUs ?? 0), since);
-    stats.resourceUsageByPid[String(pid)] = {
-      cpu: {
-        systemMode: system,
-        userMode: user,
-        totalTicks: ((user + system) / 100) * mhzPerCore,
-        throttledPeriods: 0,
-        throttledTime: 0,
-        percent: user + system,
-        measuredFields: [CpuField.SYSTEM_MODE, CpuField.USER_MODE, CpuField.TOTAL_TICKS, CpuField.PERCENT],
-      },
-      memory: { rss: p.rss, cache: 0, maxUsage: 0, kernelUsage: 0, kernelMaxUsage: 0, usage: 0, swap: 0, measuredFields: [MemField.RSS] },
-    };
-  }
-  return { stats, cpu, pids, atMs: now };
 }
