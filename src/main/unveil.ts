@@ -193,9 +193,17 @@ export function planUnveil(input: readonly UnveilRule[], untrustedRoots: readonl
 
   // 3. drop what an ancestor already grants (an anchor-only root: when an
   //    ancestor anchor resolves everything below it safely anyway)
-  const all = [...byPath.values()];
-  const kept = all.filter((e) => !all.some((a) => a !== e && !a.optional && isBelow(e.path, a.path)
-    && (e.mode === '' ? a.anchor : a.mode !== '' && hasAll(a.mode, e.mode))));
+  //    An entry's ancestors are its path's prefixes: look each one up rather
+  //    than compare every pair (a job may send thousands of rules).
+  const grantedAbove = (e: Entry): boolean => {
+    for (let p = e.path; p !== '/';) {
+      p = path.posix.dirname(p);
+      const a = byPath.get(p);
+      if (a && !a.optional && (e.mode === '' ? a.anchor : a.mode !== '' && hasAll(a.mode, e.mode))) return true;
+    }
+    return false;
+  };
+  const kept = [...byPath.values()].filter((e) => !grantedAbove(e));
 
   // 4. anchors first (shallower first), each rule beneath its nearest anchor
   kept.sort((x, y) => depth(x.path) - depth(y.path));

@@ -84,9 +84,9 @@ function makeStatusDir(dir: string): void {
   }
 }
 
-function openDir(p: string, what: string, flags = C.O_RDONLY | C.O_DIRECTORY): number {
+function openDir(p: string, what: string): number {
   try {
-    return openSync(p, flags);
+    return openSync(p, C.O_RDONLY | C.O_DIRECTORY);
   } catch (err) {
     throw fail('internal', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${(err as Error).message}`);
   }

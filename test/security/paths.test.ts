@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { NomadLikeClient as NomadLikeClientCtor, type NomadLikeClient, type PreparedTask } from '../../src/client/nomad-client';
+import { encodeTaskConfig, NomadLikeClient as NomadLikeClientCtor, type NomadLikeClient, type PreparedTask } from '../../src/client/nomad-client';
 import { startNomadOrSkip } from '../harness/skip';
 import { expectStatus } from '../harness/assert-status';
 import { runScript, runToEnd } from '../harness/run-to-end';
@@ -132,11 +132,9 @@ for (const layout of ['production', 'dev'] as const) {
         if (s.name === 'task unveil path' || s.name === 'work_dir') mkdirSync(victim, { recursive: true });
         const cfg = t.config;
         if (s.name === 'task unveil path') {
-          const { encodeTaskConfig } = await import('../../src/client/nomad-client');
           cfg.msgpackDriverConfig = Buffer.from(encodeTaskConfig({ command: 'true', unveil: [`rwc:${path.dirname(victim)}`, `rx:${victim}`] }));
         }
         if (s.name === 'work_dir') {
-          const { encodeTaskConfig } = await import('../../src/client/nomad-client');
           cfg.msgpackDriverConfig = Buffer.from(encodeTaskConfig({ command: 'true', work_dir: victim }));
         }
         // First run: fine.
@@ -159,7 +157,6 @@ for (const layout of ['production', 'dev'] as const) {
 
     it('an exec session into a task that replaced an unveiled path with a symlink gets nothing beyond the task: redundant rules widen nothing, anchored ones are refused naming the link', async () => {
       const before = snapshot(HOST_PATHS);
-      const { encodeTaskConfig } = await import('../../src/client/nomad-client');
       // The issue's reproduction: r:${NOMAD_TASK_DIR}/conf, then conf -> /.
       const t = nomad.prepareTask({ command: 'sh' });
       const conf = path.join(t.env.NOMAD_TASK_DIR, 'conf');
@@ -279,7 +276,6 @@ print(list(struct.unpack("%di" % (n // 4), b.raw[:n])))`], { encoding: 'utf8' })
 
     it('/proc/self rules hold for every process of the task (a grandchild reads /proc/self/cmdline and an unveiled /proc/self/mountinfo)', async () => {
       const t = nomad.prepareTask({ command: 'sh' });
-      const { encodeTaskConfig } = await import('../../src/client/nomad-client');
       t.config.msgpackDriverConfig = Buffer.from(encodeTaskConfig({
         command: 'sh',
         args: ['-c', 'sh -c "sh -c \'tr \\"\\\\0\\" \\" \\" </proc/self/cmdline; echo; head -1 /proc/self/mountinfo >/dev/null && echo mountinfo-ok\'"'],
