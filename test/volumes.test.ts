@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { NomadLikeClient, TaskInput } from '../src/client/nomad-client';
@@ -64,6 +64,23 @@ describe('volumes (volume_mount: host and CSI)', function () {
       await nomad.destroy(task.config.id, true);
       nomad.releaseTask(task);
       rmSync(path.join(vol, 'out'), { force: true });
+    }
+  });
+
+  it('never mounts through a symlink the task planted at its destination: the restart is refused, naming the link', async () => {
+    const t = nomad.prepareTask({ command: 'true', volumes: [{ taskPath: 'local/vol', hostPath: vol }] });
+    try {
+      await nomad.startTask(t);
+      await nomad.wait(t.config.id);
+      await nomad.destroy(t.config.id, true);
+      // What the task can do with its rwxc on local/: swap the mount point for a link.
+      const dest = path.join(t.env.NOMAD_TASK_DIR, 'vol');
+      rmSync(dest, { recursive: true, force: true });
+      symlinkSync('/etc', dest);
+      await expectStatus(nomad.startTask(t), grpc.status.FAILED_PRECONDITION, /local\/vol is a symbolic link; refusing to follow it/);
+      assert.equal(readFileSync(path.join(vol, 'seed'), 'utf8'), 'from the host\n');
+    } finally {
+      nomad.releaseTask(t);
     }
   });
 
