@@ -31,8 +31,8 @@ import { StartTaskRequest, type ExitResult, type TaskHandle } from '../src/gen/h
 import { NomadLikeClient, encodePluginConfig, encodeTaskConfig, type PreparedTask } from '../src/client/nomad-client';
 import { FifoReader } from '../src/client/log-reader';
 import { call, PluginProcess } from '../src/client/plugin-process';
-import { killAll, readProcs, type TaskCgroup } from '../src/main/cgroups/task-cgroup';
-import { procStat } from '../src/main/tasks/proc';
+import { killAll, readProcs, type TaskCgroup } from '../src/shared/cgroups/task-cgroup';
+import { procStat } from '../src/shared/proc';
 import { statusDirFor, tasksRoot } from '../src/main/tasks/status-dir';
 import { INIT_HELPER_PATH } from '../src/native/binding';
 

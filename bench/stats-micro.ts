@@ -10,8 +10,8 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { NomadLikeClient } from '../src/client/nomad-client';
-import type { TaskCgroup } from '../src/main/cgroups/task-cgroup';
-import { TaskStatsCollector } from '../src/main/stats-collector';
+import type { TaskCgroup } from '../src/shared/cgroups/task-cgroup';
+import { TaskStatsCollector } from '../src/main/stats/collector';
 import type { TaskRecord } from '../src/main/tasks/task-manager';
 import { pool } from './tools';
 

@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { procStat } from '../src/main/tasks/proc';
+import { procStat } from '../src/shared/proc';
 import { PROJECT_ROOT } from '../src/native/binding';
 
 export const BENCH_SRC = path.join(PROJECT_ROOT, 'bench');

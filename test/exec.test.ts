@@ -17,7 +17,7 @@ import { PluginProcess } from '../src/client/plugin-process';
 import { loadNative } from '../src/native/binding';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
-import { allProcesses, procStat } from '../src/main/tasks/proc';
+import { allProcesses, procStat } from '../src/shared/proc';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -13,7 +13,7 @@ import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
 import { freePort, httpGet, retry } from '../src/client/net-util';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
-import { allProcesses } from '../src/main/tasks/proc';
+import { allProcesses } from '../src/shared/proc';
 import { statusDirFor } from '../src/main/tasks/status-dir';
 
 

@@ -17,7 +17,7 @@ import {
   loadNative,
 } from '../src/native/binding';
 import type { LaunchResult, LaunchSpec, UnveilRule, WaitStatus } from '../src/native/binding';
-import { allProcesses } from '../src/main/tasks/proc';
+import { allProcesses } from '../src/shared/proc';
 
 const SIGUSR1 = os.constants.signals.SIGUSR1;
 const SIGKILL = os.constants.signals.SIGKILL;

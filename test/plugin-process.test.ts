@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../src/main/go-plugin';
+import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../src/main/rpc/go-plugin';
 import { call, PluginProcess, PLUGIN_BIN } from '../src/client/plugin-process';
 
 const HCLOG_TS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;

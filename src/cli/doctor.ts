@@ -7,7 +7,7 @@
 import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_PLUGIN_CONFIG, DEFAULT_STATE_DIR } from '../main/config';
+import { DEFAULT_PLUGIN_CONFIG, DEFAULT_STATE_DIR } from '../main/config/config';
 import { INIT_HELPER_PATH, NATIVE_BUILD_DIR, PROJECT_ROOT } from '../native/binding';
 import { fingerprintFromFacts, gatherHostFacts, REQUIRED_V1_CONTROLLERS, REQUIRED_V2_CONTROLLERS, type HostFacts } from '../main/fingerprint';
 import { FingerprintResponse_HealthState as Health } from '../gen/hashicorp/nomad/plugins/drivers/driver';

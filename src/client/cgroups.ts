@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { detectCgroupLayout, type CgroupLayout } from '../main/cgroups/detect';
+import { detectCgroupLayout, type CgroupLayout } from '../shared/cgroups/detect';
 
 export interface TaskCgroupPaths {
   /** what Nomad passes in linux_resources.cpuset_cgroup */

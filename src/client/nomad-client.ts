@@ -22,8 +22,8 @@ import {
   type TaskHandle,
   type TaskStatsResponse,
 } from '../gen/hashicorp/nomad/plugins/drivers/driver';
-import { encodeObject, type CtyValue } from '../main/cty';
-import { PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA } from '../main/config';
+import { encodeObject, type CtyValue } from '../main/config/cty';
+import { PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA } from '../main/config/config';
 import { CgroupFixture, type TaskCgroupPaths } from './cgroups';
 import { FifoReader } from './log-reader';
 import { call, PluginProcess, type StartOptions } from './plugin-process';

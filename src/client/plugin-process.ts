@@ -13,7 +13,7 @@ import { BasePluginClient } from '../gen/hashicorp/nomad/plugins/base/base';
 import { DriverClient } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import { HealthClient } from '../gen/grpc/health/v1/health';
 import { GRPCControllerClient } from '../gen/plugin/go_plugin';
-import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../main/go-plugin';
+import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../main/rpc/go-plugin';
 import { PROJECT_ROOT } from '../native/binding';
 
 export const PLUGIN_BIN = path.join(PROJECT_ROOT, 'bin', 'nomad-driver-exec2');

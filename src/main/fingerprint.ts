@@ -7,11 +7,11 @@ import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { FingerprintResponse_HealthState as Health, type FingerprintResponse } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { Attribute } from '../gen/hashicorp/nomad/plugins/shared/structs/structs';
-import { detectCgroupLayout, type CgroupLayout } from './cgroups/detect';
-import type { PluginConfig } from './config';
+import { detectCgroupLayout, type CgroupLayout } from '../shared/cgroups/detect';
+import type { PluginConfig } from './config/config';
 import { INIT_HELPER_PATH, loadNative } from '../native/binding';
 import { PLUGIN_VERSION } from './version';
-import { capabilityName } from './capabilities';
+import { capabilityName } from '../shared/capabilities';
 
 /** Controllers a task's limits and accounting need, per mode. */
 export const REQUIRED_V2_CONTROLLERS = ['cpu', 'memory'];

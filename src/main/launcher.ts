@@ -6,7 +6,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type Piscina from 'piscina';
-import type { ExecLaunchReply, ExecLaunchRequest, LaunchReply, LaunchRequest } from '../workers/messages';
+import type { ExecLaunchReply, ExecLaunchRequest, LaunchReply, LaunchRequest } from '../shared/messages';
 
 export interface Launcher {
   launch(req: LaunchRequest): Promise<LaunchReply>;

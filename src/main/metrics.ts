@@ -5,12 +5,12 @@
  */
 import * as http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LaunchTimings } from '../workers/messages';
-import { invalidConfig } from './errors';
-import { parseListenAddress } from './listen-address';
+import type { LaunchTimings } from '../shared/messages';
+import { invalidConfig } from '../shared/errors';
+import { parseListenAddress } from './config/listen-address';
 import type { Launcher } from './launcher';
 import type { Logger } from './log';
-import { readCpu, readMemory } from './stats';
+import { readCpu, readMemory } from './stats/counters';
 import type { ExecOutcome, TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
 
 /** 50 µs to 10 s: a launch is ~0.2 ms when all is well and seconds when it is not. */

@@ -6,19 +6,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { BasePluginService } from '../gen/hashicorp/nomad/plugins/base/base';
 import { DriverService } from '../gen/hashicorp/nomad/plugins/drivers/driver';
-import { serializeTaskStatsResponse } from './stats-collector';
+import { serializeTaskStatsResponse } from './stats/collector';
 import { loadNative } from '../native/binding';
-import { basePluginServer } from './base-plugin';
-import { detectCgroupLayout } from './cgroups/detect';
-import { driverServer } from './driver-service';
-import { addGoPluginServices, applySocketGroup, checkCookie, handshakeLine, HandshakeError, negotiateVersion, removeSocket, socketDirFor, socketPathFor } from './go-plugin';
+import { basePluginServer } from './rpc/base-plugin';
+import { detectCgroupLayout } from '../shared/cgroups/detect';
+import { driverServer } from './rpc/driver-service';
+import { addGoPluginServices, applySocketGroup, checkCookie, handshakeLine, HandshakeError, negotiateVersion, removeSocket, socketDirFor, socketPathFor } from './rpc/go-plugin';
 import { PiscinaLauncher } from './launcher';
 import { rootLogger } from './log';
-import { PluginState } from './plugin-state';
+import { PluginState } from './config/plugin-state';
 import { TaskManager } from './tasks/task-manager';
 import { gatherHostFacts } from './fingerprint';
 import type { MetricsServer } from './metrics';
-import type { PluginConfig } from './config';
+import type { PluginConfig } from './config/config';
 import { PLUGIN_VERSION } from './version';
 
 /** Nomad may send large StartTask payloads (big environments). */
@@ -96,7 +96,7 @@ export function servePlugin(): void {
     }
   };
   server.addService(BasePluginService, basePluginServer(state, logger, { onConfigured }));
-  // TaskStats responses carry their bytes, encoded once per sample (stats-collector.ts)
+  // TaskStats responses carry their bytes, encoded once per sample (stats/collector.ts)
   const driverService = { ...DriverService, taskStats: { ...DriverService.taskStats, responseSerialize: serializeTaskStatsResponse } };
   server.addService(driverService, driverServer(state, tasks, logger));
   server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {

@@ -3,7 +3,7 @@
  * to Linux signal numbers. Accepts every standard signal, not just exec2's list.
  */
 import { constants } from 'node:os';
-import { invalidArgument } from './errors';
+import { invalidArgument } from '../shared/errors';
 
 const SIGNALS: Readonly<Record<string, number>> = constants.signals as unknown as Record<string, number>;
 

@@ -9,7 +9,7 @@
  * refuses it when the passwd or group database knows the id (an existing
  * account's files would be the task's).
  */
-import { invalidArgument } from './errors';
+import { invalidArgument } from '../shared/errors';
 
 export interface Credentials {
   name: string;

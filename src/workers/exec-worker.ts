@@ -3,11 +3,11 @@
  * filename): joins a running task and starts one command in it. Blocking
  * work (NSS lookups, Landlock rule opens, the clone) stays off the main thread.
  */
-import { pidStartTime } from '../main/tasks/proc';
+import { pidStartTime } from '../shared/proc';
 import { loadNative, type ExecSpec } from '../native/binding';
 import { callNative, closeAll, fail, failureOf } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
-import type { ExecLaunchReply, ExecLaunchRequest } from './messages';
+import type { ExecLaunchReply, ExecLaunchRequest } from '../shared/messages';
 
 const NOT_RUNNING = 'EXEC2_TASK_EXITED';
 

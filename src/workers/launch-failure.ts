@@ -6,7 +6,7 @@
  */
 import { closeSync } from 'node:fs';
 import { E2BIG, ELOOP } from '../native/errno';
-import type { LaunchFailure } from './messages';
+import type { LaunchFailure } from '../shared/messages';
 
 export class LaunchError extends Error {
   constructor(readonly failure: Omit<LaunchFailure, 'ok'>) {

@@ -4,15 +4,15 @@
  */
 import { closeSync, constants as C, fchownSync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import * as path from 'node:path';
-import { CgroupError, oomKillCount, ownCreatedMask, prepareTaskCgroup, removeOwnCgroups, writeLimits, type TaskCgroup } from '../main/cgroups/task-cgroup';
-import { recordLaunched } from '../main/tasks/launch-handoff';
-import { removeStatusDir } from '../main/tasks/exit-status';
+import { CgroupError, oomKillCount, ownCreatedMask, prepareTaskCgroup, removeOwnCgroups, writeLimits, type TaskCgroup } from '../shared/cgroups/task-cgroup';
+import { recordLaunched } from '../shared/launch-handoff';
+import { removeStatusDir } from '../shared/exit-status';
 import { isNativeError, loadNative, type Exec2Native, type LaunchSpec } from '../native/binding';
 import { errnoName } from '../native/errno';
 import { callNative, closeAll, fail, failureOf, LaunchError } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
-import type { LaunchReply, LaunchRequest } from './messages';
-import { pidStartTime } from '../main/tasks/proc';
+import type { LaunchReply, LaunchRequest } from '../shared/messages';
+import { pidStartTime } from '../shared/proc';
 
 const O_PATH = 0o10000000;
 

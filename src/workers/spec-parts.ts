@@ -5,10 +5,10 @@
  */
 import { constants as C, openSync } from 'node:fs';
 import * as path from 'node:path';
-import { missingCgroup, v1ProcsFiles, type TaskCgroup } from '../main/cgroups/task-cgroup';
+import { missingCgroup, v1ProcsFiles, type TaskCgroup } from '../shared/cgroups/task-cgroup';
 import type { ConfinedSpec } from '../native/binding';
 import { fail, fdExhaustion, isFdExhaustion } from './launch-failure';
-import type { ConfinedRequest } from './messages';
+import type { ConfinedRequest } from '../shared/messages';
 
 const O_PATH = 0o10000000;
 

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { NomadLikeClient } from '../../src/client/nomad-client';
 import { PluginProcess } from '../../src/client/plugin-process';
-import { CAPABILITY_NUMBERS as N, DEFAULT_ALLOW_CAPS } from '../../src/main/capabilities';
+import { CAPABILITY_NUMBERS as N, DEFAULT_ALLOW_CAPS } from '../../src/shared/capabilities';
 import { expectStatus } from '../harness/assert-status';
 import { skipUnless, startNomadOrSkip } from '../harness/skip';
 import { CAP_STATUS, Canary, capLines, mask, runToEnd } from './helpers';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { CAPABILITY_NUMBERS as N, DEFAULT_ALLOW_CAPS, capabilityMask, parseCapabilityList, parseCapabilityName, resolveAllowList, taskCapabilities } from '../../src/main/capabilities';
-import { DriverError, invalidArgument } from '../../src/main/errors';
+import { CAPABILITY_NUMBERS as N, DEFAULT_ALLOW_CAPS, capabilityMask, parseCapabilityList, parseCapabilityName, resolveAllowList, taskCapabilities } from '../../src/shared/capabilities';
+import { DriverError, invalidArgument } from '../../src/shared/errors';
 import { dynamicUser } from '../../src/main/users';
 import { pidsLimit } from '../../src/main/tasks/task-manager';
 import { landlockScopes } from '../../src/main/fingerprint';
-import { limitFiles, type Limits } from '../../src/main/cgroups/task-cgroup';
+import { limitFiles, type Limits } from '../../src/shared/cgroups/task-cgroup';
 
 const allow = DEFAULT_ALLOW_CAPS.map((c) => N[c]!).sort((a, b) => a - b);
 

@@ -1,8 +1,8 @@
 /** cty-msgpack encoding and decoding against the worked examples of spec §4.3. */
 import assert from 'node:assert/strict';
-import { decodeObject, encodeObject, CtyDecodeError } from '../../src/main/cty';
-import { DEFAULT_PLUGIN_CONFIG, PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA, parsePluginConfig, parseTaskConfig } from '../../src/main/config';
-import { DriverError } from '../../src/main/errors';
+import { decodeObject, encodeObject, CtyDecodeError } from '../../src/main/config/cty';
+import { DEFAULT_PLUGIN_CONFIG, PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA, parsePluginConfig, parseTaskConfig } from '../../src/main/config/config';
+import { DriverError } from '../../src/shared/errors';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 const str = (s: string): string => Buffer.from(s).toString('hex');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseStatus, removeStatusDir } from '../../src/main/tasks/exit-status';
+import { parseStatus, removeStatusDir } from '../../src/shared/exit-status';
 import { isOwnStatusDir, statusDirFor, statusDirName } from '../../src/main/tasks/status-dir';
 
 describe('exit status records', () => {

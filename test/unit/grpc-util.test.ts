@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import type { sendUnaryData, ServerUnaryCall, ServiceError } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { unary } from '../../src/main/grpc-util';
+import { unary } from '../../src/main/rpc/grpc-util';
 import { Logger } from '../../src/main/log';
-import { DriverError } from '../../src/main/errors';
+import { DriverError } from '../../src/shared/errors';
 
 const quiet = new Logger({ write: () => undefined }, 'test');
 

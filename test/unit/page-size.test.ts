@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { kernelPageSize } from '../../src/main/stats';
+import { kernelPageSize } from '../../src/main/stats/counters';
 
 describe('per-pid RSS units', () => {
   it('uses the kernel page size the C library reports, not an assumed 4 KiB', () => {

@@ -1,12 +1,12 @@
 /** Pure logic: unveil rules, signals, topology, cgroup layouts, hclog timestamps. */
 import assert from 'node:assert/strict';
-import { buildUnveilRules, isUnveiled, parseUnveil } from '../../src/main/unveil';
+import { buildUnveilRules, isUnveiled, parseUnveil } from '../../src/shared/unveil';
 import { parseSignal, signalName } from '../../src/main/signals';
-import { computeFromTopology, cpuQuotaUs } from '../../src/main/topology';
-import { layoutFromMounts, parseMountinfo } from '../../src/main/cgroups/detect';
-import { limitFiles, resolveTaskCgroup } from '../../src/main/cgroups/task-cgroup';
+import { computeFromTopology, cpuQuotaUs } from '../../src/shared/topology';
+import { layoutFromMounts, parseMountinfo } from '../../src/shared/cgroups/detect';
+import { limitFiles, resolveTaskCgroup } from '../../src/shared/cgroups/task-cgroup';
 import { hclogTimestamp, Logger } from '../../src/main/log';
-import { parseStatus } from '../../src/main/tasks/exit-status';
+import { parseStatus } from '../../src/shared/exit-status';
 import { dynamicUser } from '../../src/main/users';
 import { decodeDriverState, encodeDriverState } from '../../src/main/tasks/driver-state';
 import { TailBuffer } from '../../src/main/exec/exec-task';
@@ -212,7 +212,7 @@ describe('exec output capture', () => {
 
 describe('state_dir exposure', () => {
   it('finds rules that would let a task write into the status directory', async () => {
-    const { writableRuleFor } = await import('../../src/main/unveil');
+    const { writableRuleFor } = await import('../../src/shared/unveil');
     const rules = [parseUnveil('r:/run'), parseUnveil('rwc:/tmp')];
     assert.equal(writableRuleFor('/run/nomad-driver-exec2', rules), undefined);
     assert.equal(writableRuleFor('/tmp/state', rules)?.path, '/tmp');

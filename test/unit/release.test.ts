@@ -9,7 +9,7 @@ import {
 import { MIN_NODE_VERSION, nodeVersionProblem } from '../../src/main/node-version';
 import { cgroupLine, doctorReport, favordynmodsLine, filesystemOf, installLine, kernelLine, landlockLines, stateDirLine, type DoctorInputs } from '../../src/cli/doctor';
 import type { HostFacts } from '../../src/main/fingerprint';
-import { layoutFromMounts, parseMountinfo } from '../../src/main/cgroups/detect';
+import { layoutFromMounts, parseMountinfo } from '../../src/shared/cgroups/detect';
 import { labelValuesMetric, metricNames } from '../harness/dashboard';
 import { PROJECT_ROOT } from '../../src/native/binding';
 

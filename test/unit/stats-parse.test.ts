@@ -1,7 +1,7 @@
 /** Parsing of cgroup and /proc stat texts for TaskStats. */
 import assert from 'node:assert/strict';
-import { parseNumber, parsePids, parsePidStat, parseUintBytes, pickKeyed, pickKeyedBytes } from '../../src/main/stats-parse';
-import { pidsDue, PIDS_REFRESH_MS } from '../../src/main/stats-collector';
+import { parseNumber, parsePids, parsePidStat, parseUintBytes, pickKeyed, pickKeyedBytes } from '../../src/main/stats/parse';
+import { pidsDue, PIDS_REFRESH_MS } from '../../src/main/stats/collector';
 
 describe('stats parsing', () => {
   it('pickKeyed takes whole keys at line starts only', () => {

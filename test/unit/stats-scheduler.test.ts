@@ -1,6 +1,6 @@
 /** The TaskStats scheduler's decisions, with fake timers and sources (the kernel side is test/stats.test.ts). */
 import assert from 'node:assert/strict';
-import { dueForSample, PASS_SLICE, StatsScheduler, type SampleSource, type SchedulerTimers, type StatsSink } from '../../src/main/stats-scheduler';
+import { dueForSample, PASS_SLICE, StatsScheduler, type SampleSource, type SchedulerTimers, type StatsSink } from '../../src/main/stats/scheduler';
 
 class FakeTimers implements SchedulerTimers {
   t = 1_000_000;

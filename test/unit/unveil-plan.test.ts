@@ -3,7 +3,7 @@
  * directories a rule would expose: pure decisions, no root needed.
  */
 import assert from 'node:assert/strict';
-import { parseUnveil, planUnveil, type PlannedRule } from '../../src/main/unveil';
+import { parseUnveil, planUnveil, type PlannedRule } from '../../src/shared/unveil';
 import { exposure } from '../../src/main/tasks/sandbox';
 
 const spec = (r: PlannedRule): string => `${r.mode}${r.optional ? '?' : ''}${r.anchor ? '+' : ''}${r.beneath >= 0 ? `@${r.beneath}` : ''}:${r.path}`;

@@ -4,13 +4,13 @@
  * cgroup readable, the fingerprint's err field. No root needed.
  */
 import assert from 'node:assert/strict';
-import { limitFiles, MEMORY_NO_LIMIT } from '../../src/main/cgroups/task-cgroup';
-import { DEFAULT_PLUGIN_CONFIG } from '../../src/main/config';
-import { DriverError } from '../../src/main/errors';
+import { limitFiles, MEMORY_NO_LIMIT } from '../../src/shared/cgroups/task-cgroup';
+import { DEFAULT_PLUGIN_CONFIG } from '../../src/main/config/config';
+import { DriverError } from '../../src/shared/errors';
 import { fingerprintErr, fingerprintFailure, fingerprintFromFacts, type HostFacts } from '../../src/main/fingerprint';
 import { gomaxprocs, memoryLimits } from '../../src/main/tasks/resources';
 import { cgroupReadRules, resolveWorkDir, taskSandbox } from '../../src/main/tasks/sandbox';
-import { cpuCount } from '../../src/main/topology';
+import { cpuCount } from '../../src/shared/topology';
 import { FingerprintResponse_HealthState as Health, TaskConfig } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
 
 const MiB = 1024 * 1024;

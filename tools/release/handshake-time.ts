@@ -5,8 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../../src/main/go-plugin';
-import { procStat } from '../../src/main/tasks/proc';
+import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../../src/main/rpc/go-plugin';
+import { procStat } from '../../src/shared/proc';
 
 /** USER_HZ: /proc/<pid>/stat counts CPU time in these ticks on Linux. */
 const TICK_MS = 10;

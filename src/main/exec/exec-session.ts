@@ -10,15 +10,15 @@ import type { Readable, Writable } from 'node:stream';
 import * as tty from 'node:tty';
 import type { ExitResult } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { Exec2Native, WaitStatus } from '../../native/binding';
-import type { ExecLaunchRequest, LaunchFailure } from '../../workers/messages';
-import { DriverError, failedPrecondition, type DriverErrorCode } from '../errors';
+import type { ExecLaunchRequest, LaunchFailure } from '../../shared/messages';
+import { DriverError, failedPrecondition, type DriverErrorCode } from '../../shared/errors';
 import type { Launcher } from '../launcher';
 import type { Logger } from '../log';
 import type { TaskRecord } from '../tasks/task-manager';
-import { readProcs, taskOnlyDirs, type TaskCgroup } from '../cgroups/task-cgroup';
-import { procStat } from '../tasks/proc';
+import { readProcs, taskOnlyDirs, type TaskCgroup } from '../../shared/cgroups/task-cgroup';
+import { procStat } from '../../shared/proc';
 import type { TaskSandbox } from '../tasks/sandbox';
-import type { PlannedRule } from '../unveil';
+import type { PlannedRule } from '../../shared/unveil';
 import { isDynamicUserName } from '../users';
 
 /** After the command exits, output still buffered is forwarded until no byte came for this long... */

@@ -13,7 +13,8 @@ import type {
   ExecTaskStreamingResponse,
   ExitResult,
 } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
-import { invalidArgument, toServiceError } from '../errors';
+import { invalidArgument } from '../../shared/errors';
+import { toServiceError } from '../rpc/service-error';
 import type { Logger } from '../log';
 import type { TaskManager } from '../tasks/task-manager';
 import { ExecStartError, type ExecSession } from './exec-session';

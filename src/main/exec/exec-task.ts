@@ -9,7 +9,7 @@
 import type { ServerUnaryCall } from '@grpc/grpc-js';
 import type { ExecTaskRequest, ExecTaskResponse } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { TaskManager } from '../tasks/task-manager';
-import { durationMs } from '../time';
+import { durationMs } from '../rpc/time';
 import type { ExecSession } from './exec-session';
 import { validateCommand } from './exec-streaming';
 

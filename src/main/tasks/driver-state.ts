@@ -3,10 +3,10 @@
  * back in RecoverTask. Self-sufficient (a new plugin process needs nothing
  * else) and versioned; JSON so an operator can read it in Nomad's state.
  */
-import type { TaskCgroup } from '../cgroups/task-cgroup';
+import type { TaskCgroup } from '../../shared/cgroups/task-cgroup';
 import type { SandboxBlock } from './sandbox';
-import type { TaskCapabilities } from '../capabilities';
-import { DriverError } from '../errors';
+import type { TaskCapabilities } from '../../shared/capabilities';
+import { DriverError } from '../../shared/errors';
 
 export const HANDLE_VERSION = 1;
 const FORMAT = 'nomad-driver-exec2-ts';

@@ -3,9 +3,9 @@
  * cgroup and the GOMAXPROCS its environment gets. No I/O; unit-tested in
  * test/unit/resources.test.ts.
  */
-import { MEMORY_NO_LIMIT } from '../cgroups/task-cgroup';
-import { invalidArgument } from '../errors';
-import { cpuCount } from '../topology';
+import { MEMORY_NO_LIMIT } from '../../shared/cgroups/task-cgroup';
+import { invalidArgument } from '../../shared/errors';
+import { cpuCount } from '../../shared/topology';
 
 const MiB = 1024 * 1024;
 

@@ -9,15 +9,15 @@
 import * as path from 'node:path';
 import type { TaskConfig } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { NetworkIsolationSpec_NetworkIsolationMode as NetMode } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
-import { parseWorkDir, type PluginConfig, type TaskConfigBlock } from '../config';
-import { failedPrecondition, invalidArgument } from '../errors';
+import { parseWorkDir, type PluginConfig, type TaskConfigBlock } from '../config/config';
+import { failedPrecondition, invalidArgument } from '../../shared/errors';
 import { planVolumes, type Volume } from './volumes';
-import { taskOnlyDirs, type TaskCgroup } from '../cgroups/task-cgroup';
-import type { Compute } from '../topology';
+import { taskOnlyDirs, type TaskCgroup } from '../../shared/cgroups/task-cgroup';
+import type { Compute } from '../../shared/topology';
 import { gomaxprocs } from './resources';
-import { buildUnveilRules, isUnveiled, isWithin, planUnveil, writableRuleFor, UnveilSyntaxError, type PlannedRule, type UnveilRule } from '../unveil';
-import { taskCapabilities } from '../capabilities';
-import type { CapabilityChoice } from '../../workers/messages';
+import { buildUnveilRules, isUnveiled, isWithin, planUnveil, writableRuleFor, UnveilSyntaxError, type PlannedRule, type UnveilRule } from '../../shared/unveil';
+import { taskCapabilities } from '../../shared/capabilities';
+import type { CapabilityChoice } from '../../shared/messages';
 
 /** Environment variables exec2 removes besides LD_* (display and mail leftovers). */
 const DROPPED_ENV = new Set(['LS_COLORS', 'XAUTHORITY', 'DISPLAY', 'COLORTERM', 'MAIL']);

@@ -11,8 +11,8 @@
  */
 import * as path from 'node:path';
 import type { Mount } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
-import { failedPrecondition, invalidArgument } from '../errors';
-import { parseUnveil, type UnveilRule } from '../unveil';
+import { failedPrecondition, invalidArgument } from '../../shared/errors';
+import { parseUnveil, type UnveilRule } from '../../shared/unveil';
 
 export interface Volume {
   /** absolute host path (Nomad resolved it from the volume) */

@@ -9,8 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { HealthService, HealthCheckResponse_ServingStatus as Serving, type HealthServer } from '../gen/grpc/health/v1/health';
-import { GRPCBrokerService, GRPCControllerService, GRPCStdioService, type GRPCBrokerServer, type GRPCControllerServer, type GRPCStdioServer } from '../gen/plugin/go_plugin';
+import { HealthService, HealthCheckResponse_ServingStatus as Serving, type HealthServer } from '../../gen/grpc/health/v1/health';
+import { GRPCBrokerService, GRPCControllerService, GRPCStdioService, type GRPCBrokerServer, type GRPCControllerServer, type GRPCStdioServer } from '../../gen/plugin/go_plugin';
 
 export const MAGIC_COOKIE_KEY = 'NOMAD_PLUGIN_MAGIC_COOKIE';
 export const MAGIC_COOKIE_VALUE = 'e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255';

@@ -4,9 +4,9 @@
  * blocking work (cgroup writes, FIFO and directory opens, user lookup, the
  * native launch) and reports phase timings.
  */
-import type { Limits, TaskCgroup } from '../main/cgroups/task-cgroup';
-import type { PlannedRule } from '../main/unveil';
-import type { TaskCapabilities } from '../main/capabilities';
+import type { Limits, TaskCgroup } from './cgroups/task-cgroup';
+import type { PlannedRule } from './unveil';
+import type { TaskCapabilities } from './capabilities';
 
 /**
  * A task's capabilities for both outcomes of the user lookup: whether a
@@ -65,7 +65,7 @@ export interface LaunchRequest extends ConfinedRequest {
   taskRoot: string;
   /** main thread hrtime (ns, as string) when StartTask arrived */
   receivedNs: string;
-  /** shared with the main thread: what was launched, should the reply be lost (tasks/launch-handoff.ts) */
+  /** shared with the main thread: what was launched, should the reply be lost (shared/launch-handoff.ts) */
   handoff?: SharedArrayBuffer;
 }
 

@@ -8,18 +8,19 @@ import {
   type DriverServer,
   type FingerprintResponse,
   type TaskStatus,
-} from '../gen/hashicorp/nomad/plugins/drivers/driver';
-import { TASK_CONFIG_SPEC } from './config';
-import { DriverError, toServiceError } from './errors';
-import { fingerprintFailure, fingerprintFromFacts, FINGERPRINT_PERIOD_MS, gatherHostFacts } from './fingerprint';
-import { execTaskStreaming } from './exec/exec-streaming';
-import { execTask } from './exec/exec-task';
+} from '../../gen/hashicorp/nomad/plugins/drivers/driver';
+import { TASK_CONFIG_SPEC } from '../config/config';
+import { DriverError } from '../../shared/errors';
+import { toServiceError } from './service-error';
+import { fingerprintFailure, fingerprintFromFacts, FINGERPRINT_PERIOD_MS, gatherHostFacts } from '../fingerprint';
+import { execTaskStreaming } from '../exec/exec-streaming';
+import { execTask } from '../exec/exec-task';
 import { unary } from './grpc-util';
-import type { Logger } from './log';
-import type { PluginState } from './plugin-state';
-import type { TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
-import { StatsSample, TaskStatsCollector } from './stats-collector';
-import { StatsScheduler } from './stats-scheduler';
+import type { Logger } from '../log';
+import type { PluginState } from '../config/plugin-state';
+import type { TaskEventsSink, TaskManager, TaskRecord } from '../tasks/task-manager';
+import { StatsSample, TaskStatsCollector } from '../stats/collector';
+import { StatsScheduler } from '../stats/scheduler';
 import { durationMs, toTimestamp } from './time';
 
 export const CAPABILITIES: DriverCapabilities = {

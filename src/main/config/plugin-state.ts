@@ -1,6 +1,6 @@
 /** What SetConfig established for the long-lived plugin instance. */
 import { DEFAULT_PLUGIN_CONFIG, type PluginConfig } from './config';
-import type { Compute } from './topology';
+import type { Compute } from '../../shared/topology';
 
 export class PluginState {
   /** null until SetConfig with nomad_config (the real instance) arrives */

@@ -1,11 +1,11 @@
 /**
  * Cgroup accounting counters read by path (the Prometheus metrics, per
  * scrape) and the kernel's page size. TaskStats streams read through
- * stats-collector.ts instead (kept fds, only the values a sample needs).
+ * stats/collector.ts instead (kept fds, only the values a sample needs).
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import type { TaskCgroup } from './cgroups/task-cgroup';
+import type { TaskCgroup } from '../../shared/cgroups/task-cgroup';
 
 export interface CpuCounters {
   usageUs: number;

@@ -1,15 +1,15 @@
 /** BasePlugin: identity, config schema and SetConfig (protocol reference §3.1, §5.2). */
-import { PluginType, type BasePluginServer, type SetConfigRequest } from '../gen/hashicorp/nomad/plugins/base/base';
-import { detectCgroupLayout } from './cgroups/detect';
-import { parsePluginConfig, PLUGIN_CONFIG_SPEC, type PluginConfig } from './config';
-import { invalidConfig } from './errors';
-import { exposure, hiddenDirs } from './tasks/sandbox';
-import { parseUnveil } from './unveil';
+import { PluginType, type BasePluginServer, type SetConfigRequest } from '../../gen/hashicorp/nomad/plugins/base/base';
+import { detectCgroupLayout } from '../../shared/cgroups/detect';
+import { parsePluginConfig, PLUGIN_CONFIG_SPEC, type PluginConfig } from '../config/config';
+import { invalidConfig } from '../../shared/errors';
+import { exposure, hiddenDirs } from '../tasks/sandbox';
+import { parseUnveil } from '../../shared/unveil';
 import { unary } from './grpc-util';
-import type { Logger } from './log';
-import type { PluginState } from './plugin-state';
-import { computeFromTopology } from './topology';
-import { PLUGIN_VERSION } from './version';
+import type { Logger } from '../log';
+import type { PluginState } from '../config/plugin-state';
+import { computeFromTopology } from '../../shared/topology';
+import { PLUGIN_VERSION } from '../version';
 
 export const DRIVER_NAME = 'exec2';
 // Spelled as the Go driver spells it; Nomad compares semantically and echoes it back.

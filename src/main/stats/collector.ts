@@ -19,11 +19,11 @@ import {
   type TaskResourceUsage,
   type TaskStats,
   TaskStatsResponse,
-} from '../gen/hashicorp/nomad/plugins/drivers/driver';
-import type { TaskCgroup } from './cgroups/task-cgroup';
-import { parsePids, parsePidStat, parseUintBytes, pickKeyedBytes } from './stats-parse';
-import { kernelPageSize, type CpuCounters } from './stats';
-import { toTimestamp } from './time';
+} from '../../gen/hashicorp/nomad/plugins/drivers/driver';
+import type { TaskCgroup } from '../../shared/cgroups/task-cgroup';
+import { parsePids, parsePidStat, parseUintBytes, pickKeyedBytes } from './parse';
+import { kernelPageSize, type CpuCounters } from './counters';
+import { toTimestamp } from '../rpc/time';
 
 /** USER_HZ for cpuacct.stat and /proc/<pid>/stat; 100 on every Linux ABI Nomad runs on. */
 const USER_HZ = 100;

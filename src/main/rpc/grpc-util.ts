@@ -1,7 +1,7 @@
 /** Wrappers so every handler answers with a deliberate status, never a crash. */
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { toServiceError } from './errors';
-import type { Logger } from './log';
+import { toServiceError } from './service-error';
+import type { Logger } from '../log';
 
 /**
  * One unary handler. Every step that can throw, the handler itself and

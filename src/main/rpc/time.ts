@@ -1,6 +1,6 @@
 /** Timestamps and durations as Nomad's Go side sends and accepts them. */
-import type { Duration } from '../gen/google/protobuf/duration';
-import type { Timestamp } from '../gen/google/protobuf/timestamp';
+import type { Duration } from '../../gen/google/protobuf/duration';
+import type { Timestamp } from '../../gen/google/protobuf/timestamp';
 
 /** Go's zero time (0001-01-01T00:00:00Z): "not set" for Nomad's timestamps. */
 export const ZERO_TIME: Timestamp = { seconds: -62135596800, nanos: 0 };

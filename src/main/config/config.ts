@@ -3,12 +3,12 @@
  * block: their schemas (sent to Nomad) and their decoding and validation.
  */
 import { CtyDecodeError, decodeObject, type CtyValue } from './cty';
-import { invalidArgument, invalidConfig, DriverError } from './errors';
+import { invalidArgument, invalidConfig, DriverError } from '../../shared/errors';
 import { decoderSchema, objectSpec, type BlockDef } from './hclspec';
-import { parseUnveil, normalisePath, UnveilSyntaxError } from './unveil';
+import { parseUnveil, normalisePath, UnveilSyntaxError } from '../../shared/unveil';
 import { parseListenAddress } from './listen-address';
-import { DEFAULT_ALLOW_CAPS, parseCapabilityList, resolveAllowList } from './capabilities';
-import type { Spec } from '../gen/hashicorp/nomad/plugins/shared/hclspec/hclspec';
+import { DEFAULT_ALLOW_CAPS, parseCapabilityList, resolveAllowList } from '../../shared/capabilities';
+import type { Spec } from '../../gen/hashicorp/nomad/plugins/shared/hclspec/hclspec';
 
 export const DEFAULT_STATE_DIR = '/run/nomad-driver-exec2';
 /** Nomad's default dynamic workload user range (client `user.dynamic_user_min` / `_max`). */

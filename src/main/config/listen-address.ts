@@ -1,5 +1,5 @@
 /** Listen addresses in the plugin config. */
-import { invalidConfig } from './errors';
+import { invalidConfig } from '../../shared/errors';
 
 /** `host:port`, `[v6]:port` or `:port` (all interfaces). */
 export function parseListenAddress(addr: string): { host: string; port: number } {

@@ -3,7 +3,7 @@
  * config blocks from which both the wire Spec and the msgpack decoder schema
  * are derived (so they cannot drift apart).
  */
-import type { Spec } from '../gen/hashicorp/nomad/plugins/shared/hclspec/hclspec';
+import type { Spec } from '../../gen/hashicorp/nomad/plugins/shared/hclspec/hclspec';
 import { typeName, type CtyType, type ObjectSchema } from './cty';
 
 export interface AttrDef {
