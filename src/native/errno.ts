@@ -10,3 +10,13 @@ export function errnoName(n: number): string {
 
 export const ELOOP: number = constants.errno.ELOOP;
 export const E2BIG: number = constants.errno.E2BIG;
+
+/**
+ * The errno name of a Node system error (fs, net: `err.code`, e.g. 'ENOENT'),
+ * or null for anything else: a typed look, not a cast, at what a catch got.
+ */
+export function systemErrorCode(err: unknown): string | null {
+  if (!(err instanceof Error) || !('code' in err)) return null;
+  const code = err.code;
+  return typeof code === 'string' && Object.hasOwn(constants.errno, code) ? code : null;
+}

@@ -5,7 +5,7 @@
  */
 import { pidStartTime } from '../shared/proc';
 import { loadNative, type ExecSpec } from '../native/binding';
-import { callNative, closeAll, fail, failureOf } from './launch-failure';
+import { closeAll, fail, failureOf } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { ExecLaunchReply, ExecLaunchRequest } from '../shared/messages';
 
@@ -22,12 +22,12 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
     let creds = req.user.resolved;
     if (!creds) {
       const rec = native.lookupUser(req.user.name);
-      if (!rec) throw fail('failed-precondition', 'EXEC2_USER', `user "${req.user.name}" no longer exists on this host`);
+      if (!rec) throw fail('FAILED_PRECONDITION', 'EXEC2_USER', `user "${req.user.name}" no longer exists on this host`);
       creds = { uid: rec.uid, gid: rec.gid, groups: rec.groups, home: rec.home };
     }
     // Never run a session as anyone but the task's own uid/gid.
     if (creds.uid !== req.expect.uid || creds.gid !== req.expect.gid) {
-      throw fail('failed-precondition', 'EXEC2_USER', `user "${req.user.name}" is now uid ${creds.uid} gid ${creds.gid}, but the task runs as uid ${req.expect.uid} gid ${req.expect.gid}; refusing to exec`);
+      throw fail('FAILED_PRECONDITION', 'EXEC2_USER', `user "${req.user.name}" is now uid ${creds.uid} gid ${creds.gid}, but the task runs as uid ${req.expect.uid} gid ${req.expect.gid}; refusing to exec`);
     }
 
     // A pidfd pins the process; checking the start time after opening it
@@ -36,9 +36,9 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
     try {
       taskPidfd = track(native.pidfdOpen(req.taskPid));
     } catch {
-      throw fail('failed-precondition', NOT_RUNNING, `task ${req.taskId} is not running`);
+      throw fail('FAILED_PRECONDITION', NOT_RUNNING, `task ${req.taskId} is not running`);
     }
-    if (pidStartTime(req.taskPid) !== req.taskPidStartTime) throw fail('failed-precondition', NOT_RUNNING, `task ${req.taskId} is not running`);
+    if (pidStartTime(req.taskPid) !== req.taskPidStartTime) throw fail('FAILED_PRECONDITION', NOT_RUNNING, `task ${req.taskId} is not running`);
 
     const spec: ExecSpec = {
       initPath: req.initPath,
@@ -50,7 +50,7 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
       stderrFd: req.stderrFd,
       ...confinement(req, creds),
     };
-    const result = callNative(() => native.launchExec(spec));
+    const result = native.launchExec(spec);
     return { ok: true, pid: result.pid, pidfd: result.pidfd };
   } catch (err) {
     return failureOf(err);

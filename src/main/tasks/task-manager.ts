@@ -7,7 +7,7 @@
 import type { ExitResult, TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { INIT_HELPER_PATH, SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native, type WaitStatus } from '../../native/binding';
-import type { LaunchFailure, LaunchReply, LaunchRequest, LaunchTimings } from '../../shared/messages';
+import type { LaunchReply, LaunchRequest, LaunchTimings } from '../../shared/messages';
 import { CgroupError, isEmpty, killAll, liftCpuLimit, oomKillCount, removeOwnCgroupsAsync, resolveTaskCgroup, withOwnCreated, type Limits, type TaskCgroup } from '../../shared/cgroups/task-cgroup';
 import { launchedOf, newHandoff } from '../../shared/launch-handoff';
 import { readerRetryDelay } from './retry';
@@ -15,6 +15,7 @@ import type { CgroupLayout } from '../../shared/cgroups/detect';
 import { parseTaskConfig } from '../config/config';
 import { DriverError, failedPrecondition, internal, invalidArgument, notFound } from '../../shared/errors';
 import type { Launcher } from '../launcher';
+import { launchError } from '../launch-error';
 import type { Logger } from '../log';
 import type { PluginState } from '../config/plugin-state';
 import { parseSignal } from '../signals';
@@ -663,9 +664,3 @@ export function pidsLimit(task: number | null, plugin: number): number {
   if (plugin > 0 && task > plugin) throw failedPrecondition(`task config: attribute "pids_max": ${task} is above this client's limit of ${plugin} (the plugin option pids_max)`, false);
   return task;
 }
-
-function launchError(f: LaunchFailure): DriverError {
-  const code = f.kind === 'invalid-argument' ? 'INVALID_ARGUMENT' : f.kind === 'not-found' ? 'NOT_FOUND' : f.kind === 'failed-precondition' ? 'FAILED_PRECONDITION' : 'INTERNAL';
-  return new DriverError(code, f.message, { recoverable: f.recoverable });
-}
-
