@@ -5,7 +5,7 @@
  */
 import { pidStartTime } from '../shared/proc';
 import { loadNative, type ExecSpec } from '../native/binding';
-import { closeAll, fail, failureOf } from './launch-failure';
+import { callNative, closeAll, fail, failureOf } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { ExecLaunchReply, ExecLaunchRequest } from '../shared/messages';
 
@@ -50,7 +50,7 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
       stderrFd: req.stderrFd,
       ...confinement(req, creds),
     };
-    const result = native.launchExec(spec);
+    const result = callNative(() => native.launchExec(spec));
     return { ok: true, pid: result.pid, pidfd: result.pidfd };
   } catch (err) {
     return failureOf(err);

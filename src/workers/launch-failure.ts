@@ -105,16 +105,29 @@ function errnoOf(err: unknown): string | null {
   return systemErrorCode(err);
 }
 
+/** What an error the worker did not raise itself means, by FAILURE_CLASSES. */
+function classified(err: unknown): Omit<LaunchFailure, 'ok'> {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = isNativeError(err) ? err.code : null;
+  return failure(classify(code, errnoOf(err)), code ?? 'EXEC2_INTERNAL', message);
+}
+
+/** Run an addon call, turning its NativeError into a LaunchError. */
+export function callNative<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw new LaunchError(classified(err));
+  }
+}
+
 /**
  * The reply for whatever a worker caught: its own LaunchError as is, the
  * addon's NativeError and Node's system errors by FAILURE_CLASSES, anything
  * else INTERNAL.
  */
 export function failureOf(err: unknown): LaunchFailure {
-  if (err instanceof LaunchError) return { ok: false, ...err.failure };
-  const message = err instanceof Error ? err.message : String(err);
-  const code = isNativeError(err) ? err.code : null;
-  return { ok: false, ...failure(classify(code, errnoOf(err)), code ?? 'EXEC2_INTERNAL', message) };
+  return { ok: false, ...(err instanceof LaunchError ? err.failure : classified(err)) };
 }
 
 /**

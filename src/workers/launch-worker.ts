@@ -9,7 +9,7 @@ import { recordLaunched } from '../shared/launch-handoff';
 import { removeStatusDir } from '../shared/exit-status';
 import { isNativeError, loadNative, type Exec2Native, type LaunchSpec } from '../native/binding';
 import { errnoName, systemErrorCode } from '../native/errno';
-import { closeAll, fail, failureOf, LaunchError } from './launch-failure';
+import { callNative, closeAll, fail, failureOf, LaunchError } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { LaunchReply, LaunchRequest } from '../shared/messages';
 import { pidStartTime } from '../shared/proc';
@@ -169,7 +169,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       ...confinement(req, creds),
     };
     const received = BigInt(req.receivedNs);
-    const result = native.launch(spec);
+    const result = callNative(() => native.launch(spec));
     // From here on nothing may fail: the task runs and only the main thread can stop it.
     recordLaunched(req.handoff, { pidfd: result.pidfd, pid: result.pid, ownCreatedMask: ownCreatedMask(cgroup) });
     return {
