@@ -9,12 +9,12 @@
  */
 import { closeSync } from 'node:fs';
 import { isNativeError, type NativeErrorCode } from '../native/binding';
-import { errnoName, systemErrorCode } from '../native/errno';
+import { errnoName, systemErrorCode, type ErrnoName } from '../native/errno';
 import type { DriverErrorCode } from '../shared/errors';
 import type { FailureCode, LaunchFailure, WorkerFailureCode } from '../shared/messages';
 
 /** errnos that decide the answer whatever raised them: checked before the error's code. */
-export type ErrnoClass = 'ELOOP' | 'E2BIG' | 'EMFILE' | 'ENFILE';
+export type ErrnoClass = Extract<ErrnoName, 'ELOOP' | 'E2BIG' | 'EMFILE' | 'ENFILE'>;
 
 export interface FailureClass {
   driverCode: DriverErrorCode;

@@ -15,6 +15,8 @@ import { classify, fail, failureOf, fdExhaustion, FAILURE_CLASSES, type ErrnoCla
 import { launchError, LaunchFailureError } from '../../src/main/launch-error';
 import { ExecStartError } from '../../src/main/exec/exec-session';
 import { toServiceError } from '../../src/main/rpc/service-error';
+import { systemErrorCode } from '../../src/native/errno';
+import { readFileSync } from 'node:fs';
 
 /** What each native code must answer, spelled out here rather than read back from the table. */
 const NATIVE: Record<NativeErrorCode, { driverCode: DriverErrorCode; grpc: Status }> = {
@@ -150,5 +152,21 @@ describe('launch failure table', () => {
     assert.equal(exec('EXEC2_LANDLOCK').shellExitCode, null);
     const e = exec('EXEC2_TASK_EXITED');
     assert.deepEqual({ code: e.code, recoverable: e.recoverable, name: e.name }, { code: 'FAILED_PRECONDITION', recoverable: undefined, name: 'ExecStartError' });
+  });
+});
+
+describe('systemErrorCode', () => {
+  it("names the errno of Node's own system errors, and nothing else", () => {
+    let caught: unknown;
+    try {
+      readFileSync('/nonexistent/exec2-unit');
+    } catch (err) {
+      caught = err;
+    }
+    assert.equal(systemErrorCode(caught), 'ENOENT');
+    assert.equal(systemErrorCode(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' })), null);
+    assert.equal(systemErrorCode(Object.assign(new Error('x'), { code: 2 })), null);
+    assert.equal(systemErrorCode({ code: 'ENOENT' }), null, 'not an Error');
+    assert.equal(systemErrorCode(null), null);
   });
 });
