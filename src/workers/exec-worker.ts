@@ -5,11 +5,9 @@
  */
 import { pidStartTime } from '../shared/proc';
 import { loadNative, type ExecSpec } from '../native/binding';
-import { callNative, closeAll, fail, failureOf } from './launch-failure';
+import { callNative, closeAll, fail, failAs, failureOf } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { ExecLaunchReply, ExecLaunchRequest } from '../shared/messages';
-
-const NOT_RUNNING = 'EXEC2_TASK_EXITED';
 
 export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
   const fds: number[] = [];
@@ -36,9 +34,9 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
     try {
       taskPidfd = track(native.pidfdOpen(req.taskPid));
     } catch {
-      throw fail('FAILED_PRECONDITION', NOT_RUNNING, `task ${req.taskId} is not running`);
+      throw failAs('EXEC2_TASK_EXITED', `task ${req.taskId} is not running`);
     }
-    if (pidStartTime(req.taskPid) !== req.taskPidStartTime) throw fail('FAILED_PRECONDITION', NOT_RUNNING, `task ${req.taskId} is not running`);
+    if (pidStartTime(req.taskPid) !== req.taskPidStartTime) throw failAs('EXEC2_TASK_EXITED', `task ${req.taskId} is not running`);
 
     const spec: ExecSpec = {
       initPath: req.initPath,

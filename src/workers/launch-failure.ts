@@ -4,8 +4,9 @@
  * that decides whatever raised it) to the DriverErrorCode the RPC answers
  * with. Task launches and exec sessions share it, so the same cause always
  * gets the same gRPC status, and the main thread maps nothing again
- * (main/launch-error.ts). Where the addon's codes come from: StageCode() in
- * native/addon.cc.
+ * (main/launch-error.ts). The worker's own failures name their DriverErrorCode
+ * where they are detected (`fail`), or borrow a native code's row (`failAs`).
+ * Where the addon's codes come from: StageCode() in native/addon.cc.
  */
 import { closeSync } from 'node:fs';
 import { isNativeError, type NativeErrorCode } from '../native/binding';
@@ -95,9 +96,20 @@ export class LaunchError extends Error {
   }
 }
 
-/** A failure the worker decides itself, at the one place it is detected. */
-export const fail = (driverCode: DriverErrorCode, code: FailureCode, message: string, recoverable = false): LaunchError =>
+/** A failure of the worker's own kind, decided at the one place it is detected. */
+export const fail = (driverCode: DriverErrorCode, code: WorkerFailureCode, message: string, recoverable = false): LaunchError =>
   new LaunchError({ driverCode, code, message, recoverable });
+
+/**
+ * A failure the worker detects itself that means what a native code means
+ * (a cgroup or netns it cannot open, a task that has exited): answered as
+ * FAILURE_CLASSES answers that code. `recoverable` when a retry may succeed
+ * where the addon's failure would not.
+ */
+export function failAs(code: NativeErrorCode, message: string, recoverable?: boolean): LaunchError {
+  const c = FAILURE_CLASSES[code];
+  return new LaunchError({ driverCode: c.driverCode, code, message, recoverable: recoverable ?? c.recoverable });
+}
 
 /** The errno name of the addon's NativeError or of Node's system error, null when it has none. */
 function errnoOf(err: unknown): string | null {

@@ -9,7 +9,7 @@ import { recordLaunched } from '../shared/launch-handoff';
 import { removeStatusDir } from '../shared/exit-status';
 import { isNativeError, loadNative, type Exec2Native, type LaunchSpec } from '../native/binding';
 import { errnoName, systemErrorCode } from '../native/errno';
-import { callNative, closeAll, fail, failureOf, LaunchError } from './launch-failure';
+import { callNative, closeAll, fail, failAs, failureOf, LaunchError } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { LaunchReply, LaunchRequest } from '../shared/messages';
 import { pidStartTime } from '../shared/proc';
@@ -31,7 +31,7 @@ function openUntrusted(native: Exec2Native, roots: readonly string[], p: string,
   try {
     return native.openBeneath(dirfd, p.slice(root.length + 1), flags);
   } catch (err) {
-    if (isNativeError(err) && err.code === 'EXEC2_SYMLINK') throw fail('FAILED_PRECONDITION', 'EXEC2_SYMLINK', `${p}: ${err.message}`);
+    if (isNativeError(err) && err.code === 'EXEC2_SYMLINK') throw failAs('EXEC2_SYMLINK', `${p}: ${err.message}`);
     // The same shape as openSync's errors, so callers map one kind.
     if (isNativeError(err) && err.errno !== undefined) throw Object.assign(new Error(err.message), { code: errnoName(err.errno) });
     throw err;
@@ -121,7 +121,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       ownCgroups = cgroup;
       writeLimits(cgroup, req.limits);
     } catch (err) {
-      if (err instanceof CgroupError) throw fail('FAILED_PRECONDITION', 'EXEC2_CGROUP', err.message);
+      if (err instanceof CgroupError) throw failAs('EXEC2_CGROUP', err.message);
       throw err;
     }
     const t1 = process.hrtime.bigint();
@@ -150,7 +150,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       try {
         netnsFd = track(openSync(req.netnsPath, C.O_RDONLY));
       } catch (err) {
-        throw fail('FAILED_PRECONDITION', 'EXEC2_NETNS', `cannot open network namespace ${req.netnsPath}: ${(err as Error).message}`, true);
+        throw failAs('EXEC2_NETNS', `cannot open network namespace ${req.netnsPath}: ${(err as Error).message}`, true);
       }
     }
     const t2 = process.hrtime.bigint();

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { missingCgroup, v1ProcsFiles, type TaskCgroup } from '../shared/cgroups/task-cgroup';
 import type { ConfinedSpec } from '../native/binding';
 import { systemErrorCode } from '../native/errno';
-import { fail, fdExhaustion } from './launch-failure';
+import { failAs, fdExhaustion } from './launch-failure';
 import type { ConfinedRequest } from '../shared/messages';
 
 const O_PATH = 0o10000000;
@@ -24,7 +24,7 @@ export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): P
       if (fds) throw fds;
       // v2 opens the cgroup directory itself, v1 the cgroup.procs inside it.
       const missing = systemErrorCode(err) === 'ENOENT';
-      throw fail('FAILED_PRECONDITION', 'EXEC2_CGROUP', missing ? missingCgroup(cg.mode === 'v2' ? p : path.dirname(p)).message : message);
+      throw failAs('EXEC2_CGROUP', missing ? missingCgroup(cg.mode === 'v2' ? p : path.dirname(p)).message : message);
     }
   };
   return {

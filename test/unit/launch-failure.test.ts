@@ -11,7 +11,7 @@ import { status as Status } from '@grpc/grpc-js';
 import type { NativeErrorCode } from '../../src/native/binding';
 import type { DriverErrorCode } from '../../src/shared/errors';
 import type { LaunchFailure } from '../../src/shared/messages';
-import { classify, fail, failureOf, fdExhaustion, FAILURE_CLASSES, type ErrnoClass } from '../../src/workers/launch-failure';
+import { classify, fail, failAs, failureOf, fdExhaustion, FAILURE_CLASSES, type ErrnoClass } from '../../src/workers/launch-failure';
 import { launchError, LaunchFailureError } from '../../src/main/launch-error';
 import { ExecStartError } from '../../src/main/exec/exec-session';
 import { toServiceError } from '../../src/main/rpc/service-error';
@@ -140,6 +140,13 @@ describe('launch failure table', () => {
     const de = launchError(f.ok ? assert.fail() : f);
     assert.ok(de instanceof LaunchFailureError);
     assert.deepEqual({ code: de.code, message: de.message, recoverable: de.recoverable }, { code: 'FAILED_PRECONDITION', message: 'no reader', recoverable: true });
+  });
+
+  it('failAs: a failure the worker detects with a native meaning answers as that native code does', () => {
+    for (const [code, want] of Object.entries(NATIVE) as Array<[NativeErrorCode, (typeof NATIVE)[NativeErrorCode]]>) {
+      assert.deepEqual(failAs(code, 'w').failure, { driverCode: want.driverCode, code, message: 'w', recoverable: false });
+    }
+    assert.equal(failAs('EXEC2_NETNS', 'not yet', true).failure.recoverable, true);
   });
 
   it("exec's failures: the same DriverError code, no recoverable, and a shell's 127 / 126 for the command's own fault", () => {
