@@ -17,7 +17,8 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync,
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
+import type { NomadLikeClient, PreparedTask } from '../src/client/nomad-client';
+import { testClient } from './harness/client';
 import { call, PluginProcess } from '../src/client/plugin-process';
 import { FingerprintResponse_HealthState as Health, TaskState, type FingerprintResponse, type TaskHandle } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { PROJECT_ROOT } from '../src/native/binding';
@@ -185,7 +186,7 @@ describe('release: the artifact and the .deb, installed and run like on a client
       mkdirSync(pluginDir);
       symlinkSync(path.join(dirA, 'bin', PACKAGE_NAME), path.join(pluginDir, PACKAGE_NAME));
       viaPluginDir = installed('plugin-dir', path.join(pluginDir, PACKAGE_NAME));
-      nomad = new NomadLikeClient({ baseDir: nomadBase });
+      nomad = testClient({ baseDir: nomadBase });
       if (nomad.cgroups.skipReason) await nomad.cleanup();
       skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
     });
@@ -300,7 +301,7 @@ describe('release: the artifact and the .deb, installed and run like on a client
       const q = spawnSync('dpkg-query', ['-s', ...deps], { encoding: 'utf8' });
       skipUnless(this, q.status === 0, `this host lacks dpkg records for ${deps.join(', ')} (Node must come from a nodejs package for the Depends check): ${q.stderr.trim()}`);
       root = dpkgRoot('deb-root', `${q.stdout.trim()}\n\n`);
-      nomad = new NomadLikeClient({ baseDir: nomadBase });
+      nomad = testClient({ baseDir: nomadBase });
       if (nomad.cgroups.skipReason) await nomad.cleanup();
       skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
     });

@@ -16,7 +16,8 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, write
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { FingerprintResponse_HealthState as Health, type FingerprintResponse } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import { NomadLikeClient, type PreparedTask, type TaskInput } from '../../src/client/nomad-client';
+import type { NomadLikeClient, PreparedTask, TaskInput } from '../../src/client/nomad-client';
+import { testClient } from '../harness/client';
 import { isRoot, skipUnless } from '../harness/skip';
 
 const CG = '/sys/fs/cgroup';
@@ -72,7 +73,7 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
   before(async function () {
     skipUnless(this, IN_VM, 'the v2 suite runs inside the test VM: npm run test:vm (test/vm/run-suites.ts)');
     skipUnless(this, isRoot(), 'the v2 suite needs root');
-    nomad = new NomadLikeClient();
+    nomad = testClient();
     skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
     assert.equal(nomad.cgroups.layout.mode, 'v2', 'the VM must have a pure cgroup v2 hierarchy');
     await nomad.startPlugin({ unveil_by_task: true });
