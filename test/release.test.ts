@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ClientReadableStream } from '@grpc/grpc-js';
@@ -269,6 +269,19 @@ describe('release: the artifact and the .deb, installed and run like on a client
       const abi = fp.attributes['driver.exec2.landlock.abi']?.intVal;
       if (Number(abi) > 0) assert.match(body.find((l) => / landlock {2}/.test(l))!, new RegExp(`^OK +landlock +ABI ${abi}:`));
       assert.match(body.find((l) => / cgroups /.test(l))!, new RegExp(`${fp.attributes['driver.exec2.cgroup.mode']?.stringVal}`));
+    });
+
+    it('`run -- /bin/echo hi` from the install: no source tree, tests or dev dependencies needed, nothing left behind', () => {
+      // A client host's PATH: coreutils and util-linux (mkfifo, mount) as
+      // every Linux has, node from the PATH dir; the source tree hidden.
+      const inst = installed('run-b', path.join(dirB, 'bin', PACKAGE_NAME));
+      const runs = (): string[] => readdirSync('/run').filter((e) => e.startsWith('nomad-driver-exec2-run-'));
+      const before = runs();
+      const r = spawnSync(inst.bin, ['run', '--', '/bin/echo', 'hi'], { env: { PATH: `${pathDir}:/usr/sbin:/usr/bin:/sbin:/bin` }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, 'hi\n');
+      assert.match(r.stderr, /^exec2: exit 0, oom no, wall /m);
+      assert.deepEqual(runs().filter((e) => !before.includes(e)), [], 'state or socket dirs left in /run');
     });
   });
 
