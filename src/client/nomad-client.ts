@@ -255,8 +255,10 @@ export class NomadLikeClient {
   private readonly madeBase: string | null;
 
   constructor(opts: ClientOptions = {}) {
-    this.madeBase = opts.baseDir ? (mkdirSync(opts.baseDir, { recursive: true }) ?? null) : null;
-    this.root = mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), `${opts.name ?? DEFAULT_CLIENT_NAME}-`));
+    // Absolute: these paths go into TaskConfig (alloc_dir, FIFOs, NOMAD_* env) for a plugin with another cwd.
+    const base = path.resolve(opts.baseDir ?? os.tmpdir());
+    this.madeBase = opts.baseDir ? (mkdirSync(base, { recursive: true }) ?? null) : null;
+    this.root = mkdtempSync(path.join(base, `${opts.name ?? DEFAULT_CLIENT_NAME}-`));
     const name = path.basename(this.root);
     this.allocRoot = path.join(this.root, 'data', 'alloc');
     this.mountsRoot = path.join(this.root, 'alloc_mounts');
