@@ -12,7 +12,8 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'n
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TaskState } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
+import type { NomadLikeClient, PreparedTask } from '../src/client/nomad-client';
+import { testClient } from './harness/client';
 import { PluginProcess } from '../src/client/plugin-process';
 import { loadNative } from '../src/native/binding';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
@@ -497,7 +498,7 @@ describe('exec into a running task (nomad alloc exec, script checks)', function 
 
     it('kills its exec sessions when the plugin shuts down, and leaves the task running', async () => {
       const { task, handle } = await nomad.run({ command: 'sleep', args: ['1000'] });
-      const other = new NomadLikeClient();
+      const other = testClient();
       try {
         other.plugin = await PluginProcess.start();
         await other.configure({ state_dir: nomad.stateDir });
@@ -516,7 +517,7 @@ describe('exec into a running task (nomad alloc exec, script checks)', function 
 
     it('reproduces the sandbox of a task recovered after an agent restart (no config block in the handle)', async () => {
       const { task, handle } = await nomad.run({ command: 'sleep', args: ['1000'], unveil: ['r:/etc/mime.types', 'r:/proc'], oom_score_adj: 300 });
-      const other = new NomadLikeClient();
+      const other = testClient();
       try {
         // a second plugin process, as after an agent restart, given the handle Nomad stored
         other.plugin = await PluginProcess.start();

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TaskState, type DriverTaskEvent } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { encode } from '@msgpack/msgpack';
-import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
+import type { NomadLikeClient, PreparedTask } from '../src/client/nomad-client';
+import { testClient } from './harness/client';
 import { freePort, httpGet, retry } from '../src/client/net-util';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
 import { expectStatus } from './harness/assert-status';
@@ -446,7 +447,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
     });
 
     it('refuses to start tasks while state_dir lies inside a writable unveiled path', async () => {
-      const exposed = new NomadLikeClient();
+      const exposed = testClient();
       try {
         await exposed.startPlugin({ state_dir: path.join(exposed.root, 'state') });
         const t = exposed.prepareTask({ command: 'true' });
@@ -459,7 +460,7 @@ describe('task lifecycle (real kernel, through the plugin)', function () {
 
     it('rejects task unveil when unveil_by_task is off, and keeps other tasks running', async () => {
       const other = await nomad.run({ command: 'sleep', args: ['1000'] });
-      const strict = new NomadLikeClient();
+      const strict = testClient();
       try {
         await strict.startPlugin({ unveil_by_task: false });
         const t = strict.prepareTask({ command: 'true', unveil: ['r:/etc/hosts'] });

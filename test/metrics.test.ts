@@ -1,7 +1,8 @@
 /** Prometheus metrics served by the plugin when metrics_address is set. */
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { NomadLikeClient } from '../src/client/nomad-client';
+import type { NomadLikeClient } from '../src/client/nomad-client';
+import { testClient } from './harness/client';
 import { freePort, httpGet as get } from '../src/client/net-util';
 import { startNomadOrSkip } from './harness/skip';
 
@@ -146,7 +147,7 @@ describe('Prometheus metrics', function () {
 
   it('fails SetConfig with a clear error when the address cannot be used', async () => {
     const port = Number(new URL(url).port);
-    const other = new NomadLikeClient();
+    const other = testClient();
     try {
       await assert.rejects(other.startPlugin({ metrics_address: `127.0.0.1:${port}` } as never), (err: grpc.ServiceError) => {
         assert.equal(err.code, grpc.status.INVALID_ARGUMENT);

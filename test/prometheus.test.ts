@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { NomadLikeClient } from '../src/client/nomad-client';
+import type { NomadLikeClient } from '../src/client/nomad-client';
 import { freePort, httpGet, retry } from '../src/client/net-util';
 import { MISNAMED_DEFAULT_GAUGES } from '../src/main/metrics';
 import { dashboardExpressions, dashboardMetricNames, readDashboard, withGrafanaVariables } from './harness/dashboard';

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TaskState, type TaskHandle } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import { NomadLikeClient, type PreparedTask, type TaskInput } from '../src/client/nomad-client';
+import type { NomadLikeClient, PreparedTask, TaskInput } from '../src/client/nomad-client';
 import { PluginProcess } from '../src/client/plugin-process';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
 

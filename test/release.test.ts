@@ -13,11 +13,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
+import type { NomadLikeClient, PreparedTask } from '../src/client/nomad-client';
+import { testClient } from './harness/client';
 import { call, PluginProcess } from '../src/client/plugin-process';
 import { FingerprintResponse_HealthState as Health, TaskState, type FingerprintResponse, type TaskHandle } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { PROJECT_ROOT } from '../src/native/binding';
@@ -185,7 +186,7 @@ describe('release: the artifact and the .deb, installed and run like on a client
       mkdirSync(pluginDir);
       symlinkSync(path.join(dirA, 'bin', PACKAGE_NAME), path.join(pluginDir, PACKAGE_NAME));
       viaPluginDir = installed('plugin-dir', path.join(pluginDir, PACKAGE_NAME));
-      nomad = new NomadLikeClient({ baseDir: nomadBase });
+      nomad = testClient({ baseDir: nomadBase });
       if (nomad.cgroups.skipReason) await nomad.cleanup();
       skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
     });
@@ -269,6 +270,19 @@ describe('release: the artifact and the .deb, installed and run like on a client
       if (Number(abi) > 0) assert.match(body.find((l) => / landlock {2}/.test(l))!, new RegExp(`^OK +landlock +ABI ${abi}:`));
       assert.match(body.find((l) => / cgroups /.test(l))!, new RegExp(`${fp.attributes['driver.exec2.cgroup.mode']?.stringVal}`));
     });
+
+    it('`run -- /bin/echo hi` from the install: no source tree, tests or dev dependencies needed, nothing left behind', () => {
+      // A client host's PATH: coreutils and util-linux (mkfifo, mount) as
+      // every Linux has, node from the PATH dir; the source tree hidden.
+      const inst = installed('run-b', path.join(dirB, 'bin', PACKAGE_NAME));
+      const runs = (): string[] => readdirSync('/run').filter((e) => e.startsWith('nomad-driver-exec2-run-'));
+      const before = runs();
+      const r = spawnSync(inst.bin, ['run', '--', '/bin/echo', 'hi'], { env: { PATH: `${pathDir}:/usr/sbin:/usr/bin:/sbin:/bin` }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, 'hi\n');
+      assert.match(r.stderr, /^exec2: exit 0, oom no, wall /m);
+      assert.deepEqual(runs().filter((e) => !before.includes(e)), [], 'state or socket dirs left in /run');
+    });
   });
 
   describe('the .deb in a throwaway root', () => {
@@ -300,7 +314,7 @@ describe('release: the artifact and the .deb, installed and run like on a client
       const q = spawnSync('dpkg-query', ['-s', ...deps], { encoding: 'utf8' });
       skipUnless(this, q.status === 0, `this host lacks dpkg records for ${deps.join(', ')} (Node must come from a nodejs package for the Depends check): ${q.stderr.trim()}`);
       root = dpkgRoot('deb-root', `${q.stdout.trim()}\n\n`);
-      nomad = new NomadLikeClient({ baseDir: nomadBase });
+      nomad = testClient({ baseDir: nomadBase });
       if (nomad.cgroups.skipReason) await nomad.cleanup();
       skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
     });

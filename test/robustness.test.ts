@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { NomadLikeClient } from '../src/client/nomad-client';
+import type { NomadLikeClient } from '../src/client/nomad-client';
+import { testClient } from './harness/client';
 import { statusDirFor, tasksRoot } from '../src/main/tasks/status-dir';
 import { startNomadOrSkip } from './harness/skip';
 import { expectStatus, recoverableOf } from './harness/assert-status';
@@ -72,7 +73,7 @@ describe('robustness: hostile input through the plugin', function () {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as net.AddressInfo).port;
-    const other = new NomadLikeClient();
+    const other = testClient();
     try {
       await expectStatus(other.startPlugin({ metrics_address: `127.0.0.1:${port}` }), grpc.status.INVALID_ARGUMENT, /metrics_address.*EADDRINUSE/);
       const t = other.prepareTask({ command: 'true' });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { CI_SOAK, formatSummary, runSoak } from '../bench/soak';
 import { isRoot, skipUnless } from './harness/skip';
-import { CgroupFixture } from '../src/client/cgroups';
+import { CgroupFixture } from './harness/cgroups';
 
 describe('fault-injection soak (CI size)', function () {
   this.timeout(10 * 60_000);

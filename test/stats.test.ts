@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { CPUUsage_Fields as CpuField, MemoryUsage_Fields as MemField } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import { NomadLikeClient, MHZ_PER_CORE } from '../src/client/nomad-client';
+import { type NomadLikeClient, MHZ_PER_CORE } from '../src/client/nomad-client';
 import { skipUnless, startNomadOrSkip } from './harness/skip';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
-import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
+import type { NomadLikeClient, PreparedTask } from '../src/client/nomad-client';
+import { testClient } from './harness/client';
 import { detectCgroupLayout } from '../src/shared/cgroups/detect';
 import { readProcs } from '../src/shared/cgroups/task-cgroup';
 import { DEFAULT_PLUGIN_CONFIG } from '../src/main/config/config';
@@ -44,7 +45,7 @@ describe('task manager in this process (real launches; faults injected by wrappi
 
   before(async function () {
     skipUnless(this, isRoot(), 'integration tests need root (namespaces, cgroups, setuid)');
-    nomad = new NomadLikeClient();
+    nomad = testClient();
     const reason = nomad.cgroups.skipReason;
     if (reason !== null) await nomad.cleanup();
     skipUnless(this, reason === null, reason ?? '');

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FingerprintResponse_HealthState as Health, type FingerprintResponse } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import { encodePluginConfig, NomadLikeClient, topology, type TaskInput } from '../src/client/nomad-client';
+import { encodePluginConfig, type NomadLikeClient, topology, type TaskInput } from '../src/client/nomad-client';
 import { call, PluginProcess } from '../src/client/plugin-process';
 import { runToEnd as runHarnessTask } from './harness/run-to-end';
 import { startNomadOrSkip } from './harness/skip';

@@ -6,11 +6,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { NomadLikeClient } from '../client/nomad-client';
+import { encodeTaskConfig, NomadLikeClient } from '../client/nomad-client';
 import { freePort, httpGet, retry } from '../client/net-util';
-
-
-
 
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
 
@@ -19,9 +16,10 @@ export async function demo(): Promise<number> {
     log('demo: must run as root (the driver sets users, cgroups and namespaces)');
     return 1;
   }
-  const client = new NomadLikeClient();
+  let client: NomadLikeClient | null = null;
   let ok = false;
   try {
+    client = new NomadLikeClient({ name: 'nomad-driver-exec2-demo', privateSocketDir: true });
     if (client.cgroups.skipReason) throw new Error(client.cgroups.skipReason);
     await client.startPlugin({ unveil_by_task: true });
     const port = await freePort();
@@ -29,7 +27,6 @@ export async function demo(): Promise<number> {
     const taskDir = task.env.NOMAD_TASK_DIR!;
     // Nomad interpolates ${NOMAD_TASK_DIR} in the job before the driver sees it.
     const config = { command: 'python3', args: ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', taskDir], unveil: ['r:/etc/mime.types'] };
-    const { encodeTaskConfig } = await import('../client/nomad-client');
     task.config.msgpackDriverConfig = Buffer.from(encodeTaskConfig(config));
     writeFileSync(path.join(task.taskDir, 'local', 'index.html'), `<h1>Hello from an exec2 task</h1>\n<p>served by python3 as ${task.config.user}, confined by Landlock</p>\n`);
     log(`demo: job "http", task "python": ${config.command} ${config.args.join(' ')}`);
@@ -55,7 +52,7 @@ export async function demo(): Promise<number> {
   } catch (err) {
     log(`demo: failed: ${(err as { details?: string }).details ?? (err as Error).message}`);
   } finally {
-    const leftovers = await client.cleanup();
+    const leftovers = client ? await client.cleanup() : [];
     for (const l of leftovers) log(`demo: cleanup: ${l}`);
   }
   log(ok ? 'demo: OK' : 'demo: FAILED');

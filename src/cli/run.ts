@@ -23,30 +23,43 @@ const say = (line: string): void => {
   }
 };
 
+/** What `run` names everything it makes: <RUN_NAME>-<random> (see docs/operators.md). */
+export const RUN_NAME = 'nomad-driver-exec2-run';
+
+/** Signals that end `run`: each stops the task (a second one kills it), then everything made is removed. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 export async function runTask(opts: RunOptions): Promise<number> {
   if (process.getuid?.() !== 0) {
     say('nomad-driver-exec2 run: must run as root (the driver sets users, cgroups and namespaces)');
     return EXIT_DRIVER_ERROR;
   }
-  const client = new NomadLikeClient(opts.allocRoot ? { baseDir: opts.allocRoot } : {});
+  let client: NomadLikeClient | null = null;
   let code = EXIT_DRIVER_ERROR;
   const wallStart = process.hrtime.bigint();
   let stops = 0;
   let taskId = '';
+  let cleaning = false;
   // First Ctrl-C: like `nomad alloc stop` (signal, grace, kill). Second: kill now.
   // A Ctrl-C that lands before StartTask answered is applied once it has.
   const issueStop = (): void => {
     const timeout = stops === 1 ? opts.killTimeoutMs : 0;
     if (stops === 1) say(`nomad-driver-exec2 run: stopping task (${opts.killSignal}, kill after ${timeout} ms; Ctrl-C again to kill now)`);
-    client.stop(taskId, timeout, opts.killSignal).catch((err) => say(`nomad-driver-exec2 run: stop failed: ${errorText(err)}`));
+    client?.stop(taskId, timeout, opts.killSignal).catch((err: unknown) => say(`nomad-driver-exec2 run: stop failed: ${errorText(err)}`));
   };
-  const onInterrupt = (): void => {
+  // Installed until the cleanup is done: a signal's default action would
+  // end this process and leave the plugin, its task and their cgroups behind.
+  const onSignal = (): void => {
+    if (cleaning) {
+      say('nomad-driver-exec2 run: removing what this run made, one moment');
+      return;
+    }
     stops++;
     if (taskId) issueStop();
   };
-  process.on('SIGINT', onInterrupt);
-  process.on('SIGTERM', onInterrupt);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
+    client = new NomadLikeClient({ ...(opts.allocRoot ? { baseDir: opts.allocRoot } : {}), name: RUN_NAME, privateSocketDir: true });
     if (client.cgroups.skipReason) throw new Error(client.cgroups.skipReason);
     await client.startPlugin({ unveil_defaults: opts.unveilDefaults, unveil_by_task: opts.unveil.length > 0, unveil_paths: opts.unveilPaths, allow_caps: opts.allowCaps });
     const task = client.prepareTask({
@@ -84,10 +97,12 @@ export async function runTask(opts: RunOptions): Promise<number> {
     say(`nomad-driver-exec2 run: ${errorText(err)}`);
     code = EXIT_DRIVER_ERROR;
   } finally {
-    process.off('SIGINT', onInterrupt);
-    process.off('SIGTERM', onInterrupt);
-    const leftovers = await client.cleanup().catch((err: unknown) => [errorText(err)]);
+    cleaning = true;
+    // Stops what still runs, kills the plugin Nomad's way, removes the
+    // cgroups, the data, state and socket dirs (NomadLikeClient.cleanup).
+    const leftovers = client ? await client.cleanup().catch((err: unknown) => [errorText(err)]) : [];
     for (const l of leftovers) say(`nomad-driver-exec2 run: cleanup: ${l}`);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
   return code;
 }

@@ -1,13 +1,21 @@
 /**
- * A Nomad client in miniature, for integration tests: builds TaskConfigs
- * exactly as the real client does for an UNVEIL-isolation driver (spec §6):
- * ids, environment, allocation directory and bind-mounted task view, FIFOs
- * with a reader, dynamic users, resources, a pre-created task cgroup; and it
- * drives the plugin over gRPC with Nomad's call sequence.
+ * A Nomad client in miniature, used by `nomad-driver-exec2 run`, the demo,
+ * the bench and the integration tests: builds TaskConfigs exactly as the
+ * real client does for an UNVEIL-isolation driver (spec §6): ids,
+ * environment, allocation directory and bind-mounted task view, FIFOs with a
+ * reader, dynamic users, resources, a pre-created task cgroup; and it drives
+ * the plugin over gRPC with Nomad's call sequence.
+ *
+ * Everything it makes is named after `name` plus a random suffix (one name
+ * for the data dir, state dir, socket dir and cgroup parent) and removed by
+ * cleanup(). It imports no test code; from src/main only the pure config
+ * codec (config/cty.ts) and the plugin's config schemas (config/config.ts),
+ * because the client encodes the job's config blocks with the very hclspec
+ * the plugin publishes over ConfigSchema, as Nomad does.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ClientDuplexStream, ClientReadableStream, ServiceError } from '@grpc/grpc-js';
@@ -24,7 +32,7 @@ import {
 } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import { encodeObject, type CtyValue } from '../main/config/cty';
 import { PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA } from '../main/config/config';
-import { CgroupFixture, type TaskCgroupPaths } from './cgroups';
+import { clientCgroups, type TaskCgroupPaths, type TaskCgroups } from './cgroups';
 import { FifoReader } from './log-reader';
 import { call, PluginProcess, type StartOptions } from './plugin-process';
 
@@ -215,35 +223,66 @@ export class ExecStream {
   }
 }
 
+export const DEFAULT_CLIENT_NAME = 'nomad-driver-exec2-client';
+
+export interface ClientOptions {
+  /** where the client's data dir is made (default: the temp dir); made if missing, and then removed again */
+  baseDir?: string;
+  /** names everything the client makes: <name>-<random> (default DEFAULT_CLIENT_NAME) */
+  name?: string;
+  /** who makes task cgroups (default: the client's own tree named like the data dir, see clientPlacement) */
+  cgroups?: TaskCgroups;
+  /**
+   * Start the plugin with PLUGIN_UNIX_SOCKET_DIR=/run/<data dir name>-sockets
+   * (made 0700, removed by cleanup) instead of the plugin's default
+   * /run/nomad-driver-exec2/sockets, which a real agent on this host uses.
+   */
+  privateSocketDir?: boolean;
+}
+
 export class NomadLikeClient {
   readonly root: string;
   readonly allocRoot: string;
   readonly mountsRoot: string;
   readonly stateDir: string;
-  readonly cgroups: CgroupFixture;
+  /** the plugin's socket directory when `privateSocketDir`, else null (the plugin's default) */
+  readonly socketDir: string | null;
+  readonly cgroups: TaskCgroups;
   readonly prepared = new Map<string, PreparedTask>();
   plugin!: PluginProcess;
   private statsStreams: Array<ClientReadableStream<TaskStatsResponse>> = [];
+  /** the first level of `baseDir` this client made, removed by cleanup() when empty */
+  private readonly madeBase: string | null;
 
-  /** `baseDir`: where the client's data dir is made (default: the temp dir). */
-  constructor(opts: { baseDir?: string } = {}) {
-    if (opts.baseDir) mkdirSync(opts.baseDir, { recursive: true });
-    this.root = mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), 'exec2-nomad-'));
-    chmodSync(this.root, 0o711);
+  constructor(opts: ClientOptions = {}) {
+    // Absolute: these paths go into TaskConfig (alloc_dir, FIFOs, NOMAD_* env) for a plugin with another cwd.
+    const base = path.resolve(opts.baseDir ?? os.tmpdir());
+    this.madeBase = opts.baseDir ? (mkdirSync(base, { recursive: true }) ?? null) : null;
+    this.root = mkdtempSync(path.join(base, `${opts.name ?? DEFAULT_CLIENT_NAME}-`));
+    const name = path.basename(this.root);
     this.allocRoot = path.join(this.root, 'data', 'alloc');
     this.mountsRoot = path.join(this.root, 'alloc_mounts');
     // Like the default /run/nomad-driver-exec2: outside every unveiled path
     // (the data dir lives in /tmp, which the default sets unveil).
-    this.stateDir = path.join('/run', `${path.basename(this.root)}-state`);
-    mkdirSync(this.allocRoot, { recursive: true, mode: 0o711 });
-    chmodSync(path.join(this.root, 'data'), 0o711);
-    mkdirSync(this.mountsRoot, { mode: 0o711 });
-    this.cgroups = new CgroupFixture();
+    this.stateDir = path.join('/run', `${name}-state`);
+    this.socketDir = opts.privateSocketDir ? path.join('/run', `${name}-sockets`) : null;
+    try {
+      chmodSync(this.root, 0o711);
+      mkdirSync(this.allocRoot, { recursive: true, mode: 0o711 });
+      chmodSync(path.join(this.root, 'data'), 0o711);
+      mkdirSync(this.mountsRoot, { mode: 0o711 });
+      if (this.socketDir) mkdirSync(this.socketDir, { mode: 0o700 });
+      this.cgroups = opts.cgroups ?? clientCgroups(name);
+    } catch (err) {
+      this.removeDirs();
+      throw err;
+    }
   }
 
   /** Process #3 of spec §1.2: start, SetConfig with nomad_config, Init. */
   async startPlugin(config: PluginConfigInput = {}, opts: StartOptions = {}): Promise<PluginProcess> {
-    this.plugin = await PluginProcess.start(opts);
+    const start = this.socketDir ? { ...opts, env: { PLUGIN_UNIX_SOCKET_DIR: this.socketDir, ...opts.env } } : opts;
+    this.plugin = await PluginProcess.start(start);
     await this.configure(config);
     return this.plugin;
   }
@@ -502,8 +541,24 @@ export class NomadLikeClient {
     }
     if (this.plugin) await this.plugin.kill();
     const failures = this.cgroups.cleanup();
+    this.removeDirs();
+    return failures;
+  }
+
+  /** The data dir, state dir and socket dir (with a socket a SIGKILLed plugin left), and a base dir this client made. */
+  private removeDirs(): void {
     rmSync(this.root, { recursive: true, force: true });
     rmSync(this.stateDir, { recursive: true, force: true });
-    return failures;
+    if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
+    if (this.madeBase && existsSync(this.madeBase)) removeEmptyLevels(this.madeBase, path.dirname(this.root));
+  }
+}
+
+/** rmdir `deepest` and its parents up to `top` while they are empty (what mkdir -p made). */
+function removeEmptyLevels(top: string, deepest: string): void {
+  for (let d = deepest; d.startsWith(top); d = path.dirname(d)) {
+    if (readdirSync(d).length > 0) return;
+    rmdirSync(d);
+    if (d === top) return;
   }
 }

@@ -13,10 +13,18 @@ import { BasePluginClient } from '../gen/hashicorp/nomad/plugins/base/base';
 import { DriverClient } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import { HealthClient } from '../gen/grpc/health/v1/health';
 import { GRPCControllerClient } from '../gen/plugin/go_plugin';
-import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../main/rpc/go-plugin';
 import { PROJECT_ROOT } from '../native/binding';
 
 export const PLUGIN_BIN = path.join(PROJECT_ROOT, 'bin', 'nomad-driver-exec2');
+
+/**
+ * Nomad's handshake config for driver plugins (spec §1.4), the client's own
+ * copy as in Nomad: the server's constants live in src/main/rpc/go-plugin.ts,
+ * and a plugin whose cookie drifted from the spec must fail this client's
+ * handshake rather than agree with it by construction.
+ */
+export const MAGIC_COOKIE_KEY = 'NOMAD_PLUGIN_MAGIC_COOKIE';
+export const MAGIC_COOKIE_VALUE = 'e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255';
 
 export interface Handshake {
   core: number;

@@ -3,7 +3,8 @@
  * feature there is a failure of the CI machine's set-up, not a pass.
  */
 import type { Context } from 'mocha';
-import { NomadLikeClient, type PluginConfigInput } from '../../src/client/nomad-client';
+import type { NomadLikeClient, PluginConfigInput } from '../../src/client/nomad-client';
+import { testClient } from './client';
 
 export const IN_CI = process.env.CI === 'true';
 
@@ -24,7 +25,7 @@ export function isRoot(): boolean {
  */
 export async function startNomadOrSkip(ctx: Context, config: PluginConfigInput = {}, opts: { baseDir?: string } = {}): Promise<NomadLikeClient> {
   skipUnless(ctx, isRoot(), 'integration tests need root (namespaces, cgroups, setuid)');
-  const nomad = new NomadLikeClient(opts);
+  const nomad = testClient(opts);
   const reason = nomad.cgroups.skipReason;
   if (reason !== null) await nomad.cleanup();
   skipUnless(ctx, reason === null, reason ?? '');

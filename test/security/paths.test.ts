@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { encodeTaskConfig, NomadLikeClient as NomadLikeClientCtor, type NomadLikeClient, type PreparedTask } from '../../src/client/nomad-client';
+import { encodeTaskConfig, type NomadLikeClient, type PreparedTask } from '../../src/client/nomad-client';
+import { testClient } from '../harness/client';
 import { startNomadOrSkip } from '../harness/skip';
 import { expectStatus } from '../harness/assert-status';
 import { runScript, runToEnd } from '../harness/run-to-end';
@@ -233,7 +234,7 @@ for (const layout of ['production', 'dev'] as const) {
       // A plugin started the way an agent with a keyring would start it: the
       // agent's session keyring holds a secret (a token it stored).
       const secret = `exec2-test-secret-${randomBytes(4).toString('hex')}`;
-      const agent = new NomadLikeClientCtor(layout === 'production' ? { baseDir: PRODUCTION_BASE } : {});
+      const agent = testClient(layout === 'production' ? { baseDir: PRODUCTION_BASE } : {});
       try {
         await agent.startPlugin({}, { wrapper: ['python3', '-c', `${KEYCTL_PY}
 import os, sys

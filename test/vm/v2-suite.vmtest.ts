@@ -12,11 +12,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { FingerprintResponse_HealthState as Health, type FingerprintResponse } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import { NomadLikeClient, type PreparedTask, type TaskInput } from '../../src/client/nomad-client';
+import type { NomadLikeClient, PreparedTask, TaskInput } from '../../src/client/nomad-client';
+import { testClient } from '../harness/client';
+import { PLUGIN_BIN } from '../../src/client/plugin-process';
 import { isRoot, skipUnless } from '../harness/skip';
 
 const CG = '/sys/fs/cgroup';
@@ -72,7 +74,7 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
   before(async function () {
     skipUnless(this, IN_VM, 'the v2 suite runs inside the test VM: npm run test:vm (test/vm/run-suites.ts)');
     skipUnless(this, isRoot(), 'the v2 suite needs root');
-    nomad = new NomadLikeClient();
+    nomad = testClient();
     skipUnless(this, nomad.cgroups.skipReason === null, nomad.cgroups.skipReason ?? '');
     assert.equal(nomad.cgroups.layout.mode, 'v2', 'the VM must have a pure cgroup v2 hierarchy');
     await nomad.startPlugin({ unveil_by_task: true });
@@ -416,5 +418,23 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
         rmSync(dir, { recursive: true, force: true });
       }
     });
+  });
+  it('`nomad-driver-exec2 run` on v2: its own slice at the root with Nomad\'s share.slice/<alloc>.<task>.scope layout, gone afterwards', async function () {
+    // Two more node start-ups (run and its plugin) under emulation: 70-90 s measured.
+    this.timeout(400_000);
+    const mine = (dir: string): string[] => readdirSync(dir).filter((e) => e.startsWith('nomad-driver-exec2-run-'));
+    const before = [...mine(CG), ...mine('/run')];
+    const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
+      const child = spawn(PLUGIN_BIN, ['run', '--unveil', 'r:/proc', '--cpu', String(FULL_CORE), '--', 'cat', '/proc/self/cgroup'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, out, err }));
+    });
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^0::\/nomad-driver-exec2-run-[A-Za-z0-9]{6}\.slice\/share\.slice\/[0-9a-f-]{36}\.task\.scope$/m);
+    assert.deepEqual([...mine(CG), ...mine('/run')].filter((e) => !before.includes(e)), [], 'left behind');
   });
 });
