@@ -4,18 +4,24 @@
  * configs, and "cgroups" that are plain temporary directories (the cgroup
  * code only reads and writes files there, so no root and no cgroupfs).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TaskConfig } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
-import type { Exec2Native, WaitStatus } from '../../src/native/binding';
+import { TaskConfig, TaskState, type TaskHandle } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
+import { injectNative, loadNative, type Exec2Native, type WaitStatus } from '../../src/native/binding';
+import type { CgroupLayout } from '../../src/shared/cgroups/detect';
 import type { TaskCgroup } from '../../src/shared/cgroups/task-cgroup';
 import { recordLaunched } from '../../src/shared/launch-handoff';
 import type { ExecLaunchReply, ExecLaunchRequest, LaunchReply, LaunchRequest, LaunchSuccess } from '../../src/shared/messages';
 import { encodeObject, type CtyValue } from '../../src/main/config/cty';
-import { TASK_CONFIG_SCHEMA } from '../../src/main/config/config';
+import { DEFAULT_PLUGIN_CONFIG, TASK_CONFIG_SCHEMA } from '../../src/main/config/config';
+import { PluginState } from '../../src/main/config/plugin-state';
 import type { Launcher } from '../../src/main/launcher';
 import { Logger } from '../../src/main/log';
+import { encodeDriverState, type DriverStateV1 } from '../../src/main/tasks/driver-state';
+import { statusDirFor } from '../../src/main/tasks/status-dir';
+import { TaskManager } from '../../src/main/tasks/task-manager';
+import type { ExecOutcome, TaskEventsSink, TaskRecord } from '../../src/main/tasks/task-record';
 
 export type NativeCall =
   | { fn: 'signalTask'; pidfd: number; signal: number; target: number }
@@ -23,6 +29,8 @@ export type NativeCall =
   | { fn: 'pidfdOpen'; pid: number }
   | { fn: 'close'; fd: number }
   | { fn: 'watchExit'; pidfd: number };
+
+export type SignalCall = Extract<NativeCall, { fn: 'signalTask' | 'pidfdKill' }>;
 
 /**
  * The calls the task code makes, recorded; watchExit callbacks are kept so
@@ -94,8 +102,8 @@ export class FakeNative {
     return this.watchers.has(pidfd);
   }
 
-  signals(): NativeCall[] {
-    return this.calls.filter((c) => c.fn === 'signalTask' || c.fn === 'pidfdKill');
+  signals(): SignalCall[] {
+    return this.calls.filter((c): c is SignalCall => c.fn === 'signalTask' || c.fn === 'pidfdKill');
   }
 }
 
@@ -209,4 +217,117 @@ export function launched(req: { cgroup: TaskCgroup }, over: Partial<LaunchSucces
     timings: { queueNs: 1000, cgroupNs: 2000, prepareNs: 3000, spawnNs: 4000, totalToExecNs: 10000 },
     ...over,
   };
+}
+
+/** Every event the task manager told its observers, in order. */
+export class EventLog implements TaskEventsSink {
+  readonly events: string[] = [];
+  readonly driverEvents: Array<{ message: string; annotations: Record<string, string> }> = [];
+  onStarted(t: TaskRecord): void {
+    this.events.push(`started ${t.config.id}`);
+  }
+  onStartFailure(reason: string): void {
+    this.events.push(`start-failure ${reason}`);
+  }
+  onTaskExit(t: TaskRecord): void {
+    this.events.push(`exit ${t.config.id}`);
+  }
+  onTaskDestroyed(t: TaskRecord): void {
+    this.events.push(`destroyed ${t.config.id}`);
+  }
+  onDriverEvent(_t: TaskRecord, message: string, annotations: Record<string, string>): void {
+    this.driverEvents.push({ message, annotations });
+  }
+  onExecSession(outcome: ExecOutcome): void {
+    this.events.push(`exec ${outcome}`);
+  }
+}
+
+/**
+ * A TaskManager on fakes: the fake native binding injected (injectNative),
+ * a scripted launcher, state_dir, the allocation and a v2 "cgroup" in a
+ * scratch directory. `close()` undoes the injection and removes it all.
+ */
+export class ManagerHarness {
+  readonly scratch = new Scratch();
+  readonly native = new FakeNative();
+  readonly launcher = new FakeLauncher();
+  readonly log = new EventLog();
+  readonly plugin = new PluginState();
+  readonly cgroup: TaskCgroup & { mode: 'v2' };
+  readonly stateDir: string;
+  readonly allocDir: string;
+  readonly tm: TaskManager;
+
+  constructor() {
+    injectNative(this.native.binding);
+    this.stateDir = this.scratch.dir('state');
+    this.allocDir = this.scratch.dir('alloc');
+    this.cgroup = this.scratch.cgroup('cgroup');
+    // No default unveil set: its rwc:/tmp would expose a state_dir in the scratch dir below /tmp (the plan refuses that).
+    this.plugin.config = { ...DEFAULT_PLUGIN_CONFIG, stateDir: this.stateDir, unveilDefaults: false };
+    this.plugin.compute = { totalMhz: 8000, cores: 4, mhzPerCore: 2000, usableMhz: 8000 };
+    const layout: CgroupLayout = { mode: 'v2', root: this.scratch.root, v1: new Map(), unified: this.scratch.root, favorDynmods: false };
+    this.tm = new TaskManager({ native: loadNative, launcher: this.launcher, logger: silentLogger(), plugin: this.plugin, layout: () => layout, initPath: '/opt/exec2-init', observers: [this.log], killGraceMs: 20 });
+  }
+
+  config(over: Partial<TaskConfig> = {}): TaskConfig {
+    return taskConfig(this.allocDir, { resources: taskResources({ cpusetCgroup: this.cgroup.dir }), ...over });
+  }
+
+  statusDir(id = 'a1/web/1'): string {
+    return statusDirFor(this.stateDir, id);
+  }
+
+  /** What pid 1 records when the task ends ("exited 3", "signaled 9"). */
+  recordStatus(text: string, id = 'a1/web/1'): void {
+    mkdirSync(this.statusDir(id), { recursive: true });
+    writeFileSync(path.join(this.statusDir(id), 'status'), text);
+  }
+
+  cgroupFile(name: string, text: string): void {
+    writeFileSync(path.join(this.cgroup.dir, name), text);
+  }
+
+  readCgroupFile(name: string): string {
+    return readFileSync(path.join(this.cgroup.dir, name), 'utf8');
+  }
+
+  /** StartTask of `cfg` with a successful launch (pidfd 50, pid 4242). */
+  async startRunning(cfg = this.config(), reply: Partial<LaunchSuccess> = {}): Promise<TaskRecord> {
+    this.launcher.script.push(launched({ cgroup: this.cgroup }, reply));
+    return (await this.tm.start(cfg)).task;
+  }
+
+  /** A handle as Nomad stores it for a task started with `state` (defaults: this harness's paths). */
+  handle(state: Partial<Omit<DriverStateV1, 'format' | 'v'>> = {}, cfg = this.config()): TaskHandle {
+    return {
+      version: 1,
+      config: cfg,
+      state: TaskState.RUNNING,
+      driverState: Buffer.from(encodeDriverState({
+        pid: 4242, pidStartTime: '777', statusDir: this.statusDir(cfg.id), cgroup: this.cgroup, user: { name: 'nobody', uid: 65534, gid: 65534 },
+        taskDir: path.join(this.allocDir, 'web'), startedAt: '2026-01-01T00:00:00.000Z', oomKillsBefore: 0, ...state,
+      })),
+    };
+  }
+
+  close(): void {
+    injectNative(undefined);
+    this.scratch.remove();
+  }
+}
+
+/** Resolves once `cond` holds, checking after each turn of the event loop (bounded, so a broken test fails instead of hanging). */
+export async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 10_000; i++) {
+    if (cond()) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+/** A NativeError-shaped failure of a syscall with `errno`. */
+export function syscallError(errno: number, message: string): Error {
+  return Object.assign(new Error(message), { code: 'EXEC2_SYSCALL', errno });
 }
