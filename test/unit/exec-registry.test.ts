@@ -68,7 +68,7 @@ describe('exec sessions (registry and sandbox)', () => {
 
     it('recomputes the capabilities for a handle that recorded none (and checks cap_add again)', async () => {
       const task = await taskWith({ command: '/bin/true', cap_add: ['net_bind_service'] }, [CAP_NET_BIND_SERVICE]);
-      const { caps: _caps, ...older } = task.state;
+      const older = { ...task.state, caps: undefined };
       const config = h.plugin.config;
       assert.ok(config);
       assert.throws(() => execSandbox({ ...task, state: older }, { ...config, allowCaps: [] }, [], null), (e: DriverError) => e.code === 'FAILED_PRECONDITION' && /not allowed by this client/.test(e.message));

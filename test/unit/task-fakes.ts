@@ -12,7 +12,7 @@ import { injectNative, loadNative, type Exec2Native, type WaitStatus } from '../
 import type { CgroupLayout } from '../../src/shared/cgroups/detect';
 import type { TaskCgroup } from '../../src/shared/cgroups/task-cgroup';
 import { recordLaunched } from '../../src/shared/launch-handoff';
-import type { ExecLaunchReply, ExecLaunchRequest, LaunchReply, LaunchRequest, LaunchSuccess } from '../../src/shared/messages';
+import type { ExecLaunchReply, LaunchReply, LaunchRequest, LaunchSuccess } from '../../src/shared/messages';
 import { encodeObject, type CtyValue } from '../../src/main/config/cty';
 import { DEFAULT_PLUGIN_CONFIG, TASK_CONFIG_SCHEMA } from '../../src/main/config/config';
 import { PluginState } from '../../src/main/config/plugin-state';
@@ -125,7 +125,7 @@ export class FakeLauncher implements Launcher {
     return next;
   }
 
-  launchExec(_req: ExecLaunchRequest): Promise<ExecLaunchReply> {
+  launchExec(): Promise<ExecLaunchReply> {
     return Promise.reject(new Error('FakeLauncher: exec is not scripted'));
   }
 
