@@ -538,120 +538,118 @@ std::string SymlinkText(const std::string& op, const std::string& path) {
   return link + " is a symbolic link; refusing to follow it (a task can plant one there)";
 }
 
-// The record from the error pipe, turned into the NativeError the contract
-// promises, with a message a job author can act on.
-Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, int err,
-                            const std::string& op, const std::string& path) {
-  const std::string* pp = path.empty() ? nullptr : &path;
-  const char* sc = op.c_str();
+// The one map from where a launch failed (the record's stage, protocol.h) to
+// the NativeErrorCode it is thrown with. A stage has one code; the two
+// refinements by errno say that the task, not the setup, is gone. The
+// switch has no default, and -Wswitch is an error here, so a stage added to
+// protocol.h does not build until it has its row. (TypeScript then maps each
+// code to a DriverErrorCode once: src/workers/launch-failure.ts.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic error "-Wswitch"
+const char* StageCode(const LaunchPlan& p, uint32_t stage, int err) {
+  switch (static_cast<e2_stage>(stage)) {
+    case E2_ST_NOT_FOUND: return "EXEC2_COMMAND_NOT_FOUND";
+    case E2_ST_NOT_EXEC: return "EXEC2_COMMAND_NOT_EXECUTABLE";
+    case E2_ST_UNVEIL_PATH: return "EXEC2_UNVEIL_PATH";
+    case E2_ST_LANDLOCK: return "EXEC2_LANDLOCK";
+    case E2_ST_CREDS: return "EXEC2_CREDENTIALS";
+    case E2_ST_CAPS: return "EXEC2_CAPABILITIES";
+    case E2_ST_WORKDIR: return "EXEC2_WORKDIR";
+    case E2_ST_NETNS: return "EXEC2_NETNS";
+    case E2_ST_VOLUME: return "EXEC2_VOLUME";
+    case E2_ST_CGROUP: return "EXEC2_CGROUP";
+    case E2_ST_ARGS: return "EXEC2_INVALID_ARGUMENT";
+    // ESRCH: the task's pid 1 has exited, there is nothing to join.
+    case E2_ST_JOIN: return err == ESRCH ? "EXEC2_TASK_EXITED" : "EXEC2_SPAWN";
+    // ENOMEM in exec mode: the task's pid namespace, whose init has exited,
+    // takes no new processes.
+    case E2_ST_FORK: return p.exec && err == ENOMEM ? "EXEC2_TASK_EXITED" : "EXEC2_SPAWN";
+    case E2_ST_INIT_EXEC:
+    case E2_ST_SETUP:
+    case E2_ST_SPAWN_FDS: return "EXEC2_SPAWN";
+    case E2_ST_STDIO:
+    case E2_ST_OOM:
+    case E2_ST_PRIVS:
+    case E2_ST_NONE: return "EXEC2_SYSCALL";
+  }
+  return "EXEC2_SYSCALL";  // a stage number this build does not know
+}
+#pragma GCC diagnostic pop
+
+// The message for a record: what failed, in words a job author can act on.
+// Only the text depends on the errno here; the code is StageCode's.
+std::string RecordMessage(const LaunchPlan& p, uint32_t stage, int err, const std::string& op,
+                          const std::string& path, bool task_exited) {
   std::string reason = ErrnoText(err);
+  std::string what = op + (path.empty() ? "" : " " + path) + ": " + reason;
   switch (stage) {
     case E2_ST_NOT_FOUND:
       if (p.argv0.find('/') != std::string::npos)
-        return NativeError(env, "EXEC2_COMMAND_NOT_FOUND",
-                           "command not found: \"" + p.argv0 + "\" (" + reason + ")", err, pp, sc);
-      return NativeError(env, "EXEC2_COMMAND_NOT_FOUND",
-                         "command not found: \"" + p.argv0 + "\" (searched PATH=" +
-                             (p.has_path_env ? p.path_env : std::string(kDefaultPath)) +
-                             (p.has_path_env ? "" : ", the default") + ")",
-                         err, pp, sc);
+        return "command not found: \"" + p.argv0 + "\" (" + reason + ")";
+      return "command not found: \"" + p.argv0 + "\" (searched PATH=" +
+             (p.has_path_env ? p.path_env : std::string(kDefaultPath)) +
+             (p.has_path_env ? "" : ", the default") + ")";
     case E2_ST_NOT_EXEC: {
       std::string hint;
       if (err == EACCES) hint = " (is it unveiled with \"x\", and executable by the task user?)";
       if (err == ENOEXEC) hint = " (neither a binary for this machine nor a script with #!)";
-      return NativeError(env, "EXEC2_COMMAND_NOT_EXECUTABLE",
-                         "cannot execute \"" + path + "\": " + reason + hint, err, pp, sc);
+      return "cannot execute \"" + path + "\": " + reason + hint;
     }
     case E2_ST_UNVEIL_PATH:
-      if (err == ELOOP)
-        return NativeError(env, "EXEC2_UNVEIL_PATH",
-                           "unveil path " + path + ": " + SymlinkText(op, path), err, pp, sc);
-      if (err == ENOENT)
-        return NativeError(env, "EXEC2_UNVEIL_PATH", "unveil path does not exist: " + path, err,
-                           pp, sc);
-      return NativeError(env, "EXEC2_UNVEIL_PATH",
-                         "cannot open unveil path " + path + ": " + reason, err, pp, sc);
+      if (err == ELOOP) return "unveil path " + path + ": " + SymlinkText(op, path);
+      if (err == ENOENT) return "unveil path does not exist: " + path;
+      return "cannot open unveil path " + path + ": " + reason;
     case E2_ST_LANDLOCK:
       if (op == "landlock_create_ruleset" && (err == ENOSYS || err == EOPNOTSUPP))
-        return NativeError(env, "EXEC2_LANDLOCK",
-                           "Landlock is not available (" + reason +
-                               "); refusing to run the task unconfined",
-                           err, pp, sc);
-      return NativeError(env, "EXEC2_LANDLOCK",
-                         op + (path.empty() ? "" : " on " + path) + " failed: " + reason, err,
-                         pp, sc);
+        return "Landlock is not available (" + reason + "); refusing to run the task unconfined";
+      return op + (path.empty() ? "" : " on " + path) + " failed: " + reason;
     case E2_ST_CREDS:
-      return NativeError(env, "EXEC2_CREDENTIALS",
-                         "cannot switch to uid " + std::to_string(p.uid) + " gid " +
-                             std::to_string(p.gid) + ": " + op + " failed: " + reason,
-                         err, pp, sc);
+      return "cannot switch to uid " + std::to_string(p.uid) + " gid " + std::to_string(p.gid) +
+             ": " + op + " failed: " + reason;
     case E2_ST_CAPS: {
       // Syscall failures say which call; the checks of init name what was
       // wrong and the capability number in parentheses.
       bool call = op.compare(0, 5, "prctl") == 0 || op == "capset" || op == "capget";
-      return NativeError(env, "EXEC2_CAPABILITIES",
-                         "cannot set the task's capabilities: " + op +
-                             (call ? " failed: " + reason : ""),
-                         err, pp, sc);
+      return "cannot set the task's capabilities: " + op + (call ? " failed: " + reason : "");
     }
     case E2_ST_WORKDIR:
-      if (err == ELOOP)
-        return NativeError(env, "EXEC2_WORKDIR",
-                           "working directory " + p.cwd + ": " + SymlinkText(op, path), err, pp, sc);
-      return NativeError(env, "EXEC2_WORKDIR",
-                         "cannot change to the working directory \"" + p.cwd + "\": " + reason,
-                         err, pp, sc);
+      if (err == ELOOP) return "working directory " + p.cwd + ": " + SymlinkText(op, path);
+      return "cannot change to the working directory \"" + p.cwd + "\": " + reason;
     case E2_ST_NETNS:
-      return NativeError(env, "EXEC2_NETNS", "cannot join the network namespace: " + reason,
-                         err, pp, sc);
+      return "cannot join the network namespace: " + reason;
     case E2_ST_JOIN:
-      if (err == ESRCH)
-        return NativeError(env, "EXEC2_TASK_EXITED", "the task is not running (its pid 1 has exited)",
-                           err, pp, sc);
-      return NativeError(env, "EXEC2_SPAWN", "cannot enter the task's namespaces: " + reason, err,
-                         pp, sc);
+      if (task_exited) return "the task is not running (its pid 1 has exited)";
+      return "cannot enter the task's namespaces: " + reason;
     case E2_ST_VOLUME:
-      if (op == "open" && err == ENOENT)
-        return NativeError(env, "EXEC2_VOLUME", "volume host path does not exist: " + path, err, pp, sc);
-      if (err == ELOOP)
-        return NativeError(env, "EXEC2_VOLUME", "volume destination " + path + ": " + SymlinkText(op, path), err, pp, sc);
-      return NativeError(env, "EXEC2_VOLUME", "cannot mount the volume at " + path + ": " + op + " failed: " + reason, err, pp, sc);
+      if (op == "open" && err == ENOENT) return "volume host path does not exist: " + path;
+      if (err == ELOOP) return "volume destination " + path + ": " + SymlinkText(op, path);
+      return "cannot mount the volume at " + path + ": " + op + " failed: " + reason;
     case E2_ST_CGROUP:
-      return NativeError(env, "EXEC2_CGROUP",
-                         "cannot join the task cgroup (write to cgroup.procs): " + reason, err,
-                         pp, sc);
+      return "cannot join the task cgroup (write to cgroup.procs): " + reason;
     case E2_ST_INIT_EXEC:
-      return NativeError(env, "EXEC2_SPAWN",
-                         "cannot start the init helper \"" + path + "\": " + reason, err, pp, sc);
+      return "cannot start the init helper \"" + path + "\": " + reason;
     case E2_ST_ARGS:
-      return NativeError(env, "EXEC2_INVALID_ARGUMENT",
-                         "init helper rejected its arguments (" + op +
-                             (path.empty() ? "" : ": " + path) +
-                             "); is build/Release/exec2-init from the same build?",
-                         err, pp, sc);
+      return "init helper rejected its arguments (" + op + (path.empty() ? "" : ": " + path) +
+             "); is build/Release/exec2-init from the same build?";
     case E2_ST_SETUP:
-      if (err == ELOOP)
-        return NativeError(env, "EXEC2_SPAWN", "task setup failed: " + SymlinkText(op, path), err, pp, sc);
-      return NativeError(env, "EXEC2_SPAWN",
-                         "task setup failed: " + op + (path.empty() ? "" : " " + path) + ": " + reason,
-                         err, pp, sc);
+      if (err == ELOOP) return "task setup failed: " + SymlinkText(op, path);
+      return "task setup failed: " + what;
     case E2_ST_FORK:
-      // A pid namespace whose init has exited refuses new processes.
-      if (p.exec && err == ENOMEM)
-        return NativeError(env, "EXEC2_TASK_EXITED", "the task is exiting (its pid namespace takes no new processes)",
-                           err, pp, sc);
-      [[fallthrough]];
-    case E2_ST_SPAWN_FDS:
-      return NativeError(env, "EXEC2_SPAWN",
-                         "task setup failed: " + op + (path.empty() ? "" : " " + path) +
-                             ": " + reason,
-                         err, pp, sc);
-    default:  // STDIO, OOM, PRIVS
-      return NativeError(env, "EXEC2_SYSCALL",
-                         "task setup failed: " + op + (path.empty() ? "" : " " + path) +
-                             ": " + reason,
-                         err, pp, sc);
+      if (task_exited) return "the task is exiting (its pid namespace takes no new processes)";
+      return "task setup failed: " + what;
+    default:  // SPAWN_FDS, STDIO, OOM, PRIVS
+      return "task setup failed: " + what;
   }
+}
+
+// The record from the error pipe, turned into the NativeError the contract
+// promises: StageCode's code, RecordMessage's text, and errno, path, syscall.
+Napi::Error ErrorFromRecord(Napi::Env env, const LaunchPlan& p, uint32_t stage, int err,
+                            const std::string& op, const std::string& path) {
+  const char* code = StageCode(p, stage, err);
+  bool task_exited = strcmp(code, "EXEC2_TASK_EXITED") == 0;
+  return NativeError(env, code, RecordMessage(p, stage, err, op, path, task_exited), err,
+                     path.empty() ? nullptr : &path, op.c_str());
 }
 
 // NULL-terminated char* views of strings that outlive the spawn.

@@ -7,7 +7,11 @@
  * string `code` (see NativeErrorCode), an optional `errno` and `path`.
  */
 
-/** Stable error codes thrown by the addon (err.code). */
+/**
+ * Stable error codes thrown by the addon (err.code). A launch's come from the
+ * failed stage (StageCode() in addon.cc); what each answers over gRPC is
+ * decided once, in src/workers/launch-failure.ts (FAILURE_CLASSES).
+ */
 export type NativeErrorCode =
   /** the command was not found on PATH (or the given path does not exist) */
   | 'EXEC2_COMMAND_NOT_FOUND'

@@ -121,7 +121,8 @@ enum {
  * the record's path name the symlink itself. */
 #define E2_SYMLINK_OP "openat2:"
 
-/* Where a launch failed; the addon maps these to NativeErrorCode. */
+/* Where a launch failed; StageCode() in addon.cc maps each to its
+ * NativeErrorCode (the one table; a new stage needs a row there to build). */
 enum e2_stage {
   E2_ST_NONE = 0,
   E2_ST_SPAWN_FDS = 1,   /* launcher's clone child: fd shuffling */

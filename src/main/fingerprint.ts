@@ -12,6 +12,7 @@ import type { PluginConfig } from './config/config';
 import { INIT_HELPER_PATH, loadNative } from '../native/binding';
 import { PLUGIN_VERSION } from './version';
 import { capabilityName } from '../shared/capabilities';
+import { systemErrorCode } from '../native/errno';
 
 /** Controllers a task's limits and accounting need, per mode. */
 export const REQUIRED_V2_CONTROLLERS = ['cpu', 'memory'];
@@ -45,7 +46,7 @@ export function gatherHostFacts(): HostFacts {
   try {
     accessSync(INIT_HELPER_PATH, fsConstants.X_OK);
   } catch (err) {
-    initHelperError = `init helper ${INIT_HELPER_PATH} is missing or not executable (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    initHelperError = `init helper ${INIT_HELPER_PATH} is missing or not executable (${systemErrorCode(err) ?? 'error'})`;
   }
   const cgroups = detectCgroupLayout();
   let v2Controllers: string[] = [];

@@ -5,6 +5,7 @@
  */
 import { readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import * as path from 'node:path';
+import { systemErrorCode } from '../native/errno';
 
 export interface RecordedStatus {
   exitCode: number;
@@ -39,12 +40,12 @@ export function removeStatusDir(statusDir: string): void {
     try {
       unlinkSync(path.join(statusDir, name));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break;
+      if (systemErrorCode(err) !== 'ENOENT') break;
     }
   }
   try {
     rmdirSync(statusDir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(statusDir, { recursive: true, force: true });
+    if (systemErrorCode(err) !== 'ENOENT') rmSync(statusDir, { recursive: true, force: true });
   }
 }

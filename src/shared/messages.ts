@@ -7,6 +7,8 @@
 import type { Limits, TaskCgroup } from './cgroups/task-cgroup';
 import type { PlannedRule } from './unveil';
 import type { TaskCapabilities } from './capabilities';
+import type { DriverErrorCode } from './errors';
+import type { NativeErrorCode } from '../native/binding';
 
 /**
  * A task's capabilities for both outcomes of the user lookup: whether a
@@ -97,17 +99,36 @@ export interface LaunchSuccess {
   timings: LaunchTimings;
 }
 
-export type LaunchFailureKind =
-  | 'invalid-argument'
-  | 'not-found'
-  | 'failed-precondition'
-  | 'internal';
+/** The worker's own failure codes; the addon's are NativeErrorCode (native/exec2_native.d.ts). */
+export type WorkerFailureCode =
+  /** a log FIFO is missing, a directory, a symlink or cannot be opened */
+  | 'EXEC2_LOG_PATH'
+  /** no reader on a log FIFO yet (logmon not started): recoverable */
+  | 'EXEC2_LOG_READER'
+  /** a directory the launch needs cannot be opened */
+  | 'EXEC2_OPEN'
+  /** the task user is unknown, collides with an account, or changed since the launch */
+  | 'EXEC2_USER'
+  /** the task's state directory cannot be created */
+  | 'EXEC2_STATE_DIR'
+  /** the plugin (or host) is out of file descriptors (EMFILE, ENFILE): recoverable */
+  | 'EXEC2_FDS'
+  /** anything the worker did not expect */
+  | 'EXEC2_INTERNAL';
 
+export type FailureCode = NativeErrorCode | WorkerFailureCode;
+
+/**
+ * Why a launch or an exec session did not start. The worker classifies the
+ * failure once (workers/launch-failure.ts): the main thread answers with
+ * `driverCode` as is (main/launch-error.ts) and maps nothing again.
+ */
 export interface LaunchFailure {
   ok: false;
-  kind: LaunchFailureKind;
-  /** NativeErrorCode or our own code */
-  code: string;
+  /** the DriverError code the RPC answers with (main/rpc/service-error.ts turns it into a gRPC status) */
+  driverCode: DriverErrorCode;
+  /** the cause: the addon's NativeErrorCode or the worker's own code (logs; exec's 127/126) */
+  code: FailureCode;
   message: string;
   /** a later attempt may succeed (e.g. no log reader yet) */
   recoverable: boolean;

@@ -5,11 +5,9 @@
  */
 import { pidStartTime } from '../shared/proc';
 import { loadNative, type ExecSpec } from '../native/binding';
-import { callNative, closeAll, fail, failureOf } from './launch-failure';
+import { callNative, closeAll, fail, failAs, failureOf } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { ExecLaunchReply, ExecLaunchRequest } from '../shared/messages';
-
-const NOT_RUNNING = 'EXEC2_TASK_EXITED';
 
 export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
   const fds: number[] = [];
@@ -22,12 +20,12 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
     let creds = req.user.resolved;
     if (!creds) {
       const rec = native.lookupUser(req.user.name);
-      if (!rec) throw fail('failed-precondition', 'EXEC2_USER', `user "${req.user.name}" no longer exists on this host`);
+      if (!rec) throw fail('FAILED_PRECONDITION', 'EXEC2_USER', `user "${req.user.name}" no longer exists on this host`);
       creds = { uid: rec.uid, gid: rec.gid, groups: rec.groups, home: rec.home };
     }
     // Never run a session as anyone but the task's own uid/gid.
     if (creds.uid !== req.expect.uid || creds.gid !== req.expect.gid) {
-      throw fail('failed-precondition', 'EXEC2_USER', `user "${req.user.name}" is now uid ${creds.uid} gid ${creds.gid}, but the task runs as uid ${req.expect.uid} gid ${req.expect.gid}; refusing to exec`);
+      throw fail('FAILED_PRECONDITION', 'EXEC2_USER', `user "${req.user.name}" is now uid ${creds.uid} gid ${creds.gid}, but the task runs as uid ${req.expect.uid} gid ${req.expect.gid}; refusing to exec`);
     }
 
     // A pidfd pins the process; checking the start time after opening it
@@ -36,9 +34,9 @@ export default function execLaunch(req: ExecLaunchRequest): ExecLaunchReply {
     try {
       taskPidfd = track(native.pidfdOpen(req.taskPid));
     } catch {
-      throw fail('failed-precondition', NOT_RUNNING, `task ${req.taskId} is not running`);
+      throw failAs('EXEC2_TASK_EXITED', `task ${req.taskId} is not running`);
     }
-    if (pidStartTime(req.taskPid) !== req.taskPidStartTime) throw fail('failed-precondition', NOT_RUNNING, `task ${req.taskId} is not running`);
+    if (pidStartTime(req.taskPid) !== req.taskPidStartTime) throw failAs('EXEC2_TASK_EXITED', `task ${req.taskId} is not running`);
 
     const spec: ExecSpec = {
       initPath: req.initPath,

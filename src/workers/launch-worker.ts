@@ -8,8 +8,8 @@ import { CgroupError, oomKillCount, ownCreatedMask, prepareTaskCgroup, removeOwn
 import { recordLaunched } from '../shared/launch-handoff';
 import { removeStatusDir } from '../shared/exit-status';
 import { isNativeError, loadNative, type Exec2Native, type LaunchSpec } from '../native/binding';
-import { errnoName } from '../native/errno';
-import { callNative, closeAll, fail, failureOf, LaunchError } from './launch-failure';
+import { errnoName, systemErrorCode } from '../native/errno';
+import { callNative, closeAll, fail, failAs, failureOf, LaunchError } from './launch-failure';
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { LaunchReply, LaunchRequest } from '../shared/messages';
 import { pidStartTime } from '../shared/proc';
@@ -31,7 +31,7 @@ function openUntrusted(native: Exec2Native, roots: readonly string[], p: string,
   try {
     return native.openBeneath(dirfd, p.slice(root.length + 1), flags);
   } catch (err) {
-    if (isNativeError(err) && err.code === 'EXEC2_SYMLINK') throw fail('failed-precondition', 'EXEC2_SYMLINK', `${p}: ${err.message}`);
+    if (isNativeError(err) && err.code === 'EXEC2_SYMLINK') throw failAs('EXEC2_SYMLINK', `${p}: ${err.message}`);
     // The same shape as openSync's errors, so callers map one kind.
     if (isNativeError(err) && err.errno !== undefined) throw Object.assign(new Error(err.message), { code: errnoName(err.errno) });
     throw err;
@@ -53,17 +53,17 @@ function openLogSink(native: Exec2Native, roots: readonly string[], p: string, u
     const st = fstatSync(fd);
     if (st.isDirectory()) {
       closeSync(fd);
-      throw fail('invalid-argument', 'EXEC2_LOG_PATH', `log path ${p} is a directory`);
+      throw fail('INVALID_ARGUMENT', 'EXEC2_LOG_PATH', `log path ${p} is a directory`);
     }
     if (chown && st.isFIFO()) fchownSync(fd, uid, gid);
     return fd;
   } catch (err) {
     if (err instanceof LaunchError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENXIO') throw fail('failed-precondition', 'EXEC2_LOG_READER', `no reader on log FIFO ${p} (is logmon running?)`, true);
-    if (code === 'ELOOP') throw fail('invalid-argument', 'EXEC2_LOG_PATH', `log path ${p} is a symlink; refusing to follow it`);
-    if (code === 'ENOENT') throw fail('not-found', 'EXEC2_LOG_PATH', `log FIFO ${p} does not exist`);
-    throw fail('internal', 'EXEC2_LOG_PATH', `cannot open log FIFO ${p}: ${(err as Error).message}`);
+    const code = systemErrorCode(err);
+    if (code === 'ENXIO') throw fail('FAILED_PRECONDITION', 'EXEC2_LOG_READER', `no reader on log FIFO ${p} (is logmon running?)`, true);
+    if (code === 'ELOOP') throw fail('INVALID_ARGUMENT', 'EXEC2_LOG_PATH', `log path ${p} is a symlink; refusing to follow it`);
+    if (code === 'ENOENT') throw fail('NOT_FOUND', 'EXEC2_LOG_PATH', `log FIFO ${p} does not exist`);
+    throw fail('INTERNAL', 'EXEC2_LOG_PATH', `cannot open log FIFO ${p}: ${(err as Error).message}`);
   }
 }
 
@@ -76,7 +76,7 @@ function makeStatusDir(dir: string): void {
   try {
     mkdirSync(dir, 0o700);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = systemErrorCode(err);
     if (code === 'ENOENT') mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
     else if (code === 'EEXIST') removeStatusDir(dir);
     else throw err;
@@ -88,7 +88,7 @@ function openDir(p: string, what: string): number {
   try {
     return openSync(p, C.O_RDONLY | C.O_DIRECTORY);
   } catch (err) {
-    throw fail('internal', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${(err as Error).message}`);
+    throw fail('INTERNAL', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${(err as Error).message}`);
   }
 }
 
@@ -100,8 +100,8 @@ function openDir(p: string, what: string): number {
  */
 function refuseKnownIds(native: Exec2Native, name: string, uid: number, gid: number): void {
   const owners = native.idOwners(uid, gid);
-  if (owners.user !== null) throw fail('failed-precondition', 'EXEC2_USER', `user "${name}": uid ${uid} belongs to the account "${owners.user}" in the passwd database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's accounts)`);
-  if (owners.group !== null) throw fail('failed-precondition', 'EXEC2_USER', `user "${name}": gid ${gid} belongs to the group "${owners.group}" in the group database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's groups)`);
+  if (owners.user !== null) throw fail('FAILED_PRECONDITION', 'EXEC2_USER', `user "${name}": uid ${uid} belongs to the account "${owners.user}" in the passwd database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's accounts)`);
+  if (owners.group !== null) throw fail('FAILED_PRECONDITION', 'EXEC2_USER', `user "${name}": gid ${gid} belongs to the group "${owners.group}" in the group database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's groups)`);
 }
 
 export default function launch(req: LaunchRequest): LaunchReply {
@@ -121,7 +121,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       ownCgroups = cgroup;
       writeLimits(cgroup, req.limits);
     } catch (err) {
-      if (err instanceof CgroupError) throw fail('failed-precondition', 'EXEC2_CGROUP', err.message);
+      if (err instanceof CgroupError) throw failAs('EXEC2_CGROUP', err.message);
       throw err;
     }
     const t1 = process.hrtime.bigint();
@@ -130,7 +130,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
     if (creds && req.dynamicUser) refuseKnownIds(native, req.user.name, creds.uid, creds.gid);
     if (!creds) {
       const rec = native.lookupUser(req.user.name);
-      if (!rec) throw fail('not-found', 'EXEC2_USER', `user "${req.user.name}" does not exist on this host`);
+      if (!rec) throw fail('NOT_FOUND', 'EXEC2_USER', `user "${req.user.name}" does not exist on this host`);
       creds = { uid: rec.uid, gid: rec.gid, groups: rec.groups, home: rec.home };
     }
 
@@ -140,7 +140,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       makeStatusDir(req.statusDir);
       madeStatusDir = true;
     } catch (err) {
-      throw fail('internal', 'EXEC2_STATE_DIR', `cannot create task state directory ${req.statusDir}: ${(err as Error).message}`);
+      throw fail('INTERNAL', 'EXEC2_STATE_DIR', `cannot create task state directory ${req.statusDir}: ${(err as Error).message}`);
     }
     const statusDirFd = track(openDir(req.statusDir, 'task state directory'));
     const oomKillsBefore = oomKillCount(cgroup);
@@ -150,7 +150,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       try {
         netnsFd = track(openSync(req.netnsPath, C.O_RDONLY));
       } catch (err) {
-        throw fail('failed-precondition', 'EXEC2_NETNS', `cannot open network namespace ${req.netnsPath}: ${(err as Error).message}`, true);
+        throw failAs('EXEC2_NETNS', `cannot open network namespace ${req.netnsPath}: ${(err as Error).message}`, true);
       }
     }
     const t2 = process.hrtime.bigint();

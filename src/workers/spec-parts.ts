@@ -7,7 +7,8 @@ import { constants as C, openSync } from 'node:fs';
 import * as path from 'node:path';
 import { missingCgroup, v1ProcsFiles, type TaskCgroup } from '../shared/cgroups/task-cgroup';
 import type { ConfinedSpec } from '../native/binding';
-import { fail, fdExhaustion, isFdExhaustion } from './launch-failure';
+import { systemErrorCode } from '../native/errno';
+import { failAs, fdExhaustion } from './launch-failure';
 import type { ConfinedRequest } from '../shared/messages';
 
 const O_PATH = 0o10000000;
@@ -18,10 +19,12 @@ export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): P
     try {
       return track(openSync(p, flags));
     } catch (err) {
-      if (isFdExhaustion(err)) throw fdExhaustion(`cannot open ${p}: ${(err as Error).message}`);
+      const message = `cannot open ${p}: ${(err as Error).message}`;
+      const fds = fdExhaustion(err, message);
+      if (fds) throw fds;
       // v2 opens the cgroup directory itself, v1 the cgroup.procs inside it.
-      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-      throw fail('failed-precondition', 'EXEC2_CGROUP', missing ? missingCgroup(cg.mode === 'v2' ? p : path.dirname(p)).message : `cannot open ${p}: ${(err as Error).message}`);
+      const missing = systemErrorCode(err) === 'ENOENT';
+      throw failAs('EXEC2_CGROUP', missing ? missingCgroup(cg.mode === 'v2' ? p : path.dirname(p)).message : message);
     }
   };
   return {

@@ -11,7 +11,8 @@ import * as tty from 'node:tty';
 import type { ExitResult } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { Exec2Native, WaitStatus } from '../../native/binding';
 import type { ExecLaunchRequest, LaunchFailure } from '../../shared/messages';
-import { DriverError, failedPrecondition, type DriverErrorCode } from '../../shared/errors';
+import { failedPrecondition } from '../../shared/errors';
+import { LaunchFailureError } from '../launch-error';
 import type { Launcher } from '../launcher';
 import type { Logger } from '../log';
 import type { TaskRecord } from '../tasks/task-record';
@@ -55,17 +56,13 @@ export interface ExecSessionOptions {
   stdin: 'pipe' | 'null';
 }
 
-const KIND_CODE: Record<LaunchFailure['kind'], DriverErrorCode> = {
-  'invalid-argument': 'INVALID_ARGUMENT',
-  'not-found': 'NOT_FOUND',
-  'failed-precondition': 'FAILED_PRECONDITION',
-  internal: 'INTERNAL',
-};
-
-/** The command could not be started; `failure.code` says why (NativeErrorCode or the worker's own). */
-export class ExecStartError extends DriverError {
-  constructor(readonly failure: LaunchFailure) {
-    super(KIND_CODE[failure.kind], failure.message);
+/**
+ * The command could not be started; `failure.code` says why (NativeErrorCode
+ * or the worker's own). No `recoverable`: Nomad reads that from StartTask only.
+ */
+export class ExecStartError extends LaunchFailureError {
+  constructor(failure: LaunchFailure) {
+    super(failure);
     this.name = 'ExecStartError';
   }
 

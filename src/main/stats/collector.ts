@@ -24,6 +24,7 @@ import type { TaskCgroup } from '../../shared/cgroups/task-cgroup';
 import { parsePids, parsePidStat, parseUintBytes, pickKeyedBytes } from './parse';
 import { kernelPageSize, type CpuCounters } from './counters';
 import { toTimestamp } from '../rpc/time';
+import { systemErrorCode } from '../../native/errno';
 
 /** USER_HZ for cpuacct.stat and /proc/<pid>/stat; 100 on every Linux ABI Nomad runs on. */
 const USER_HZ = 100;
@@ -90,7 +91,7 @@ class StatFile {
       } catch (err) {
         // a kept reader remembers a missing file (cgroup files do not appear
         // later); any other failure (EMFILE, EACCES) is retried next time
-        if (this.keepOpen && (err as NodeJS.ErrnoException).code === 'ENOENT') this.absent = true;
+        if (this.keepOpen && systemErrorCode(err) === 'ENOENT') this.absent = true;
         return -1;
       }
       if (this.keepOpen && keptFds < KEEP_FD_BUDGET) {

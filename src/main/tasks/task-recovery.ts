@@ -4,16 +4,14 @@
  * we started (same start time): pids get reused. A task whose process is
  * gone is tracked as vanished and settles from its recorded status.
  */
-import { constants } from 'node:os';
 import type { TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
+import { ESRCH } from '../../native/errno';
 import { failedPrecondition, internal, invalidArgument } from '../../shared/errors';
 import { readStatus } from '../../shared/exit-status';
 import { pidStartTime } from '../../shared/proc';
 import { decodeDriverState, type DriverStateV1 } from './driver-state';
 import { trackTask, type ExitWatchDeps } from './task-exit';
 import type { TaskRecord } from './task-record';
-
-const ESRCH = constants.errno.ESRCH;
 
 /** A handle with the task config that names the task. */
 export interface RecoverableHandle {

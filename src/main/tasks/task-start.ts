@@ -11,8 +11,9 @@ import { killAll, removeOwnCgroupsAsync, withOwnCreated, type TaskCgroup } from 
 import { DriverError } from '../../shared/errors';
 import { removeStatusDir } from '../../shared/exit-status';
 import { launchedOf, newHandoff } from '../../shared/launch-handoff';
-import type { LaunchFailure, LaunchReply, LaunchRequest } from '../../shared/messages';
+import type { LaunchReply, LaunchRequest } from '../../shared/messages';
 import type { Launcher } from '../launcher';
+import { launchError } from '../launch-error';
 import type { Logger } from '../log';
 import { encodeDriverState, HANDLE_VERSION, type DriverStateV1 } from './driver-state';
 import { launchedState, type LaunchPlan } from './launch-plan';
@@ -159,9 +160,4 @@ export function taskHandle(task: TaskRecord): TaskHandle {
     state: isRunning(task) ? TaskState.RUNNING : TaskState.EXITED,
     driverState: Buffer.from(encodeDriverState({ pid, pidStartTime, statusDir, cgroup, user, taskDir, startedAt, oomKillsBefore, sandbox, caps, scopeAbstractUnixSockets })),
   };
-}
-
-function launchError(f: LaunchFailure): DriverError {
-  const code = f.kind === 'invalid-argument' ? 'INVALID_ARGUMENT' : f.kind === 'not-found' ? 'NOT_FOUND' : f.kind === 'failed-precondition' ? 'FAILED_PRECONDITION' : 'INTERNAL';
-  return new DriverError(code, f.message, { recoverable: f.recoverable });
 }

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, promises as fsp, readFileSync, rmdirSync, writeF
 import * as path from 'node:path';
 import { CPU_PERIOD_US, cpuCount } from '../topology';
 import type { CgroupLayout } from './detect';
+import { systemErrorCode } from '../../native/errno';
 
 export interface CgroupV2 {
   mode: 'v2';
@@ -108,7 +109,7 @@ export function prepareTaskCgroup(cg: TaskCgroup): TaskCgroup {
       mkdirSync(dir);
       created.push(dir);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
+      const code = systemErrorCode(err);
       // EEXIST: co-mounted with a Nomad controller, or made by an earlier attempt.
       if (code === 'ENOENT') {
         // Every level made here is ours to remove again (parents first).
@@ -152,8 +153,8 @@ function write(dir: string, file: string, value: string): void {
   try {
     writeFileSync(target, value);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !existsSync(dir)) throw missingCgroup(dir);
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file === 'pids.max') {
+    if (systemErrorCode(err) === 'ENOENT' && !existsSync(dir)) throw missingCgroup(dir);
+    if (systemErrorCode(err) === 'ENOENT' && file === 'pids.max') {
       throw new CgroupError(`cannot write "${value}" to ${target}: the pids controller is not enabled for this cgroup (enable it in the parent's cgroup.subtree_control, as Nomad does, or set the plugin option pids_max = 0)`);
     }
     throw new CgroupError(`cannot write "${value}" to ${target}: ${(err as Error).message}`);
@@ -292,7 +293,7 @@ export function liftCpuLimit(cg: TaskCgroup): void {
   try {
     writeFileSync(file, target.value);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if (systemErrorCode(err) === 'ENOENT') return;
     throw new CgroupError(`cannot write "${target.value}" to ${file}: ${(err as Error).message}`);
   }
 }
