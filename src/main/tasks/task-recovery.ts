@@ -5,6 +5,7 @@
  * gone is tracked as vanished and settles from its recorded status.
  */
 import type { TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
+import { isNativeError } from '../../native/binding';
 import { ESRCH } from '../../native/errno';
 import { failedPrecondition, internal, invalidArgument } from '../../shared/errors';
 import { readStatus } from '../../shared/exit-status';
@@ -37,7 +38,7 @@ export function adoptPid(native: ExitWatchDeps['native'], taskId: string, state:
   try {
     pidfd = native().pidfdOpen(state.pid);
   } catch (err) {
-    if ((err as { errno?: number }).errno !== ESRCH) throw internal(`cannot open pidfd for task ${taskId} (pid ${state.pid}): ${(err as Error).message}`);
+    if (!(isNativeError(err) && err.errno === ESRCH)) throw internal(`cannot open pidfd for task ${taskId} (pid ${state.pid}): ${(err as Error).message}`);
   }
   if (pidfd < 0) return -1;
   const now = pidStartTime(state.pid);
