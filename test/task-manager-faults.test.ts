@@ -83,7 +83,7 @@ describe('task manager in this process (real launches; faults injected by wrappi
 
   after(async () => {
     if (!nomad) return;
-    for (const t of tm?.list() ?? []) await tm.destroy(t.id, true).catch(() => undefined);
+    for (const t of tm?.list() ?? []) await tm.destroy(t.config.id, true).catch(() => undefined);
     await real?.close();
     assert.deepEqual(await nomad.cleanup(), [], 'cgroups left behind');
   });
@@ -105,9 +105,9 @@ describe('task manager in this process (real launches; faults injected by wrappi
 
   async function expectRetryWorks(t: PreparedTask): Promise<void> {
     const { task } = await tm.start(t.config);
-    const exit = await tm.wait(task.id);
+    const exit = await tm.wait(task.config.id);
     assert.deepEqual({ code: exit.result.exitCode, err: exit.err }, { code: 4, err: '' });
-    await tm.destroy(task.id, true);
+    await tm.destroy(task.config.id, true);
     nomad.releaseTask(t);
   }
 
@@ -132,7 +132,7 @@ describe('task manager in this process (real launches; faults injected by wrappi
     const JOB = `python3 -c 'import os, time; os.setpgid(0, 0); time.sleep(1000)'`;
     const t = nomad.prepareTask({ command: 'sleep', args: ['1000'] });
     const { task } = await tm.start(t.config);
-    const session = await tm.startExec(task.id, { argv: ['sh', '-c', `${JOB} & ${JOB} & sleep 0.2; echo ready; wait`], tty: false, stdin: 'null' });
+    const session = await tm.startExec(task.config.id, { argv: ['sh', '-c', `${JOB} & ${JOB} & sleep 0.2; echo ready; wait`], tty: false, stdin: 'null' });
     let out = '';
     session.stdout.on('data', (b: Buffer) => void (out += b.toString()));
     while (!out.includes('ready')) await new Promise((r) => setTimeout(r, 10));
@@ -159,8 +159,8 @@ describe('task manager in this process (real launches; faults injected by wrappi
     for (let i = 0; members().length > 0 && i < 500; i++) await new Promise((res) => setTimeout(res, 10));
     assert.deepEqual(members(), [], 'session members left');
     session.dispose();
-    await tm.stop(task.id, 0, 'SIGKILL');
-    await tm.destroy(task.id, true);
+    await tm.stop(task.config.id, 0, 'SIGKILL');
+    await tm.destroy(task.config.id, true);
     nomad.releaseTask(t);
   });
 });

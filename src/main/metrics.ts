@@ -11,7 +11,7 @@ import { parseListenAddress } from './config/listen-address';
 import type { Launcher } from './launcher';
 import type { Logger } from './log';
 import { readCpu, readMemory } from './stats/counters';
-import type { ExecOutcome, TaskEventsSink, TaskManager, TaskRecord } from './tasks/task-manager';
+import { exitOf, isRunning, type ExecOutcome, type TaskEventsSink, type TaskRecord, type TaskSource } from './tasks/task-record';
 
 /** 50 µs to 10 s: a launch is ~0.2 ms when all is well and seconds when it is not. */
 export const LAUNCH_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -22,11 +22,12 @@ export const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_a
 export type ExitReason = 'success' | 'failure' | 'signal' | 'oom';
 
 export function exitReason(t: TaskRecord): ExitReason {
-  const r = t.exit?.result;
-  if (!r) return 'failure';
+  const exit = exitOf(t);
+  if (!exit) return 'failure';
+  const r = exit.result;
   if (r.oomKilled) return 'oom';
   if (r.signal > 0) return 'signal';
-  return r.exitCode === 0 && !t.exit?.err ? 'success' : 'failure';
+  return r.exitCode === 0 && !exit.err ? 'success' : 'failure';
 }
 
 const TASK_LABELS = ['namespace', 'job', 'task_group', 'alloc_id', 'task'] as const;
@@ -45,7 +46,7 @@ export class DriverMetrics implements TaskEventsSink {
   private readonly taskMemory: Gauge<(typeof TASK_LABELS)[number]> | null = null;
   private readonly taskCpu: Gauge<(typeof TASK_LABELS)[number]> | null = null;
 
-  constructor(tasks: () => TaskManager, launcher: Launcher, opts: MetricsOptions) {
+  constructor(tasks: () => TaskSource, launcher: Launcher, opts: MetricsOptions) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     // prom-client also exports the sums of the per-type gauges below as
@@ -86,7 +87,7 @@ export class DriverMetrics implements TaskEventsSink {
       help: 'Tasks currently running under this plugin process.',
       registers,
       collect() {
-        this.set(tasks().list().filter((t) => t.phase === 'running').length);
+        this.set(tasks().list().filter(isRunning).length);
       },
     });
     new Gauge({
@@ -114,11 +115,11 @@ export class DriverMetrics implements TaskEventsSink {
     info.set({ landlock_abi: String(opts.info.landlockAbi), cgroup_mode: opts.info.cgroupMode, version: opts.info.version }, 1);
     if (opts.perTask) {
       const labels = (t: TaskRecord): Record<(typeof TASK_LABELS)[number], string> => ({
-        namespace: t.handleConfig.namespace,
-        job: t.handleConfig.jobName,
-        task_group: t.handleConfig.taskGroupName,
-        alloc_id: t.allocId,
-        task: t.name,
+        namespace: t.config.namespace,
+        job: t.config.jobName,
+        task_group: t.config.taskGroupName,
+        alloc_id: t.config.allocId,
+        task: t.config.name,
       });
       this.taskMemory = new Gauge({
         name: 'exec2_task_memory_usage_bytes',
@@ -126,7 +127,7 @@ export class DriverMetrics implements TaskEventsSink {
         labelNames: TASK_LABELS,
         registers,
         collect() {
-          for (const t of tasks().list()) if (t.phase === 'running') this.set(labels(t), readMemory(t.state.cgroup).usage ?? 0);
+          for (const t of tasks().list()) if (isRunning(t)) this.set(labels(t), readMemory(t.state.cgroup).usage ?? 0);
         },
       });
       this.taskCpu = new Gauge({
@@ -135,7 +136,7 @@ export class DriverMetrics implements TaskEventsSink {
         labelNames: TASK_LABELS,
         registers,
         collect() {
-          for (const t of tasks().list()) if (t.phase === 'running') this.set(labels(t), readCpu(t.state.cgroup).usageUs / 1e6);
+          for (const t of tasks().list()) if (isRunning(t)) this.set(labels(t), readCpu(t.state.cgroup).usageUs / 1e6);
         },
       });
       this.perTaskLabels = labels;

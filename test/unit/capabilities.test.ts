@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { CAPABILITY_NUMBERS as N, DEFAULT_ALLOW_CAPS, capabilityMask, parseCapabilityList, parseCapabilityName, resolveAllowList, taskCapabilities } from '../../src/shared/capabilities';
 import { DriverError, invalidArgument } from '../../src/shared/errors';
 import { dynamicUser } from '../../src/main/users';
-import { pidsLimit } from '../../src/main/tasks/task-manager';
+import { pidsLimit } from '../../src/main/tasks/launch-plan';
 import { landlockScopes } from '../../src/main/fingerprint';
 import { limitFiles, type Limits } from '../../src/shared/cgroups/task-cgroup';
 

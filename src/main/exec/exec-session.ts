@@ -15,7 +15,7 @@ import { failedPrecondition } from '../../shared/errors';
 import { LaunchFailureError } from '../launch-error';
 import type { Launcher } from '../launcher';
 import type { Logger } from '../log';
-import type { TaskRecord } from '../tasks/task-manager';
+import type { TaskRecord } from '../tasks/task-record';
 import { readProcs, taskOnlyDirs, type TaskCgroup } from '../../shared/cgroups/task-cgroup';
 import { procStat } from '../../shared/proc';
 import type { TaskSandbox } from '../tasks/sandbox';
@@ -181,7 +181,7 @@ export class ExecSession {
       if (opts.tty && !env.TERM) env.TERM = 'xterm';
       const req: ExecLaunchRequest = {
         kind: 'exec',
-        taskId: task.id,
+        taskId: task.config.id,
         user: { name: task.state.user.name, resolved: dynamicCredentials(task) },
         expect: { uid, gid },
         taskPid: task.state.pid,
@@ -350,7 +350,7 @@ export class ExecSession {
 function dynamicCredentials(task: TaskRecord): ExecLaunchRequest['user']['resolved'] {
   const u = task.state.user;
   if (!isDynamicUserName(u.name)) return null;
-  if (u.uid === 0 || u.gid === 0) throw failedPrecondition(`task ${task.id}: dynamic user "${u.name}" is recorded with uid ${u.uid} gid ${u.gid}; refusing to exec as root`);
+  if (u.uid === 0 || u.gid === 0) throw failedPrecondition(`task ${task.config.id}: dynamic user "${u.name}" is recorded with uid ${u.uid} gid ${u.gid}; refusing to exec as root`);
   return { uid: u.uid, gid: u.gid, groups: [], home: '/nonexistent' };
 }
 

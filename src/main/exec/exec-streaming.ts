@@ -16,7 +16,7 @@ import type {
 import { invalidArgument } from '../../shared/errors';
 import { toServiceError } from '../rpc/service-error';
 import type { Logger } from '../log';
-import type { TaskManager } from '../tasks/task-manager';
+import type { ExecHost } from './exec-registry';
 import { ExecStartError, type ExecSession } from './exec-session';
 
 /** Bytes per stdout/stderr message (Go's exec helper reads 4 KiB at a time too). */
@@ -32,7 +32,7 @@ export function validateCommand(command: readonly string[]): string[] {
   return [...command];
 }
 
-export function execTaskStreaming(tasks: TaskManager, logger: Logger): (call: Call) => void {
+export function execTaskStreaming(tasks: ExecHost, logger: Logger): (call: Call) => void {
   return (call) => new ExecStream(call, tasks, logger).listen();
 }
 
@@ -45,7 +45,7 @@ class ExecStream {
 
   constructor(
     private readonly call: Call,
-    private readonly tasks: TaskManager,
+    private readonly tasks: ExecHost,
     private readonly logger: Logger,
   ) {}
 

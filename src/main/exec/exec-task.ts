@@ -8,7 +8,7 @@
  */
 import type { ServerUnaryCall } from '@grpc/grpc-js';
 import type { ExecTaskRequest, ExecTaskResponse } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
-import type { TaskManager } from '../tasks/task-manager';
+import type { ExecHost } from './exec-registry';
 import { durationMs } from '../rpc/time';
 import type { ExecSession } from './exec-session';
 import { validateCommand } from './exec-streaming';
@@ -46,7 +46,7 @@ export class TailBuffer {
   }
 }
 
-export async function execTask(tasks: TaskManager, req: ExecTaskRequest, call?: ServerUnaryCall<ExecTaskRequest, ExecTaskResponse>): Promise<ExecTaskResponse> {
+export async function execTask(tasks: ExecHost, req: ExecTaskRequest, call?: ServerUnaryCall<ExecTaskRequest, ExecTaskResponse>): Promise<ExecTaskResponse> {
   const timeoutMs = durationMs(req.timeout);
   let session: ExecSession;
   try {

@@ -18,7 +18,8 @@ import { execTask } from '../exec/exec-task';
 import { unary } from './grpc-util';
 import type { Logger } from '../log';
 import type { PluginState } from '../config/plugin-state';
-import type { TaskEventsSink, TaskManager, TaskRecord } from '../tasks/task-manager';
+import type { TaskManager } from '../tasks/task-manager';
+import { completedAtOf, exitOf, isRunning, type TaskEventsSink, type TaskRecord } from '../tasks/task-record';
 import { StatsSample, TaskStatsCollector } from '../stats/collector';
 import { StatsScheduler } from '../stats/scheduler';
 import { durationMs, toTimestamp } from './time';
@@ -36,13 +37,14 @@ export const CAPABILITIES: DriverCapabilities = {
 };
 
 export function taskStatus(t: TaskRecord): TaskStatus {
+  const exit = exitOf(t);
   return {
-    id: t.id,
-    name: t.name,
-    state: t.phase === 'running' ? TaskState.RUNNING : t.exit?.err ? TaskState.UNKNOWN : TaskState.EXITED,
+    id: t.config.id,
+    name: t.config.name,
+    state: isRunning(t) ? TaskState.RUNNING : exit?.err ? TaskState.UNKNOWN : TaskState.EXITED,
     startedAt: toTimestamp(t.startedAt),
-    completedAt: toTimestamp(t.completedAt),
-    result: t.exit?.result ?? { exitCode: 0, signal: 0, oomKilled: false },
+    completedAt: toTimestamp(completedAtOf(t)),
+    result: exit?.result ?? { exitCode: 0, signal: 0, oomKilled: false },
   };
 }
 
@@ -56,10 +58,10 @@ export function taskStatsScheduler(state: PluginState, tasks: TaskManager): Stat
   return new StatsScheduler<StatsSample>((taskId) => {
     const task = tasks.get(taskId);
     if (!task) return { running: () => false, sample: () => { throw new DriverError('NOT_FOUND', 'task not found for given id'); }, close: () => undefined };
-    const collector = new TaskStatsCollector(task, { keepOpen: true });
+    const collector = new TaskStatsCollector({ id: task.config.id, startedAt: task.startedAt, state: task.state }, { keepOpen: true });
     return {
       // a destroyed and re-registered id is another task: the stream of this one ends
-      running: () => task.phase === 'running' && tasks.get(taskId) === task,
+      running: () => isRunning(task) && tasks.get(taskId) === task,
       sample: (now) => collector.sample(state.compute?.mhzPerCore ?? 0, 'cadence', now),
       close: () => collector.close(),
     };
@@ -105,7 +107,7 @@ export function driverServer(state: PluginState, tasks: TaskManager, logger: Log
       // Open for the plugin's lifetime; Nomad shows each event on the task.
       const sink: TaskEventsSink = {
         onDriverEvent(task, message, annotations) {
-          call.write({ taskId: task.id, allocId: task.allocId, taskName: task.name, timestamp: toTimestamp(new Date()), message, annotations });
+          call.write({ taskId: task.config.id, allocId: task.config.allocId, taskName: task.config.name, timestamp: toTimestamp(new Date()), message, annotations });
         },
       };
       tasks.observe(sink);
