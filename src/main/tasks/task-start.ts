@@ -4,6 +4,7 @@
  * started, and the handle Nomad stores. A task that was launched but cannot
  * be handed to Nomad is killed and cleaned up, never left running unwatched.
  */
+import { constants } from 'node:os';
 import type { TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { Exec2Native } from '../../native/binding';
@@ -111,7 +112,7 @@ export class TaskStarter {
     const native = this.deps.native();
     this.deps.logger.warn('killing a task that cannot be handed to Nomad', { pid: l.pid });
     try {
-      native.pidfdKill(l.pidfd, 9);
+      native.pidfdKill(l.pidfd, constants.signals.SIGKILL);
     } catch (err) {
       this.deps.logger.debug('pidfd kill failed', { pid: l.pid, error: err });
     }

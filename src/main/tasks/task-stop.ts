@@ -3,6 +3,7 @@
  * kill timeout, then SIGKILL through pid 1, then the cgroup, then pid 1
  * itself) and DestroyTask's cleanup (cgroup, status directory).
  */
+import { constants } from 'node:os';
 import { SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native } from '../../native/binding';
 import { isEmpty, killAll, liftCpuLimit, removeOwnCgroupsAsync } from '../../shared/cgroups/task-cgroup';
 import { failedPrecondition, internal } from '../../shared/errors';
@@ -19,8 +20,7 @@ export const KILL_GRACE_MS = 1000;
 /** DestroyTask(force) of a running task: how long SIGABRT gets before the kill. */
 export const ABORT_GRACE_MS = 100;
 
-const SIGABRT = 6;
-const SIGKILL = 9;
+const { SIGABRT, SIGKILL } = constants.signals;
 
 export interface TaskStopDeps {
   native: () => Exec2Native;
