@@ -117,7 +117,7 @@ describe('native launcher', function () {
       .split('\n')
       .find((l) => /^\d+:memory:/.test(l));
     if (mem && fs.existsSync('/sys/fs/cgroup/memory/cgroup.procs')) {
-      const dir = path.join('/sys/fs/cgroup/memory', mem.split(':')[2], `exec2-nt-${suffix}`);
+      const dir = path.join('/sys/fs/cgroup/memory', mem.split(':')[2]!, `exec2-nt-${suffix}`);
       try {
         fs.mkdirSync(dir);
         v1MemDir = dir;
@@ -392,7 +392,7 @@ describe('native launcher', function () {
     assert.deepEqual(t.out().trim().split('\n'), ['pid1=scoped', 'self=ok']);
   });
 
-  it('fails with EXEC2_COMMAND_NOT_FOUND and leaves nothing behind', async function () {
+  it('fails with EXEC2_COMMAND_NOT_FOUND and leaves nothing behind', function () {
     const before = childrenOf(process.pid).length;
     const e = launchError(['no-such-command-xyz'], { env: ['PATH=/usr/bin:/bin'] });
     assert.equal(e.code, 'EXEC2_COMMAND_NOT_FOUND');
@@ -404,7 +404,7 @@ describe('native launcher', function () {
     assert.equal(childrenOf(process.pid).length, before, 'no child or zombie left');
   });
 
-  it('fails with EXEC2_COMMAND_NOT_EXECUTABLE when the command is not unveiled with x', async function () {
+  it('fails with EXEC2_COMMAND_NOT_EXECUTABLE when the command is not unveiled with x', function () {
     const dir = taskDir();
     const script = path.join(dir, 'work', 'script.sh');
     fs.writeFileSync(script, '#!/bin/sh\necho ran\n', { mode: 0o755 });
