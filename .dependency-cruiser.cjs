@@ -1,5 +1,6 @@
 // dependency-cruiser rules (`npm run deps`, part of `npm test`): which code
-// may import which. docs/architecture.md draws the same arrows.
+// may import which (README, "Development", says the same in prose;
+// test/unit/layering.test.ts shows each rule failing).
 //
 // Rooms: src/shared (code both threads run), src/native (the typed addon
 // binding), src/workers (piscina workers), src/main (the plugin's main
