@@ -32,7 +32,8 @@ const requireDisableReason = {
         for (const comment of context.sourceCode.getAllComments()) {
           const m = /^\s*(eslint-disable(?:-next-line|-line)?)(?=\s|$)/.exec(comment.value);
           if (m === null) continue;
-          const desc = comment.value.split(/\s--\s/).slice(1).join(' -- ').trim();
+          // the separator as ESLint reads it: two or more dashes between blanks
+          const desc = comment.value.split(/\s-{2,}\s/).slice(1).join(' -- ').trim();
           if (desc === '') context.report({ loc: comment.loc, messageId: 'missing', data: { kind: m[1] } });
         }
       },
