@@ -9,10 +9,15 @@
  * supervisor: it forwards signals, reaps orphans and records the final status
  * in a file the task cannot reach, then exits with the task's code.
  *
- * Statically linked, without libc code (see rawsys.h for why). Its envp is
- * the task environment, which it only passes on to the task's execve: it
- * never reads a variable from it, so nothing the job author controls can
- * influence this process, which runs as root.
+ * Statically linked, without libc code (see rawsys.h for why). Since
+ * protocol 2 the task environment is this program's envp, never its argv
+ * (argv is world-readable in /proc/<pid>/cmdline; see protocol.h); argv
+ * only says how many entries to expect. While it runs as root it reads no
+ * variable from it, so nothing the job author controls steers root code:
+ * the only lookup, PATH (exec_command), happens in the task's own process
+ * after confine_and_exec has dropped its credentials and applied Landlock,
+ * to find the command as execvp would. The whole envp then goes to the
+ * task's execve.
  *
  * Any failure before the task's execve is reported as one record on the error
  * pipe (fd 3), which the addon turns into a typed exception.

@@ -49,7 +49,7 @@ function drain(fd: number): string {
   const buf = Buffer.alloc(65536);
   let out = '';
   for (;;) {
-    let n = 0;
+    let n: number;
     try {
       n = readSync(fd, buf, 0, buf.length, null);
     } catch (err) {

@@ -492,7 +492,7 @@ describe('exec into a running task (nomad alloc exec, script checks)', function 
         c.cancel();
       }
       await until('sessions to be torn down', () => cgroupPids(main).length === cgBefore && childProcesses(pluginPid).length === childrenBefore && fds() === fdsBefore, 15_000).catch((e: Error) => {
-        throw new Error(`${e.message}: cgroup ${cgroupPids(main).map(comm)}, children ${childProcesses(pluginPid)}, fds ${fds()} vs ${fdsBefore}`);
+        throw new Error(`${e.message}: cgroup ${cgroupPids(main).map(comm).join(',')}, children ${childProcesses(pluginPid).join(',')}, fds ${fds()} vs ${fdsBefore}`);
       });
     });
 

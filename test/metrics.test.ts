@@ -149,7 +149,7 @@ describe('Prometheus metrics', function () {
     const port = Number(new URL(url).port);
     const other = testClient();
     try {
-      await assert.rejects(other.startPlugin({ metrics_address: `127.0.0.1:${port}` } as never), (err: grpc.ServiceError) => {
+      await assert.rejects(other.startPlugin({ metrics_address: `127.0.0.1:${port}` }), (err: grpc.ServiceError) => {
         assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
         assert.match(err.details, /attribute "metrics_address": cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
         return true;

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { ServiceError } from '@grpc/grpc-js';
 import { MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '../src/main/rpc/go-plugin';
 import { call, PluginProcess, PLUGIN_BIN } from '../src/client/plugin-process';
 
@@ -130,8 +131,8 @@ describe('go-plugin process contract', function () {
     const s = stdio.streamStdio({});
     const b = broker.startStream();
     const errors: string[] = [];
-    s.on('error', (e: { code: number }) => { if (e.code !== grpc.status.CANCELLED) errors.push(`stdio: ${String(e.code)}`); });
-    b.on('error', (e: { code: number }) => { if (e.code !== grpc.status.CANCELLED) errors.push(`broker: ${String(e.code)}`); });
+    s.on('error', (e: ServiceError) => { if (e.code !== grpc.status.CANCELLED) errors.push(`stdio: ${String(e.code)}`); });
+    b.on('error', (e: ServiceError) => { if (e.code !== grpc.status.CANCELLED) errors.push(`broker: ${String(e.code)}`); });
     await new Promise((r) => setTimeout(r, 300));
     s.cancel();
     b.cancel();

@@ -108,7 +108,7 @@ describe('recovery after the plugin dies', function () {
     await task.stdout!.waitFor(/started/);
     // Nomad's kill sequence on agent shutdown: the plugin exits, the task stays.
     assert.ok(await nomad.plugin.kill(), 'plugin needed SIGKILL');
-    const pid = Number(JSON.parse(Buffer.from(handle.driverState).toString()).pid);
+    const pid = Number((JSON.parse(Buffer.from(handle.driverState).toString()) as { pid: unknown }).pid);
     assert.ok(existsSync(`/proc/${pid}`), 'task died with the plugin');
     await newPlugin();
     await nomad.recover(handle);

@@ -12,7 +12,7 @@
  * package upgrade, until the package is removed.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -255,7 +255,7 @@ describe('release: the artifact and the .deb, installed and run like on a client
       const lines = r.stdout.trim().split('\n');
       assert.equal(lines[0], `nomad-driver-exec2 ${VERSION_B} doctor`);
       const body = lines.slice(1);
-      assert.ok(body.every((l) => /^(OK  |WARN|FAIL)  \S/.test(l)), `every line has a level:\n${r.stdout}`);
+      assert.ok(body.every((l) => /^(OK {2}|WARN|FAIL) {2}\S/.test(l)), `every line has a level:\n${r.stdout}`);
       const topics = body.map((l) => l.slice(6).trim().split(/\s{2,}/)[0]);
       assert.deepEqual(topics, ['user', 'kernel', 'landlock', 'landlock scopes', 'cgroups', 'favordynmods', 'state_dir', 'node', 'native addon', 'init helper', 'install', 'fingerprint']);
       // Unpacked by root from a tarball of 0/0 files with go-w modes: the install itself is safe.
@@ -298,7 +298,7 @@ describe('release: the artifact and the .deb, installed and run like on a client
       return r;
     }
 
-    const dpkg = (r: string, ...args: string[]): ReturnType<typeof spawnSync> =>
+    const dpkg = (r: string, ...args: string[]): SpawnSyncReturns<string> =>
       spawnSync('dpkg', [`--root=${r}`, '--force-script-chrootless', ...args], { encoding: 'utf8', cwd: work });
 
     /** Package names in the .deb's Depends (no alternatives are used). */

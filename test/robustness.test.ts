@@ -52,7 +52,7 @@ describe('robustness: hostile input through the plugin', function () {
   it('never removes a recovered status directory that is not exactly one level below <state_dir>/tasks', async () => {
     const { task: bystander, handle } = await nomad.run({ command: 'sleep', args: ['1000'] });
     const state = JSON.parse(Buffer.from(handle.driverState).toString()) as { statusDir: string; pid: number };
-    const gone = spawnSync('true').pid!; // a pid with no process behind it any more
+    const gone = spawnSync('true').pid; // a pid with no process behind it any more
     // a directory elsewhere, with content, stands for "anything else" (never '/' in a test: a regression would wipe the host)
     const elsewhere = mkdtempSync(path.join(os.tmpdir(), 'exec2-elsewhere-'));
     writeFileSync(path.join(elsewhere, 'keep'), 'x');

@@ -95,7 +95,7 @@ describe('task stats', function () {
     }
     await nomad.destroy(task.config.id);
     for (const c of ['cpuacct']) {
-      if (task.cgroup.dirs[c]) assert.equal(existsSync(task.cgroup.dirs[c]!), false, `driver's own ${c} cgroup not removed on destroy`);
+      if (task.cgroup.dirs[c]) assert.equal(existsSync(task.cgroup.dirs[c]), false, `driver's own ${c} cgroup not removed on destroy`);
     }
     nomad.releaseTask(task);
   });

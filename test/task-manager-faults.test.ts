@@ -140,7 +140,7 @@ describe('task manager in this process (real launches; faults injected by wrappi
     assert.ok(members().length >= 3, 'the shell and two jobs in groups of their own');
     assert.ok(new Set(members().map((st) => st!.pgrp)).size >= 3);
     // fs is what /proc scans go through; count directory listings of /proc during kill().
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the module object itself, to patch readdirSync; `import * as` would give a copy
     const fs = require('node:fs') as typeof import('node:fs');
     const readdir = fs.readdirSync;
     let procScans = 0;

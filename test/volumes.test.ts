@@ -74,7 +74,7 @@ describe('volumes (volume_mount: host and CSI)', function () {
       await nomad.wait(t.config.id);
       await nomad.destroy(t.config.id, true);
       // What the task can do with its rwxc on local/: swap the mount point for a link.
-      const dest = path.join(t.env.NOMAD_TASK_DIR, 'vol');
+      const dest = path.join(t.env.NOMAD_TASK_DIR!, 'vol');
       rmSync(dest, { recursive: true, force: true });
       symlinkSync('/etc', dest);
       await expectStatus(nomad.startTask(t), grpc.status.FAILED_PRECONDITION, /local\/vol is a symbolic link; refusing to follow it/);

@@ -1,32 +1,9 @@
 /** Command-line parsing for `nomad-driver-exec2 run`. */
 import { parseArgs } from 'node:util';
+import { optionsFromJob } from './jobfile';
+import { UsageError, type RunOptions } from './run-options';
 
-export class UsageError extends Error {}
-
-export interface RunOptions {
-  command: string;
-  args: string[];
-  unveil: string[];
-  cpuMhz: number;
-  cores: number;
-  memoryMb: number;
-  memoryMaxMb: number;
-  user: string | undefined;
-  env: Record<string, string>;
-  workDir: string | undefined;
-  oomScoreAdj: number | undefined;
-  capAdd: string[];
-  capDrop: string[];
-  pidsMax: number | undefined;
-  /** plugin allow_caps; undefined = the plugin's default */
-  allowCaps: string[] | undefined;
-  killTimeoutMs: number;
-  killSignal: string;
-  unveilDefaults: boolean;
-  unveilPaths: string[];
-  allocRoot: string | undefined;
-  quiet: boolean;
-}
+export { UsageError, type RunOptions } from './run-options';
 
 export const USAGE = `usage: nomad-driver-exec2 run [options] -- COMMAND [ARGS...]
        nomad-driver-exec2 run [options] JOB.json
@@ -144,6 +121,5 @@ export function parseRunArgs(argv: string[]): RunOptions {
     allocRoot: values['alloc-dir'],
     quiet: values.quiet ?? false,
   };
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return jobFile ? (require('./jobfile') as typeof import('./jobfile')).optionsFromJob(jobFile, parsed) : parsed;
+  return jobFile ? optionsFromJob(jobFile, parsed) : parsed;
 }

@@ -263,7 +263,7 @@ export function doctorCommand(argv: string[]): number {
     process.stderr.write(`nomad-driver-exec2 doctor: ${(err as Error).message}\n${DOCTOR_USAGE}\n`);
     return 2;
   }
-  let mountinfo = '';
+  let mountinfo: string;
   try {
     mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {

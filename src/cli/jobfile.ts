@@ -4,7 +4,7 @@
  * uses is read; anything else in the job is ignored.
  */
 import { readFileSync } from 'node:fs';
-import { UsageError, type RunOptions } from './args';
+import { UsageError, type RunOptions } from './run-options';
 
 interface JsonTask {
   Name?: string;

@@ -10,14 +10,13 @@ function main(argv: string[]): void {
     return;
   }
   if (sub === 'doctor') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only for this subcommand, like `run` below
     const { doctorCommand } = require('../cli/doctor') as typeof import('../cli/doctor');
     process.exitCode = doctorCommand(argv.slice(3));
     return;
   }
   if (sub === 'run') {
-    // Loaded lazily: Nomad's short-lived plugin processes never pay for it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily: Nomad's short-lived plugin processes never pay for it
     const { runCommand } = require('../cli/run') as typeof import('../cli/run');
     runCommand(argv.slice(3)).then(
       (code) => process.exit(code),
@@ -28,7 +27,7 @@ function main(argv: string[]): void {
     );
     return;
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- not loaded for `version` and the subcommands above
   (require('./server') as typeof import('./server')).servePlugin();
 }
 

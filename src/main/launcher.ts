@@ -25,8 +25,7 @@ export class PiscinaLauncher implements Launcher {
   private get piscina(): Piscina {
     if (!this.pool) {
       const threads = Math.max(2, Math.min(4, os.availableParallelism()));
-      // Loaded on first use: Nomad's short-lived plugin processes never need it.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: Nomad's short-lived plugin processes never need it
       const PiscinaCtor = require('piscina') as typeof Piscina;
       this.pool = new PiscinaCtor({
         filename: path.join(__dirname, '..', 'workers', 'launch-worker.js'),

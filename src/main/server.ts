@@ -81,8 +81,7 @@ export function servePlugin(): void {
     launcher.warm();
     const addr = config.metricsAddress;
     if (addr && !metricsServer) {
-      // prom-client loads only in the long-lived instance that asked for metrics.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- prom-client loads only in the long-lived instance that asked for metrics
       const { DriverMetrics, MetricsServer } = require('./metrics') as typeof import('./metrics');
       const facts = gatherHostFacts();
       const metrics = new DriverMetrics(() => tasks, launcher, {

@@ -5,7 +5,7 @@
 import { constants } from 'node:os';
 import { invalidArgument } from '../shared/errors';
 
-const SIGNALS: Readonly<Record<string, number>> = constants.signals as unknown as Record<string, number>;
+const SIGNALS: Readonly<Record<string, number>> = constants.signals;
 
 /** glibc's SIGRTMIN/SIGRTMAX as seen by programs (the kernel's 32 and 33 are reserved by glibc). */
 export const SIGRTMIN = 34;

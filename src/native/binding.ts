@@ -3,6 +3,7 @@
  * `loadNative()` so unit tests can inject a fake binding (better-sqlite3 style)
  * and so a missing build fails with one clear message.
  */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Exec2Native, NativeErrorCode } from '../../native/exec2_native';
 
@@ -12,7 +13,7 @@ export type { ConfinedSpec, Exec2Native, ExecSpec, LaunchSpec, LaunchResult, Unv
 export const PROJECT_ROOT: string = (() => {
   let dir = __dirname;
   for (let i = 0; i < 6; i++) {
-    if (require('node:fs').existsSync(path.join(dir, 'package.json'))) return dir;
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
     dir = path.dirname(dir);
   }
   throw new Error(`cannot find the project root above ${__dirname}`);
@@ -34,10 +35,11 @@ export function loadNative(): Exec2Native {
   if (!loaded) {
     const file = path.join(NATIVE_BUILD_DIR, 'exec2_native.node');
     try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a compiled .node file found at run time; import cannot load it
       loaded = require(file) as Exec2Native;
     } catch (err) {
       const e = err as Error;
-      throw new Error(`native addon not built (${file}): ${e.message}; run "npm run build"`);
+      throw new Error(`native addon not built (${file}): ${e.message}; run "npm run build"`, { cause: err });
     }
   }
   return loaded;

@@ -41,7 +41,7 @@ export function cpuCount(list: string): number {
   let n = 0;
   for (const part of list.split(',').map((s) => s.trim()).filter(Boolean)) {
     const [a, b] = part.split('-').map(Number);
-    n += b === undefined ? 1 : (b as number) - (a as number) + 1;
+    n += b === undefined ? 1 : b - (a as number) + 1;
   }
   return n;
 }

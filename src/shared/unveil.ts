@@ -212,7 +212,7 @@ export function planUnveil(input: readonly UnveilRule[], untrustedRoots: readonl
   const nearest = (p: string, strict: boolean): number => {
     let best = -1;
     anchors.forEach((a, k) => {
-      if ((strict ? isBelow(p, a) : isWithin(p, a)) && (best < 0 || a.length > anchors[best].length)) best = k;
+      if ((strict ? isBelow(p, a) : isWithin(p, a)) && (best < 0 || a.length > anchors[best]!.length)) best = k;
     });
     return best;
   };

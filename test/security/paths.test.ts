@@ -122,9 +122,9 @@ for (const layout of ['production', 'dev'] as const) {
           plant: () => path.join(sharedDir(), 'bin'),
           expect: /unveil path .*\/shared-\w+\/bin: .*\/shared-\w+\/bin is a symbolic link; refusing to follow it/,
         },
-        { name: 'local/', input: { command: 'true' }, plant: (t) => t.env.NOMAD_TASK_DIR, expect: /\/local is a symbolic link; refusing to follow it/ },
-        { name: 'tmp/', input: { command: 'true' }, plant: (t) => path.join(path.dirname(t.env.NOMAD_TASK_DIR), 'tmp'), expect: /task setup failed: .*-task\/tmp is a symbolic link; refusing to follow it/ },
-        { name: 'work_dir', input: { command: 'true' }, plant: (t) => path.join(t.env.NOMAD_TASK_DIR, 'wd'), expect: /working directory .*\/local\/wd: .*\/local\/wd is a symbolic link; refusing to follow it/ },
+        { name: 'local/', input: { command: 'true' }, plant: (t) => t.env.NOMAD_TASK_DIR!, expect: /\/local is a symbolic link; refusing to follow it/ },
+        { name: 'tmp/', input: { command: 'true' }, plant: (t) => path.join(path.dirname(t.env.NOMAD_TASK_DIR!), 'tmp'), expect: /task setup failed: .*-task\/tmp is a symbolic link; refusing to follow it/ },
+        { name: 'work_dir', input: { command: 'true' }, plant: (t) => path.join(t.env.NOMAD_TASK_DIR!, 'wd'), expect: /working directory .*\/local\/wd: .*\/local\/wd is a symbolic link; refusing to follow it/ },
       ];
       for (const s of swaps) {
         const t = nomad.prepareTask(s.input);
@@ -160,7 +160,7 @@ for (const layout of ['production', 'dev'] as const) {
       const before = snapshot(HOST_PATHS);
       // The reproduction: r:${NOMAD_TASK_DIR}/conf, then conf -> /.
       const t = nomad.prepareTask({ command: 'sh' });
-      const conf = path.join(t.env.NOMAD_TASK_DIR, 'conf');
+      const conf = path.join(t.env.NOMAD_TASK_DIR!, 'conf');
       mkdirSync(conf);
       chmodSync(conf, 0o777);
       t.config.msgpackDriverConfig = Buffer.from(encodeTaskConfig({

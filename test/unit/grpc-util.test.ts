@@ -23,7 +23,7 @@ async function drive<Res>(fn: () => Res | Promise<Res>, callback: (err: Partial<
     await new Promise((r) => setTimeout(r, 20));
   } finally {
     process.removeListener('unhandledRejection', onUnhandled);
-    for (const l of listeners) process.on('unhandledRejection', l as NodeJS.UnhandledRejectionListener);
+    for (const l of listeners) process.on('unhandledRejection', l);
   }
   return unhandled;
 }

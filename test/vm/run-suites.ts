@@ -127,8 +127,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const dir = __dirname;
   const suites = readdirSync(dir).filter((f) => f.endsWith('.vmtest.js')).sort().map((f) => path.join(dir, f));
-  const kernels = (process.env.EXEC2_VM_KERNELS ?? 'default,bpo').split(',').map((k) => k.trim()).filter(Boolean) as KernelName[];
-  for (const k of kernels) if (k !== 'default' && k !== 'bpo') throw new Error(`EXEC2_VM_KERNELS: unknown kernel "${k}" (default, bpo)`);
+  const names = (process.env.EXEC2_VM_KERNELS ?? 'default,bpo').split(',').map((k) => k.trim()).filter(Boolean);
+  for (const k of names) if (k !== 'default' && k !== 'bpo') throw new Error(`EXEC2_VM_KERNELS: unknown kernel "${k}" (default, bpo)`);
+  const kernels = names as KernelName[];
 
   let mocha = '';
   let buildProblem = '';

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { FingerprintResponse_HealthState as Health, type FingerprintResponse } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import type { NomadLikeClient, PreparedTask, TaskInput } from '../../src/client/nomad-client';
 import { testClient } from '../harness/client';
@@ -46,7 +46,7 @@ function firstFingerprint(nomad: NomadLikeClient): Promise<FingerprintResponse> 
       s.cancel();
     });
     s.on('error', (e: grpc.ServiceError) => {
-      if (e.code !== 1 /* CANCELLED */) reject(e);
+      if (e.code !== grpc.status.CANCELLED) reject(e);
     });
   });
 }
@@ -322,18 +322,18 @@ describe(`pure cgroup v2 (VM, kernel ${KERNEL})`, function () {
         assert.match(r.out, /No such file or directory[\s\S]*mine[\s\S]*end/);
         assert.doesNotMatch(r.out, /^host$|plugin\d+/m);
         assert.equal(existsSync('/tmp/x'), false);
-        assert.equal(existsSync(path.join(task.env.NOMAD_TASK_DIR, 'd')), false, 'a device node was made');
+        assert.equal(existsSync(path.join(task.env.NOMAD_TASK_DIR!, 'd')), false, 'a device node was made');
       } finally {
         rmSync(hostFile, { force: true });
       }
       const t = nomad.prepareTask({ command: 'true', cpuMhz: FULL_CORE });
-      const local = t.env.NOMAD_TASK_DIR;
+      const local = t.env.NOMAD_TASK_DIR!;
       rmSync(local, { recursive: true });
       const { symlinkSync } = await import('node:fs');
       symlinkSync('/etc', local);
       try {
         await assert.rejects(nomad.startTask(t), (e: grpc.ServiceError) => {
-          assert.equal(e.code, 9, e.details); // FAILED_PRECONDITION
+          assert.equal(e.code, grpc.status.FAILED_PRECONDITION, e.details);
           assert.match(e.details, /\/local is a symbolic link; refusing to follow it/);
           return true;
         });

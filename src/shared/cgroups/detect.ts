@@ -77,7 +77,7 @@ let cached: CgroupLayout | undefined;
 
 export function detectCgroupLayout(): CgroupLayout {
   if (!cached) {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync('/proc/self/mountinfo', 'utf8');
     } catch {

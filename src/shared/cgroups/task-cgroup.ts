@@ -133,7 +133,7 @@ export function prepareTaskCgroup(cg: TaskCgroup): TaskCgroup {
 /** Which of V1_OWN_CONTROLLERS `prepareTaskCgroup` created, as a bit mask (bit i = controller i). */
 export function ownCreatedMask(cg: TaskCgroup): number {
   if (cg.mode !== 'v1') return 0;
-  return V1_OWN_CONTROLLERS.reduce((m, c, i) => (cg.dirs[c] && cg.created.includes(cg.dirs[c]!) ? m | (1 << i) : m), 0);
+  return V1_OWN_CONTROLLERS.reduce((m, c, i) => (cg.dirs[c] && cg.created.includes(cg.dirs[c]) ? m | (1 << i) : m), 0);
 }
 
 /** The cgroup as `prepareTaskCgroup` returned it, rebuilt from `ownCreatedMask`. */
