@@ -23,11 +23,11 @@ function run(args: string[], opts: { onStdout?: (text: string, child: ReturnType
     const child = spawn(cmd!, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
       stdout += c;
       void Promise.resolve(opts.onStdout?.(stdout, child)).catch(reject);
     });
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });

@@ -35,7 +35,7 @@ export async function runTask(opts: RunOptions): Promise<number> {
     return EXIT_DRIVER_ERROR;
   }
   let client: NomadLikeClient | null = null;
-  let code = EXIT_DRIVER_ERROR;
+  let code: number;
   const wallStart = process.hrtime.bigint();
   let stops = 0;
   let taskId = '';

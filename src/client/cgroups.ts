@@ -211,7 +211,7 @@ export class CgroupTree implements TaskCgroups {
       const mount = this.layout.v1.get(c);
       if (!mount) continue;
       dirs[c] = path.join(mount, this.parent, name);
-      this.mkdir(dirs[c]!);
+      this.mkdir(dirs[c]);
     }
     const cpusetMount = this.layout.v1.get('cpuset');
     if (!cpusetMount) throw new Error('the cpuset controller is not mounted');

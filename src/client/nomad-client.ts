@@ -520,7 +520,7 @@ export class NomadLikeClient {
           resolve(got);
         }
       });
-      stream.on('error', (e: { code: number }) => {
+      stream.on('error', (e: Error) => {
         if (got.length < count) reject(e);
       });
       stream.on('end', () => {

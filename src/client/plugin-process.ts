@@ -115,7 +115,7 @@ export class PluginProcess {
       p.exitInfo = { code, signal };
       p.maybeExited();
     });
-    const err = readline.createInterface({ input: child.stderr! });
+    const err = readline.createInterface({ input: child.stderr });
     err.on('line', (raw) => {
       let json: Record<string, unknown> | null = null;
       try {
@@ -126,9 +126,9 @@ export class PluginProcess {
       }
       p.logs.push({ raw, json });
     });
-    child.stderr!.on('close', () => p.pipeClosed());
-    child.stdout!.on('close', () => p.pipeClosed());
-    const out = readline.createInterface({ input: child.stdout! });
+    child.stderr.on('close', () => p.pipeClosed());
+    child.stdout.on('close', () => p.pipeClosed());
+    const out = readline.createInterface({ input: child.stdout });
     const first = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('plugin did not print a handshake in time')), opts.handshakeTimeoutMs ?? 60_000);
       let got = false;

@@ -17,7 +17,7 @@ describe('driver_state encode/decode', () => {
     const full = { ...BASE, sandbox: { unveil: ['r:/srv'], workDir: 'local', oomScoreAdj: 500, capAdd: ['net_raw'], capDrop: ['all'] }, caps: { bounding: [13], ambient: [13] }, scopeAbstractUnixSockets: false };
     const bytes = encodeDriverState(full);
     assert.deepEqual(decodeDriverState(bytes, HANDLE_VERSION), { format: 'nomad-driver-exec2-ts', v: 1, ...full });
-    assert.equal(JSON.parse(Buffer.from(bytes).toString('utf8')).pid, 42);
+    assert.equal((JSON.parse(Buffer.from(bytes).toString('utf8')) as { pid: unknown }).pid, 42);
   });
 
   it('refuses another handle version, bytes that are not JSON, another format and another state version', () => {

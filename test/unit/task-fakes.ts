@@ -113,16 +113,17 @@ export class FakeLauncher implements Launcher {
   /** the next launch answers: a reply, or an Error the pool throws (after recording what "was launched" when `launched` is set) */
   readonly script: Array<LaunchReply | { error: Error; launched?: { pidfd: number; pid: number } }> = [];
 
-  async launch(req: LaunchRequest): Promise<LaunchReply> {
+  /** Answers like the pool: every outcome, the missing script included, is a settled promise, never a throw. */
+  launch(req: LaunchRequest): Promise<LaunchReply> {
     this.requests.push(req);
     const next = this.script.shift();
-    if (!next) throw new Error('FakeLauncher: no scripted reply left');
+    if (!next) return Promise.reject(new Error('FakeLauncher: no scripted reply left'));
     if ('error' in next) {
       if (next.launched) recordLaunched(req.handoff, { ...next.launched, ownCreatedMask: 0 });
-      throw next.error;
+      return Promise.reject(next.error);
     }
     if (next.ok) recordLaunched(req.handoff, { pidfd: next.pidfd, pid: next.pid, ownCreatedMask: 0 });
-    return next;
+    return Promise.resolve(next);
   }
 
   launchExec(): Promise<ExecLaunchReply> {
