@@ -59,6 +59,15 @@ module.exports = {
       to: { path: '^src/', pathNot: CLIENT_MAY_IMPORT },
     },
     {
+      name: 'main-not-to-workers',
+      comment:
+        'Worker modules run only in piscina threads, loaded by file name (src/main/launcher.ts): the main ' +
+        'thread shares what both run through src/shared, never by importing a worker.',
+      severity: 'error',
+      from: { path: '^src/main/' },
+      to: { path: '^src/workers/' },
+    },
+    {
       name: 'main-not-to-client-or-cli',
       comment:
         'The plugin never runs the Nomad-like client or a subcommand; only the entry point ' +

@@ -32,8 +32,9 @@ const TREE: Record<string, string> = {
     "import { client } from '../client/nomad-client';", // main-not-to-client-or-cli
     "import { util } from '../../test/harness/util';", // src-not-to-tests
     "import { nope } from './nope';", // not-to-unresolvable
+    "import worker from '../workers/launch-worker';", // main-not-to-workers
     "import { Piscina } from 'piscina';", // no-non-package-json (installed, not declared)
-    'export const server = [ok, grpcOk, s, client, util, nope, Piscina];',
+    'export const server = [ok, grpcOk, s, client, util, nope, worker, Piscina];',
     'export type T = A;',
   ].join('\n'),
   'src/shared/ok.ts': 'export const ok = 1;\n',
@@ -81,6 +82,7 @@ const EXPECTED = [
   'native-is-self-contained src/native/binding.ts -> src/shared/ok.ts',
   'client-speaks-the-wire src/client/nomad-client.ts -> src/main/rpc/go-plugin.ts',
   'main-not-to-client-or-cli src/main/server.ts -> src/client/nomad-client.ts',
+  'main-not-to-workers src/main/server.ts -> src/workers/launch-worker.ts',
   'src-not-to-tests src/main/server.ts -> test/harness/util.ts',
   'src-not-to-dev-deps src/workers/exec-worker.ts -> node_modules/typescript/lib/typescript.js',
   'no-circular src/main/tasks/a.ts <-> src/main/tasks/b.ts',
