@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { optionsFromJob } from './jobfile';
 import { UsageError, type RunOptions } from './run-options';
+import { messageOf } from '../shared/errors';
 
 export { UsageError, type RunOptions } from './run-options';
 
@@ -83,7 +84,7 @@ export function parseRunArgs(argv: string[]): RunOptions {
       },
     }));
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(messageOf(err));
   }
   if (values.help) throw new UsageError('');
   const [command, ...args] = positionals;

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { encodeTaskConfig, NomadLikeClient } from '../client/nomad-client';
 import { freePort, httpGet, retry } from '../client/net-util';
+import { messageOf } from '../shared/errors';
 
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
 
@@ -50,7 +51,7 @@ export async function demo(): Promise<number> {
     if (access.length) log(`demo: the task's stderr (via its log FIFO): ${access[0]}`);
     ok = page.includes('Hello from an exec2 task');
   } catch (err) {
-    log(`demo: failed: ${(err as { details?: string }).details ?? (err as Error).message}`);
+    log(`demo: failed: ${(err as { details?: string }).details ?? messageOf(err)}`);
   } finally {
     const leftovers = client ? await client.cleanup() : [];
     for (const l of leftovers) log(`demo: cleanup: ${l}`);

@@ -13,6 +13,7 @@ import { fingerprintFromFacts, gatherHostFacts, REQUIRED_V1_CONTROLLERS, REQUIRE
 import { FingerprintResponse_HealthState as Health } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import { MIN_NODE_VERSION, nodeVersionProblem } from '../main/node-version';
 import { PLUGIN_VERSION } from '../main/version';
+import { messageOf } from '../shared/errors';
 
 export type Level = 'OK' | 'WARN' | 'FAIL';
 
@@ -260,7 +261,7 @@ export function doctorCommand(argv: string[]): number {
       stateDir = path.normalize(values['state-dir']);
     }
   } catch (err) {
-    process.stderr.write(`nomad-driver-exec2 doctor: ${(err as Error).message}\n${DOCTOR_USAGE}\n`);
+    process.stderr.write(`nomad-driver-exec2 doctor: ${messageOf(err)}\n${DOCTOR_USAGE}\n`);
     return 2;
   }
   let mountinfo: string;

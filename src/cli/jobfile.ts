@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { UsageError, type RunOptions } from './run-options';
+import { messageOf } from '../shared/errors';
 
 interface JsonTask {
   Name?: string;
@@ -28,7 +29,7 @@ export function optionsFromJob(file: string, base: RunOptions | null = null): Ru
   try {
     doc = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new UsageError(`job file ${file}: ${(err as Error).message}`);
+    throw new UsageError(`job file ${file}: ${messageOf(err)}`);
   }
   const job = ((doc as { Job?: unknown }).Job ?? doc) as { TaskGroups?: Array<{ Tasks?: JsonTask[] }> };
   const tasks = (job.TaskGroups ?? []).flatMap((g) => g.Tasks ?? []);

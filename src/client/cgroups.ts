@@ -18,6 +18,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { detectCgroupLayout, type CgroupLayout } from '../shared/cgroups/detect';
+import { messageOf } from '../shared/errors';
 
 export interface TaskCgroupPaths {
   /** what Nomad passes in linux_resources.cpuset_cgroup */
@@ -250,7 +251,7 @@ export class CgroupTree implements TaskCgroups {
       try {
         rmdirSync(dir);
       } catch (err) {
-        failures.push(`${dir}: ${(err as Error).message}`);
+        failures.push(`${dir}: ${messageOf(err)}`);
       }
     }
     return failures;

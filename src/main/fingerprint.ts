@@ -13,6 +13,7 @@ import { INIT_HELPER_PATH, loadNative } from '../native/binding';
 import { PLUGIN_VERSION } from './version';
 import { capabilityName } from '../shared/capabilities';
 import { systemErrorCode } from '../native/errno';
+import { messageOf } from '../shared/errors';
 
 /** Controllers a task's limits and accounting need, per mode. */
 export const REQUIRED_V2_CONTROLLERS = ['cpu', 'memory'];
@@ -40,7 +41,7 @@ export function gatherHostFacts(): HostFacts {
     landlockAbi = r.abi;
     landlockError = r.error;
   } catch (err) {
-    nativeError = (err as Error).message;
+    nativeError = messageOf(err);
   }
   let initHelperError: string | null = null;
   try {

@@ -36,3 +36,8 @@ export const notFound = (msg: string): DriverError => new DriverError('NOT_FOUND
 export const failedPrecondition = (msg: string, recoverable?: boolean): DriverError =>
   new DriverError('FAILED_PRECONDITION', msg, recoverable === undefined ? {} : { recoverable });
 export const internal = (msg: string, cause?: unknown): DriverError => new DriverError('INTERNAL', msg, { cause });
+
+/** The message of anything thrown: an Error's own, else its string form (a thrown string, a number). */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

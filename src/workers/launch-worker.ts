@@ -13,6 +13,7 @@ import { callNative, closeAll, fail, failAs, failureOf, LaunchError } from './la
 import { confinement, openCgroupJoin } from './spec-parts';
 import type { LaunchReply, LaunchRequest } from '../shared/messages';
 import { pidStartTime } from '../shared/proc';
+import { messageOf } from '../shared/errors';
 
 const O_PATH = 0o10000000;
 
@@ -63,7 +64,7 @@ function openLogSink(native: Exec2Native, roots: readonly string[], p: string, u
     if (code === 'ENXIO') throw fail('FAILED_PRECONDITION', 'EXEC2_LOG_READER', `no reader on log FIFO ${p} (is logmon running?)`, true);
     if (code === 'ELOOP') throw fail('INVALID_ARGUMENT', 'EXEC2_LOG_PATH', `log path ${p} is a symlink; refusing to follow it`);
     if (code === 'ENOENT') throw fail('NOT_FOUND', 'EXEC2_LOG_PATH', `log FIFO ${p} does not exist`);
-    throw fail('INTERNAL', 'EXEC2_LOG_PATH', `cannot open log FIFO ${p}: ${(err as Error).message}`);
+    throw fail('INTERNAL', 'EXEC2_LOG_PATH', `cannot open log FIFO ${p}: ${messageOf(err)}`);
   }
 }
 
@@ -88,7 +89,7 @@ function openDir(p: string, what: string): number {
   try {
     return openSync(p, C.O_RDONLY | C.O_DIRECTORY);
   } catch (err) {
-    throw fail('INTERNAL', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${(err as Error).message}`);
+    throw fail('INTERNAL', 'EXEC2_OPEN', `cannot open ${what} ${p}: ${messageOf(err)}`);
   }
 }
 
@@ -140,7 +141,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       makeStatusDir(req.statusDir);
       madeStatusDir = true;
     } catch (err) {
-      throw fail('INTERNAL', 'EXEC2_STATE_DIR', `cannot create task state directory ${req.statusDir}: ${(err as Error).message}`);
+      throw fail('INTERNAL', 'EXEC2_STATE_DIR', `cannot create task state directory ${req.statusDir}: ${messageOf(err)}`);
     }
     const statusDirFd = track(openDir(req.statusDir, 'task state directory'));
     const oomKillsBefore = oomKillCount(cgroup);
@@ -150,7 +151,7 @@ export default function launch(req: LaunchRequest): LaunchReply {
       try {
         netnsFd = track(openSync(req.netnsPath, C.O_RDONLY));
       } catch (err) {
-        throw failAs('EXEC2_NETNS', `cannot open network namespace ${req.netnsPath}: ${(err as Error).message}`, true);
+        throw failAs('EXEC2_NETNS', `cannot open network namespace ${req.netnsPath}: ${messageOf(err)}`, true);
       }
     }
     const t2 = process.hrtime.bigint();

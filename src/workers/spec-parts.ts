@@ -10,6 +10,7 @@ import type { ConfinedSpec } from '../native/binding';
 import { systemErrorCode } from '../native/errno';
 import { failAs, fdExhaustion } from './launch-failure';
 import type { ConfinedRequest } from '../shared/messages';
+import { messageOf } from '../shared/errors';
 
 const O_PATH = 0o10000000;
 
@@ -19,7 +20,7 @@ export function openCgroupJoin(cg: TaskCgroup, track: (fd: number) => number): P
     try {
       return track(openSync(p, flags));
     } catch (err) {
-      const message = `cannot open ${p}: ${(err as Error).message}`;
+      const message = `cannot open ${p}: ${messageOf(err)}`;
       const fds = fdExhaustion(err, message);
       if (fds) throw fds;
       // v2 opens the cgroup directory itself, v1 the cgroup.procs inside it.

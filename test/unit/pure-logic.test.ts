@@ -11,6 +11,7 @@ import { dynamicUser } from '../../src/main/users';
 import { decodeDriverState, encodeDriverState } from '../../src/main/tasks/driver-state';
 import { TailBuffer } from '../../src/main/exec/exec-task';
 import { validateCommand } from '../../src/main/exec/exec-streaming';
+import { messageOf } from '../../src/shared/errors';
 
 describe('unveil rules', () => {
   it('splits at the last colon and orders mode letters', () => {
@@ -217,5 +218,14 @@ describe('state_dir exposure', () => {
     assert.equal(writableRuleFor('/run/nomad-driver-exec2', rules), undefined);
     assert.equal(writableRuleFor('/tmp/state', rules)?.path, '/tmp');
     assert.equal(writableRuleFor('/tmpx/state', rules), undefined);
+  });
+});
+
+describe('messageOf', () => {
+  it("gives an Error's message and the string form of anything else thrown", () => {
+    assert.equal(messageOf(new TypeError('bad')), 'bad');
+    assert.equal(messageOf('plain string'), 'plain string');
+    assert.equal(messageOf(42), '42');
+    assert.equal(messageOf(null), 'null');
   });
 });

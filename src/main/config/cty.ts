@@ -5,6 +5,7 @@
  * every complaint names the attribute it is about.
  */
 import { decode, encode, ExtData } from '@msgpack/msgpack';
+import { messageOf } from '../../shared/errors';
 
 export type CtyType =
   | 'string'
@@ -100,7 +101,7 @@ export function decodeObject(bytes: Uint8Array, schema: ObjectSchema, what: stri
   try {
     raw = decode(bytes, { useBigInt64: true });
   } catch (err) {
-    throw new CtyDecodeError(`${what}: malformed msgpack: ${(err as Error).message}`);
+    throw new CtyDecodeError(`${what}: malformed msgpack: ${messageOf(err)}`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || raw instanceof Uint8Array || raw instanceof ExtData) {
     throw new CtyDecodeError(`${what}: expected an object, got ${describe(raw)}`);

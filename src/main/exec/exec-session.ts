@@ -11,7 +11,7 @@ import * as tty from 'node:tty';
 import type { ExitResult } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { Exec2Native, WaitStatus } from '../../native/binding';
 import type { ExecLaunchRequest, LaunchFailure } from '../../shared/messages';
-import { failedPrecondition } from '../../shared/errors';
+import { failedPrecondition, messageOf } from '../../shared/errors';
 import { LaunchFailureError } from '../launch-error';
 import type { Launcher } from '../launcher';
 import type { Logger } from '../log';
@@ -254,7 +254,7 @@ export class ExecSession {
       const eof = this.deps.native().terminalEof(this.terminalFd);
       if (eof !== null) this.stdin.write(Buffer.from([eof]));
     } catch (err) {
-      this.deps.logger.debug('cannot read terminal settings', { pid: this.pid, error: (err as Error).message });
+      this.deps.logger.debug('cannot read terminal settings', { pid: this.pid, error: messageOf(err) });
     }
   }
 
@@ -264,7 +264,7 @@ export class ExecSession {
     try {
       this.deps.native().setWindowSize(this.terminalFd, clamp(rows), clamp(cols));
     } catch (err) {
-      this.deps.logger.debug('cannot resize exec terminal', { pid: this.pid, error: (err as Error).message });
+      this.deps.logger.debug('cannot resize exec terminal', { pid: this.pid, error: messageOf(err) });
     }
   }
 

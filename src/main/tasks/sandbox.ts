@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { TaskConfig } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { NetworkIsolationSpec_NetworkIsolationMode as NetMode } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { parseWorkDir, type PluginConfig, type TaskConfigBlock } from '../config/config';
-import { failedPrecondition, invalidArgument } from '../../shared/errors';
+import { failedPrecondition, invalidArgument, messageOf } from '../../shared/errors';
 import { planVolumes, type Volume } from './volumes';
 import { taskOnlyDirs, type TaskCgroup } from '../../shared/cgroups/task-cgroup';
 import type { Compute } from '../../shared/topology';
@@ -150,7 +150,7 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
       dirs: { taskDir, allocDir, secretsDir, stdoutPath: cfg.stdoutPath, stderrPath: cfg.stderrPath },
     });
   } catch (err) {
-    throw invalidArgument((err as Error).message);
+    throw invalidArgument(messageOf(err));
   }
   const vols = planVolumes(cfg.mounts ?? [], taskRoot);
   rules.push(...vols.rules);

@@ -7,7 +7,7 @@
 import type { TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import { isNativeError } from '../../native/binding';
 import { ESRCH } from '../../native/errno';
-import { failedPrecondition, internal, invalidArgument } from '../../shared/errors';
+import { failedPrecondition, internal, invalidArgument, messageOf } from '../../shared/errors';
 import { readStatus } from '../../shared/exit-status';
 import { pidStartTime } from '../../shared/proc';
 import { decodeDriverState, type DriverStateV1 } from './driver-state';
@@ -38,7 +38,7 @@ export function adoptPid(native: ExitWatchDeps['native'], taskId: string, state:
   try {
     pidfd = native().pidfdOpen(state.pid);
   } catch (err) {
-    if (!(isNativeError(err) && err.errno === ESRCH)) throw internal(`cannot open pidfd for task ${taskId} (pid ${state.pid}): ${(err as Error).message}`);
+    if (!(isNativeError(err) && err.errno === ESRCH)) throw internal(`cannot open pidfd for task ${taskId} (pid ${state.pid}): ${messageOf(err)}`);
   }
   if (pidfd < 0) return -1;
   const now = pidStartTime(state.pid);
@@ -59,7 +59,7 @@ export function recoverTask(deps: ExitWatchDeps, { handle, config }: Recoverable
     task = trackTask(deps, config, state, pidfd, new Date(state.startedAt), true);
   } catch (err) {
     if (pidfd >= 0) deps.native().close(pidfd);
-    throw internal(`cannot watch the exit of recovered task ${config.id} (pid ${state.pid}): ${(err as Error).message}`, err);
+    throw internal(`cannot watch the exit of recovered task ${config.id} (pid ${state.pid}): ${messageOf(err)}`, err);
   }
   deps.logger.info('task recovered', { task_id: config.id, pid: state.pid, running: pidfd >= 0 });
   return task;

@@ -9,7 +9,7 @@ import type { TaskConfig, TaskHandle } from '../../gen/hashicorp/nomad/plugins/d
 import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { Exec2Native } from '../../native/binding';
 import { killAll, removeOwnCgroupsAsync, withOwnCreated, type TaskCgroup } from '../../shared/cgroups/task-cgroup';
-import { DriverError } from '../../shared/errors';
+import { DriverError, messageOf } from '../../shared/errors';
 import { removeStatusDir } from '../../shared/exit-status';
 import { launchedOf, newHandoff } from '../../shared/launch-handoff';
 import type { LaunchReply, LaunchRequest } from '../../shared/messages';
@@ -50,7 +50,7 @@ export class TaskStarter {
       // Running but unwatched: nobody would ever see its exit. Kill it and
       // leave nothing behind, so Nomad's retry starts from a clean slate.
       await this.abandon({ pidfd: reply.pidfd, pid: reply.pid }, reply.cgroup, req.statusDir);
-      throw new DriverError('INTERNAL', `cannot watch the task's exit (${(err as Error).message}); the task was killed`, { recoverable: true, cause: err });
+      throw new DriverError('INTERNAL', `cannot watch the task's exit (${messageOf(err)}); the task was killed`, { recoverable: true, cause: err });
     }
     task.timings = reply.timings;
     this.deps.logger.debug('task started', {
@@ -94,7 +94,7 @@ export class TaskStarter {
     } catch (err) {
       const launched = launchedOf(handoff);
       if (launched) await this.abandon(launched, withOwnCreated(req.cgroup, launched.ownCreatedMask), req.statusDir);
-      throw new DriverError('INTERNAL', `launch failed in the worker pool: ${(err as Error).message}${launched ? '; the task it had started was killed' : ''}`, { recoverable: true, cause: err });
+      throw new DriverError('INTERNAL', `launch failed in the worker pool: ${messageOf(err)}${launched ? '; the task it had started was killed' : ''}`, { recoverable: true, cause: err });
     }
     if (!reply.ok) {
       const launched = launchedOf(handoff);

@@ -6,7 +6,7 @@
 import { constants } from 'node:os';
 import { SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native } from '../../native/binding';
 import { isEmpty, killAll, liftCpuLimit, removeOwnCgroupsAsync } from '../../shared/cgroups/task-cgroup';
-import { failedPrecondition, internal } from '../../shared/errors';
+import { failedPrecondition, internal, messageOf } from '../../shared/errors';
 import { removeStatusDir } from '../../shared/exit-status';
 import type { Logger } from '../log';
 import { parseSignal } from '../signals';
@@ -117,7 +117,7 @@ export class TaskStopper {
     try {
       liftCpuLimit(task.state.cgroup);
     } catch (err) {
-      this.deps.logger.warn('cannot lift the CPU limit of a task before killing it', { task_id: task.config.id, error: (err as Error).message });
+      this.deps.logger.warn('cannot lift the CPU limit of a task before killing it', { task_id: task.config.id, error: messageOf(err) });
     }
   }
 
@@ -135,7 +135,7 @@ export class TaskStopper {
     try {
       removeStatusDir(dir);
     } catch (err) {
-      throw internal(`cannot remove task state ${dir}: ${(err as Error).message}`);
+      throw internal(`cannot remove task state ${dir}: ${messageOf(err)}`);
     }
   }
 }

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { CPU_PERIOD_US, cpuCount } from '../topology';
 import type { CgroupLayout } from './detect';
 import { systemErrorCode } from '../../native/errno';
+import { messageOf } from '../errors';
 
 export interface CgroupV2 {
   mode: 'v2';
@@ -123,7 +124,7 @@ export function prepareTaskCgroup(cg: TaskCgroup): TaskCgroup {
           created.push(dir);
         }
       } else if (code !== 'EEXIST') {
-        throw new CgroupError(`cannot create ${dir}: ${(err as Error).message}`);
+        throw new CgroupError(`cannot create ${dir}: ${messageOf(err)}`);
       }
     }
   }
@@ -157,7 +158,7 @@ function write(dir: string, file: string, value: string): void {
     if (systemErrorCode(err) === 'ENOENT' && file === 'pids.max') {
       throw new CgroupError(`cannot write "${value}" to ${target}: the pids controller is not enabled for this cgroup (enable it in the parent's cgroup.subtree_control, as Nomad does, or set the plugin option pids_max = 0)`);
     }
-    throw new CgroupError(`cannot write "${value}" to ${target}: ${(err as Error).message}`);
+    throw new CgroupError(`cannot write "${value}" to ${target}: ${messageOf(err)}`);
   }
 }
 
@@ -294,7 +295,7 @@ export function liftCpuLimit(cg: TaskCgroup): void {
     writeFileSync(file, target.value);
   } catch (err) {
     if (systemErrorCode(err) === 'ENOENT') return;
-    throw new CgroupError(`cannot write "${target.value}" to ${file}: ${(err as Error).message}`);
+    throw new CgroupError(`cannot write "${target.value}" to ${file}: ${messageOf(err)}`);
   }
 }
 
