@@ -39,12 +39,16 @@ const STATS_TASKS = QUICK ? 100 : 1000;
 const STATS_WINDOW_MS = QUICK ? 3000 : 10_000;
 /** Longer than an RCU grace period here (~10-20 ms), so no launch rides on the previous one's. */
 const IDLE_GAP_MS = 50;
+/** Freshly started plugins for the first-launch row, one launch (and a second one) each. */
+const FIRST_PLUGINS = QUICK ? 3 : 10;
 const TRUE = '/bin/true';
 
 export type Mode = 'idle' | 'warm';
 export type Kind = 'exec' | 'exit';
 interface Sample {
   execUs?: number;
+  /** exec launches: where the time to exec went, µs per phase (see PHASES in report.ts) */
+  phases?: Record<string, number>;
   replyUs?: number;
   exitUs?: number;
   /** grpc only: the same launch timed from the client's StartTask call */
@@ -54,20 +58,49 @@ interface Sample {
 /** Name of the series that times grpc launches from the client's call. */
 const RPC_SERIES = 'grpc+rpc';
 
+/** The plugin's phase timings of one launch (src/shared/messages.ts LaunchTimings), ns. */
+type PluginTimings = Record<string, number>;
+
 /**
- * CLOCK_MONOTONIC ns at which the plugin received this task's StartTask, from
- * its debug log line "task started" (process.hrtime, the clock the target reads).
+ * CLOCK_MONOTONIC ns at which the plugin received this task's StartTask and
+ * its phase timings, from its debug log line "task started" (process.hrtime,
+ * the clock the target reads).
  */
-async function receivedAt(n: NomadLikeClient, taskId: string): Promise<bigint> {
+async function startedLine(n: NomadLikeClient, taskId: string): Promise<{ received: bigint; timings: PluginTimings | null }> {
   for (let waited = 0; waited < 2000; waited++) {
     const logs = n.plugin.logs;
     for (let i = logs.length - 1; i >= Math.max(0, logs.length - 200); i--) {
       const j = logs[i]!.json;
-      if (j && j['@message'] === 'task started' && j.task_id === taskId && typeof j.received_monotonic_ns === 'string') return BigInt(j.received_monotonic_ns);
+      if (j && j['@message'] === 'task started' && j.task_id === taskId && typeof j.received_monotonic_ns === 'string') {
+        const t = j.timings_ns;
+        return { received: BigInt(j.received_monotonic_ns), timings: t && typeof t === 'object' ? (t as PluginTimings) : null };
+      }
     }
     await sleep(1);
   }
   throw new Error(`no "task started" log line with received_monotonic_ns for ${taskId}`);
+}
+
+/**
+ * A plugin launch split into consecutive phases, µs: the first six add up to
+ * StartTask received → the task's first instruction (`probe`, the target's
+ * own CLOCK_MONOTONIC stamp); the last three follow it, up to the reply on
+ * the plugin's main thread.
+ */
+export function pluginPhases(t: PluginTimings, received: bigint, probe: bigint): Record<string, number> {
+  const us = (ns: number): number => ns / 1000;
+  const toProbe = Number(probe - received);
+  return {
+    plan: us(t.planNs ?? 0),
+    handoff: us((t.queueNs ?? 0) - (t.planNs ?? 0)),
+    cgroup: us(t.cgroupNs ?? 0),
+    prepare: us(t.prepareNs ?? 0),
+    setup: us(t.setupNs ?? 0),
+    'clone→exec': us(toProbe - (t.cloneAtNs ?? 0)),
+    confirm: us((t.totalToExecNs ?? 0) - toProbe),
+    finish: us(t.finishNs ?? 0),
+    reply: us(t.replyNs ?? 0),
+  };
 }
 interface Variant {
   name: string;
@@ -80,6 +113,8 @@ const log = (s: string): void => void process.stdout.write(`${s}\n`);
 // ------------------------------------------------------------------ state shared with cleanup
 
 let nomad: NomadLikeClient | null = null;
+/** the first-launch row's plugin of the moment, with its slot */
+let fresh: { client: NomadLikeClient; slot: Slot | null } | null = null;
 let spawner: Spawner | null = null;
 const live = new Set<string>();
 const allSlots: Slot[] = [];
@@ -93,6 +128,11 @@ async function cleanup(): Promise<void> {
   cleaning = (async () => {
     const n = nomad;
     const leftovers: string[] = [];
+    if (fresh) {
+      if (fresh.slot) closeSlot(fresh.slot);
+      leftovers.push(...(await fresh.client.cleanup().catch((e: Error) => [e.message])));
+      fresh = null;
+    }
     if (n?.plugin && !n.plugin.exited && live.size) {
       await pool([...live], 16, async (id) => {
         await n.stop(id, 0).catch(() => undefined);
@@ -221,7 +261,7 @@ async function main(): Promise<void> {
           await n.wait(cfg.id);
           const t2 = now();
           const line = kind === 'exec' ? await nextLine(gSlot!) : '';
-          const received = await receivedAt(n, cfg.id);
+          const { received, timings } = await startedLine(n, cfg.id);
           await n.destroy(cfg.id);
           live.delete(cfg.id);
           // grpc: from the plugin's receipt of StartTask, like every other variant's
@@ -231,6 +271,7 @@ async function main(): Promise<void> {
           if (kind === 'exec') {
             viaPlugin.execUs = usSince(received, BigInt(line));
             viaRpc.execUs = usSince(t0, BigInt(line));
+            if (timings) viaPlugin.phases = pluginPhases(timings, received, BigInt(line));
           }
           return { ...viaPlugin, rpc: viaRpc };
         };
@@ -283,7 +324,8 @@ async function main(): Promise<void> {
             await new Promise<void>((res) => native.watchExit(r.pidfd, () => res()));
             const t2 = now();
             if (kind === 'exit') return { exitUs: usSince(t0, t2) };
-            return { execUs: usSince(t0, BigInt(await nextLine(slot))), exitUs: usSince(t0, t2) };
+            const probe = BigInt(await nextLine(slot));
+            return { execUs: usSince(t0, probe), exitUs: usSince(t0, t2), phases: { setup: usSince(t0, r.tCloneNs), 'clone→exec': usSince(r.tCloneNs, probe) } };
           };
         },
       };
@@ -412,6 +454,18 @@ async function main(): Promise<void> {
 
     // ---------------------------------------------------------------- latency loop
     const series = new Map<string, number[]>();
+    /** "variant|mode" -> phase -> samples (µs) */
+    const phaseSeries = new Map<string, Map<string, number[]>>();
+    const pushPhases = (variant: string, mode: Mode, ph: Record<string, number> | undefined): void => {
+      if (!ph) return;
+      const k = `${variant}|${mode}`;
+      if (!phaseSeries.has(k)) phaseSeries.set(k, new Map());
+      const m = phaseSeries.get(k)!;
+      for (const [name, v] of Object.entries(ph)) {
+        if (!m.has(name)) m.set(name, []);
+        m.get(name)!.push(v);
+      }
+    };
     const push = (key: SeriesKey, v: number | undefined): void => {
       if (v === undefined) return;
       const k = `${key.variant}|${key.metric}|${key.mode}`;
@@ -433,6 +487,7 @@ async function main(): Promise<void> {
         for (const mode of ['idle', 'warm'] as const) {
           const e = await once(v, 'exec', mode);
           const x = await once(v, 'exit', mode);
+          pushPhases(v.name, mode, e.phases);
           for (const [name, ex, ox] of [[v.name, e, x], [RPC_SERIES, e.rpc, x.rpc]] as const) {
             if (!ex || !ox) continue;
             push({ variant: name, metric: 'exec', mode }, ex.execUs);
@@ -444,7 +499,53 @@ async function main(): Promise<void> {
       if ((i + 1) % Math.max(1, Math.floor(ROUNDS / 5)) === 0) log(`  round ${i + 1}/${ROUNDS} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     }
     for (const [k, xs] of series) results.latency[k] = { ...percentiles(xs), raw: xs.map((x) => Math.round(x)) };
+    results.phases = {};
+    for (const [k, m] of phaseSeries) results.phases[k] = Object.fromEntries([...m].map(([name, xs]) => [name, percentiles(xs)]));
     results.variants = variants.flatMap((v) => (v === grpc ? [v.name, RPC_SERIES] : [v.name]));
+
+    // ---------------------------------------------------------------- first launch of a fresh plugin
+    // What `run` prints and what the first task after an agent restart waits:
+    // the plugin process is new, StartTask follows SetConfig at once (the
+    // slot, Nomad's prestart work, is made before the plugin starts).
+    log(`first launch: ${FIRST_PLUGINS} freshly started plugins, one StartTask each right after SetConfig`);
+    const firstExec: number[] = [], firstRpc: number[] = [], second: number[] = [], gaps: number[] = [];
+    const firstPhases = new Map<string, number[]>();
+    for (let i = 0; i < FIRST_PLUGINS && !aborting; i++) {
+      const client = new NomadLikeClient();
+      fresh = { client, slot: null };
+      const [slot] = makeSlots(client, 1, 'first', { fifoOwner: 'task' });
+      fresh.slot = slot!;
+      await client.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`] });
+      const configured = now();
+      const launchOnce = async (): Promise<{ exec: number; rpc: number; phases: Record<string, number> | null }> => {
+        const cfg = taskConfig(slot!, target);
+        const t0 = now();
+        await client.startTask({ config: cfg } as PreparedTask);
+        await client.wait(cfg.id);
+        const probe = BigInt(await nextLine(slot!));
+        const { received, timings } = await startedLine(client, cfg.id);
+        await client.destroy(cfg.id);
+        return { exec: usSince(received, probe), rpc: usSince(t0, probe), phases: timings ? pluginPhases(timings, received, probe) : null };
+      };
+      gaps.push(usSince(configured, now()) / 1000);
+      const a = await launchOnce();
+      firstExec.push(a.exec);
+      firstRpc.push(a.rpc);
+      for (const [k, v] of Object.entries(a.phases ?? {})) (firstPhases.get(k) ?? firstPhases.set(k, []).get(k)!).push(v);
+      await sleep(IDLE_GAP_MS);
+      second.push((await launchOnce()).exec);
+      closeSlot(slot!);
+      const left = await client.cleanup();
+      fresh = null;
+      for (const l of left) log(`cleanup: could not remove ${l}`);
+    }
+    if (firstExec.length) {
+      const withRaw = (xs: number[]) => ({ ...percentiles(xs), raw: xs.map((x) => Math.round(x)) });
+      results.first = {
+        plugins: firstExec.length, exec: withRaw(firstExec), rpc: withRaw(firstRpc), second: withRaw(second),
+        phases: Object.fromEntries([...firstPhases].map(([k, xs]) => [k, percentiles(xs)])), gapMs: percentiles(gaps).p50,
+      };
+    }
   }
 
   if (ONLY.includes('throughput') || (PROFILE && !ONLY_GIVEN)) {

@@ -45,8 +45,12 @@ export class PiscinaLauncher implements Launcher {
     void this.piscina;
   }
 
-  launch(req: LaunchRequest): Promise<LaunchReply> {
-    return this.piscina.run(req) as Promise<LaunchReply>;
+  async launch(req: LaunchRequest): Promise<LaunchReply> {
+    // Two hrtime reads per launch: the plan/hand-off boundary and the reply's arrival.
+    req.plannedNs = process.hrtime.bigint().toString();
+    const reply = (await this.piscina.run(req)) as LaunchReply;
+    if (reply.ok) reply.timings.replyNs = Number(process.hrtime.bigint() - BigInt(req.receivedNs)) - reply.timings.doneAtNs;
+    return reply;
   }
 
   launchExec(req: ExecLaunchRequest): Promise<ExecLaunchReply> {

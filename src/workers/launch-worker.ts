@@ -169,13 +169,16 @@ export default function launch(req: LaunchRequest): LaunchReply {
       ...confinement(req, creds),
     };
     const received = BigInt(req.receivedNs);
+    const planned = req.plannedNs ? BigInt(req.plannedNs) : received;
     const result = callNative(() => native.launch(spec));
     // From here on nothing may fail: the task runs and only the main thread can stop it.
     recordLaunched(req.handoff, { pidfd: result.pidfd, pid: result.pid, ownCreatedMask: ownCreatedMask(cgroup) });
+    const startTime = pidStartTime(result.pid);
+    const done = process.hrtime.bigint();
     return {
       ok: true,
       pid: result.pid,
-      pidStartTime: pidStartTime(result.pid),
+      pidStartTime: startTime,
       pidfd: result.pidfd,
       uid: creds.uid,
       gid: creds.gid,
@@ -183,11 +186,17 @@ export default function launch(req: LaunchRequest): LaunchReply {
       cgroup,
       oomKillsBefore,
       timings: {
+        planNs: Number(planned - received),
         queueNs: Number(t0 - received),
         cgroupNs: Number(t1 - t0),
         prepareNs: Number(t2 - t1),
+        setupNs: Number(result.tCloneNs - t2),
         spawnNs: Number(result.tExecNs - t2),
         totalToExecNs: Number(result.tExecNs - received),
+        cloneAtNs: Number(result.tCloneNs - received),
+        finishNs: Number(done - result.tExecNs),
+        doneAtNs: Number(done - received),
+        replyNs: 0,
       },
     };
   } catch (err) {
