@@ -51,6 +51,8 @@ export interface Results {
   phases?: Record<string, Record<string, Pct>>;
   /** the first StartTask of freshly started plugins (one launch per plugin) */
   first?: FirstLaunch;
+  /** --ab-bin: the same row for another tree's plugin, interleaved */
+  firstB?: FirstLaunch & { bin: string };
   targets?: Array<{ ok: boolean | null; what: string }>;
   profile?: unknown;
 }
@@ -165,6 +167,11 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
     log(`First launch of a freshly started plugin (${fl.plugins} plugins, StartTask ${fl.gapMs.toFixed(0)} ms after SetConfig answered, as \`run\` does), µs:`);
     log(`  from receipt p50 ${f(fl.exec.p50)} (min ${f(Math.min(...fl.exec.raw))}, max ${f(fl.exec.max)}); from the client's call p50 ${f(fl.rpc.p50)}; the same plugin's second launch p50 ${f(fl.second.p50)}`);
     log(`  phases p50: ${PHASES.map((p) => `${p} ${fl.phases[p] ? fl.phases[p].p50.toFixed(0) : '-'}`).join(', ')}`);
+    const b = r.firstB;
+    if (b) {
+      log(`  B = ${b.bin}: from receipt p50 ${f(b.exec.p50)} (min ${f(Math.min(...b.exec.raw))}, max ${f(b.exec.max)}); from the client's call p50 ${f(b.rpc.p50)}; second launch p50 ${f(b.second.p50)}`);
+      log(`  this tree / B, p50: from receipt ${(fl.exec.p50 / b.exec.p50).toFixed(2)}, from the call ${(fl.rpc.p50 / b.rpc.p50).toFixed(2)}, second launch ${(fl.second.p50 / b.second.p50).toFixed(2)}`);
+    }
     if (idle) targets.push({ ok: fl.exec.p50 <= 2 * idle.p50, what: `first launch of a fresh plugin <= 2x an idle launch of a long-running one, from receipt: ${fl.exec.p50.toFixed(0)} µs vs 2 x ${idle.p50.toFixed(0)} µs (${(fl.exec.p50 / idle.p50).toFixed(2)}x)` });
     if (idleRpc) targets.push({ ok: fl.rpc.p50 <= 2 * idleRpc.p50, what: `first launch of a fresh plugin <= 2x an idle launch of a long-running one, from the client's call: ${fl.rpc.p50.toFixed(0)} µs vs 2 x ${idleRpc.p50.toFixed(0)} µs (${(fl.rpc.p50 / idleRpc.p50).toFixed(2)}x)` });
     log('');

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --profile] [-- --only=latency,throughput,stats]
+ * npm run bench [-- --quick] [-- --profile] [-- --only=latency,first,throughput,stats] [-- --ab-bin=<other tree>/bin/nomad-driver-exec2]
  *
  * Launch latency, throughput and TaskStats cost of the driver, through the
  * real plugin executable over gRPC as Nomad drives it, side by side with
@@ -23,7 +23,7 @@ import { buildUnveilRules, planUnveil } from '../src/shared/unveil';
 import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/binding';
 import { closeSlot, makeSlots, nextLine, taskConfig, taskEnv, MHZ_PER_CORE, type Slot } from './fixtures';
 import { summariseProfiles } from './profile';
-import { report, type Results, type SeriesKey } from './report';
+import { report, type FirstLaunch, type Results, type SeriesKey } from './report';
 import { buildGoShim, buildTool, TARGET_CFLAGS, cpuTicks, now, percentiles, pool, sleep, Spawner, usSince, vmRssMb, BENCH_BUILD, type GoShimBuild } from './tools';
 
 const args = process.argv.slice(2);
@@ -31,7 +31,7 @@ const QUICK = args.includes('--quick');
 const PROFILE = args.includes('--profile');
 /** --profile alone profiles the throughput bursts; with --only it profiles the parts named (e.g. --only=stats) */
 const ONLY_GIVEN = args.some((a) => a.startsWith('--only='));
-const ONLY = (args.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? ['latency', 'throughput', 'stats']).filter(Boolean);
+const ONLY = (args.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? ['latency', 'first', 'throughput', 'stats']).filter(Boolean);
 const ROUNDS = QUICK ? 15 : 150;
 const BURST = QUICK ? 200 : 2000;
 const CONCURRENCY = PROFILE ? [8] : [1, 2, 8, 32];
@@ -41,6 +41,12 @@ const STATS_WINDOW_MS = QUICK ? 3000 : 10_000;
 const IDLE_GAP_MS = 50;
 /** Freshly started plugins for the first-launch row, one launch (and a second one) each. */
 const FIRST_PLUGINS = QUICK ? 3 : 10;
+/**
+ * --ab-bin=<path to another tree's bin/nomad-driver-exec2>: the first-launch
+ * row also starts that plugin, interleaved with this tree's, for a
+ * side-by-side before/after on a loaded machine.
+ */
+const AB_BIN = args.find((a) => a.startsWith('--ab-bin='))?.slice(9) ?? null;
 const TRUE = '/bin/true';
 
 export type Mode = 'idle' | 'warm';
@@ -502,50 +508,55 @@ async function main(): Promise<void> {
     results.phases = {};
     for (const [k, m] of phaseSeries) results.phases[k] = Object.fromEntries([...m].map(([name, xs]) => [name, percentiles(xs)]));
     results.variants = variants.flatMap((v) => (v === grpc ? [v.name, RPC_SERIES] : [v.name]));
+  }
 
+  if (ONLY.includes('first') && !PROFILE && !aborting) {
     // ---------------------------------------------------------------- first launch of a fresh plugin
     // What `run` prints and what the first task after an agent restart waits:
     // the plugin process is new, StartTask follows SetConfig at once (the
     // slot, Nomad's prestart work, is made before the plugin starts).
-    log(`first launch: ${FIRST_PLUGINS} freshly started plugins, one StartTask each right after SetConfig`);
-    const firstExec: number[] = [], firstRpc: number[] = [], second: number[] = [], gaps: number[] = [];
-    const firstPhases = new Map<string, number[]>();
+    log(`first launch: ${FIRST_PLUGINS} freshly started plugins${AB_BIN ? ` of this tree and as many of ${AB_BIN}, interleaved` : ''}, one StartTask each right after SetConfig`);
+    const rows = [{ label: 'this tree', bin: undefined as string | undefined }, ...(AB_BIN ? [{ label: 'B', bin: AB_BIN }] : [])].map((r) => ({
+      ...r, exec: [] as number[], rpc: [] as number[], second: [] as number[], gaps: [] as number[], phases: new Map<string, number[]>(),
+    }));
     for (let i = 0; i < FIRST_PLUGINS && !aborting; i++) {
-      const client = new NomadLikeClient();
-      fresh = { client, slot: null };
-      const [slot] = makeSlots(client, 1, 'first', { fifoOwner: 'task' });
-      fresh.slot = slot!;
-      await client.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`] });
-      const configured = now();
-      const launchOnce = async (): Promise<{ exec: number; rpc: number; phases: Record<string, number> | null }> => {
-        const cfg = taskConfig(slot!, target);
-        const t0 = now();
-        await client.startTask({ config: cfg } as PreparedTask);
-        await client.wait(cfg.id);
-        const probe = BigInt(await nextLine(slot!));
-        const { received, timings } = await startedLine(client, cfg.id);
-        await client.destroy(cfg.id);
-        return { exec: usSince(received, probe), rpc: usSince(t0, probe), phases: timings ? pluginPhases(timings, received, probe) : null };
-      };
-      gaps.push(usSince(configured, now()) / 1000);
-      const a = await launchOnce();
-      firstExec.push(a.exec);
-      firstRpc.push(a.rpc);
-      for (const [k, v] of Object.entries(a.phases ?? {})) (firstPhases.get(k) ?? firstPhases.set(k, []).get(k)!).push(v);
-      await sleep(IDLE_GAP_MS);
-      second.push((await launchOnce()).exec);
-      closeSlot(slot!);
-      const left = await client.cleanup();
-      fresh = null;
-      for (const l of left) log(`cleanup: could not remove ${l}`);
+      for (const row of rows) {
+        const client = new NomadLikeClient();
+        fresh = { client, slot: null };
+        const [slot] = makeSlots(client, 1, 'first', { fifoOwner: 'task' });
+        fresh.slot = slot!;
+        await client.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`] }, row.bin ? { bin: row.bin } : {});
+        const configured = now();
+        const launchOnce = async (): Promise<{ exec: number; rpc: number; phases: Record<string, number> | null }> => {
+          const cfg = taskConfig(slot!, target);
+          const t0 = now();
+          await client.startTask({ config: cfg } as PreparedTask);
+          await client.wait(cfg.id);
+          const probe = BigInt(await nextLine(slot!));
+          const { received, timings } = await startedLine(client, cfg.id);
+          await client.destroy(cfg.id);
+          return { exec: usSince(received, probe), rpc: usSince(t0, probe), phases: timings ? pluginPhases(timings, received, probe) : null };
+        };
+        row.gaps.push(usSince(configured, now()) / 1000);
+        const a = await launchOnce();
+        row.exec.push(a.exec);
+        row.rpc.push(a.rpc);
+        for (const [k, v] of Object.entries(a.phases ?? {})) (row.phases.get(k) ?? row.phases.set(k, []).get(k)!).push(v);
+        await sleep(IDLE_GAP_MS);
+        row.second.push((await launchOnce()).exec);
+        closeSlot(slot!);
+        const left = await client.cleanup();
+        fresh = null;
+        for (const l of left) log(`cleanup: could not remove ${l}`);
+      }
     }
-    if (firstExec.length) {
-      const withRaw = (xs: number[]) => ({ ...percentiles(xs), raw: xs.map((x) => Math.round(x)) });
-      results.first = {
-        plugins: firstExec.length, exec: withRaw(firstExec), rpc: withRaw(firstRpc), second: withRaw(second),
-        phases: Object.fromEntries([...firstPhases].map(([k, xs]) => [k, percentiles(xs)])), gapMs: percentiles(gaps).p50,
-      };
-    }
+    const withRaw = (xs: number[]) => ({ ...percentiles(xs), raw: xs.map((x) => Math.round(x)) });
+    const firstOf = (row: (typeof rows)[number]): FirstLaunch => ({
+      plugins: row.exec.length, exec: withRaw(row.exec), rpc: withRaw(row.rpc), second: withRaw(row.second),
+      phases: Object.fromEntries([...row.phases].map(([k, xs]) => [k, percentiles(xs)])), gapMs: percentiles(row.gaps).p50,
+    });
+    if (rows[0]!.exec.length) results.first = firstOf(rows[0]!);
+    if (rows[1]?.exec.length) results.firstB = { ...firstOf(rows[1]), bin: AB_BIN! };
   }
 
   if (ONLY.includes('throughput') || (PROFILE && !ONLY_GIVEN)) {

@@ -20,6 +20,8 @@ import { gatherHostFacts } from './fingerprint';
 import type { MetricsServer } from './metrics';
 import type { PluginConfig } from './config/config';
 import { PLUGIN_VERSION } from './version';
+import { warmPlanner } from './warm-up';
+import type { Compute } from '../shared/topology';
 
 /** Nomad may send large StartTask payloads (big environments). */
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -77,8 +79,12 @@ export function servePlugin(): void {
   process.on('SIGTERM', shutdown);
   addGoPluginServices(server, { onShutdown: shutdown });
   let metricsServer: MetricsServer | null = null;
-  const onConfigured = async (config: PluginConfig): Promise<void> => {
-    launcher.warm();
+  const onConfigured = async (config: PluginConfig, compute: Compute | null): Promise<void> => {
+    // The pool's threads, worker code and addon are ready before SetConfig
+    // answers, so the first StartTask (Nomad sends none before) finds them.
+    await launcher.warm();
+    // and this thread's planning code compiled, its caches warm (main/warm-up.ts)
+    warmPlanner(config, compute, detectCgroupLayout());
     const addr = config.metricsAddress;
     if (addr && !metricsServer) {
       // prom-client loads only in the long-lived instance that asked for metrics.

@@ -104,6 +104,18 @@ function refuseKnownIds(native: Exec2Native, name: string, uid: number, gid: num
   if (owners.group !== null) throw fail('failed-precondition', 'EXEC2_USER', `user "${name}": gid ${gid} belongs to the group "${owners.group}" in the group database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's groups)`);
 }
 
+/**
+ * The pool's warm-up task (launcher.ts warm, `name: 'warm'`): load what the
+ * first launch would otherwise load while a StartTask waits — the addon, the
+ * NSS modules behind the user database checks (a first getpwuid dlopens
+ * them) — and run the worker's own code once. Touches nothing on the host.
+ */
+export function warm(): { landlockAbi: number } {
+  const native = loadNative();
+  native.idOwners(0, 0);
+  return { landlockAbi: native.landlockAbi().abi };
+}
+
 export default function launch(req: LaunchRequest): LaunchReply {
   const t0 = process.hrtime.bigint();
   const fds: number[] = [];
