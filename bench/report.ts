@@ -98,6 +98,7 @@ const DESCRIPTIONS: Record<string, string> = {
   spawn: 'baseline 3: Node child_process.spawn of the target, no isolation',
   bwrap: 'baseline 4: bwrap --unshare-user/pid/ipc --ro-bind / / --proc /proc --dev /dev (no Landlock, no cgroup)',
   'native-nocg': 'diagnostic: baseline 1 without joining the task cgroup (shows what the cgroup join costs)',
+  'native-primed': 'diagnostic (v1/hybrid): baseline 1, with a cgroup.procs write of a pid that cannot exist (ESRCH, moves nothing) issued 2 ms before launch(): it starts the RCU grace period the join waits for; native minus native-primed = what overlapping the wait with the plan, hand-off and prepare would save',
   inline: 'diagnostic: the worker\'s launch function on the bench thread (limits, FIFOs, status dir + launcher); grpc - inline = gRPC receipt, main thread and pool hop',
 };
 
@@ -222,7 +223,7 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
 
 // ---------------------------------------------------------------------------- SVG
 
-const COLORS: Record<string, string> = { grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', 'unshare-go': '#b8860b', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8', inline: '#a6761d' };
+const COLORS: Record<string, string> = { grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', 'unshare-go': '#b8860b', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8', 'native-primed': '#4a4aa0', inline: '#a6761d' };
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Deterministic jitter so the chart does not change between renders. */

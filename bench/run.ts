@@ -7,7 +7,7 @@
  * bench/README.md for what each number means.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants as C, existsSync, fchownSync, mkdirSync, mkdtempSync, openSync, rmdirSync, rmSync } from 'node:fs';
+import { closeSync, constants as C, existsSync, fchownSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, write } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
@@ -242,8 +242,8 @@ async function main(): Promise<void> {
 
   if (ONLY.includes('latency') && (!PROFILE || ONLY_GIVEN)) {
     // ---------------------------------------------------------------- variants
-    const [gSlot, nSlot, ncSlot, uSlot, iSlot, ugSlot] = makeSlots(n, 6, 'lat', { fifoOwner: 'task' });
-    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!, ugSlot!);
+    const [gSlot, nSlot, ncSlot, uSlot, iSlot, ugSlot, npSlot] = makeSlots(n, 7, 'lat', { fifoOwner: 'task' });
+    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!, ugSlot!, npSlot!);
     const statusDir = mkdtempSync('/run/exec2-bench-status-');
     extraDirs.push(statusDir);
     // Resolved as the plugin resolves them (anchored beneath the task's dirs).
@@ -285,7 +285,24 @@ async function main(): Promise<void> {
     };
 
     /** Baseline 1: the addon's launch() on this thread, with what the worker would hand it. */
-    const nativeVariant = (name: string, slot: Slot, joinCgroup: boolean): Variant => {
+    /**
+     * v1/hybrid diagnostic "native-primed": a cgroup.procs write of a pid
+     * that cannot exist (above the largest pid_max) takes the same global
+     * lock as a join, so it starts the RCU grace period a lone join waits
+     * for, then fails with ESRCH having moved nothing. Issued from libuv's
+     * thread pool PRIME_LEAD_MS before launch() (standing for the plan,
+     * hand-off and worker preparation a real launch does first), it shows
+     * what overlapping the wait with that work would save.
+     */
+    const PRIME_LEAD_MS = 2;
+    const ownMemory = (() => {
+      const mount = layout.v1.get('memory');
+      const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.split(':')[1]?.split(',').includes('memory'));
+      return mount && line ? path.join(mount, line.split(':')[2] ?? '', 'cgroup.procs') : null;
+    })();
+    const primeFd = ownMemory && (layout.mode === 'v1' || layout.mode === 'hybrid') ? openSync(ownMemory, C.O_WRONLY) : -1;
+    const prime = (): void => write(primeFd, '4194305', () => undefined);
+    const nativeVariant = (name: string, slot: Slot, joinCgroup: boolean, primed = false): Variant => {
       const cg: TaskCgroup = prepareTaskCgroup(resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name));
       if (cg.mode === 'v1') ownCgroupDirs.push(...cg.created);
       writeLimits(cg, { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0, pidsMax: DEFAULT_PIDS_MAX });
@@ -324,6 +341,10 @@ async function main(): Promise<void> {
             scopeAbstractUnixSockets: true,
           };
           return async () => {
+            if (primed) {
+              prime();
+              await sleep(PRIME_LEAD_MS);
+            }
             const t0 = now();
             const r = native.launch(spec);
             for (const fd of fds) closeSync(fd);
@@ -457,6 +478,7 @@ async function main(): Promise<void> {
     variants.push(nodeSpawn);
     if (bwrap) variants.push(bwrapVariant);
     variants.push(nativeVariant('native-nocg', ncSlot!, false), inline);
+    if (primeFd >= 0) variants.push(nativeVariant('native-primed', npSlot!, true, true));
 
     // ---------------------------------------------------------------- latency loop
     const series = new Map<string, number[]>();
