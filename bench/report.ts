@@ -98,6 +98,7 @@ const DESCRIPTIONS: Record<string, string> = {
   spawn: 'baseline 3: Node child_process.spawn of the target, no isolation',
   bwrap: 'baseline 4: bwrap --unshare-user/pid/ipc --ro-bind / / --proc /proc --dev /dev (no Landlock, no cgroup)',
   'native-nocg': 'diagnostic: baseline 1 without joining the task cgroup (shows what the cgroup join costs)',
+  'grpc-B': 'grpc, for the plugin given with --ab-bin (another build), launched in the same round robin: grpc / grpc-B = this tree against that build',
   'native-primed': 'diagnostic (v1/hybrid): baseline 1, with a cgroup.procs write of a pid that cannot exist (ESRCH, moves nothing) issued 2 ms before launch(): it starts the RCU grace period the join waits for; native minus native-primed = what overlapping the wait with the plan, hand-off and prepare would save',
   inline: 'diagnostic: the worker\'s launch function on the bench thread (limits, FIFOs, status dir + launcher); grpc - inline = gRPC receipt, main thread and pool hop',
 };
@@ -133,12 +134,16 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
       log('');
     }
     for (const v of r.variants) log(`  ${v.padEnd(12)} ${DESCRIPTIONS[v] ?? ''}`);
+    for (const mode of ['idle', 'warm'] as const) {
+      const a = get('grpc', 'exec', mode), b = get('grpc-B', 'exec', mode);
+      if (a && b) log(`  [${mode}] grpc / grpc-B (this tree / --ab-bin build), time to exec p50: ${a.p50.toFixed(0)} / ${b.p50.toFixed(0)} µs = ${(a.p50 / b.p50).toFixed(2)}`);
+    }
     if (r.phases && Object.keys(r.phases).length) {
       log('');
       log('Where a launch\'s time goes, µs, p50 of each phase (exec launches; the first six phases add up to time to exec, the sum of their p50s is printed next to the p50 of the total):');
       log(`${'mode'.padEnd(5)} ${'variant'.padEnd(8)} ${PHASES.map((p) => p.padStart(Math.max(7, p.length))).join(' ')} ${'Σ to exec'.padStart(10)} ${'p50 exec'.padStart(9)}`);
       for (const mode of ['idle', 'warm'] as const) {
-        for (const v of ['grpc', 'native']) {
+        for (const v of ['grpc', 'grpc-B', 'native']) {
           const ph = r.phases[`${v}|${mode}`];
           if (!ph) continue;
           const cells = PHASES.map((p) => (ph[p] ? f(ph[p].p50, Math.max(7, p.length)) : '-'.padStart(Math.max(7, p.length))));
@@ -223,7 +228,7 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
 
 // ---------------------------------------------------------------------------- SVG
 
-const COLORS: Record<string, string> = { grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', 'unshare-go': '#b8860b', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8', 'native-primed': '#4a4aa0', inline: '#a6761d' };
+const COLORS: Record<string, string> = { 'grpc-B': '#9ecfc0', grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', 'unshare-go': '#b8860b', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8', 'native-primed': '#4a4aa0', inline: '#a6761d' };
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Deterministic jitter so the chart does not change between renders. */

@@ -121,6 +121,9 @@ const log = (s: string): void => void process.stdout.write(`${s}\n`);
 let nomad: NomadLikeClient | null = null;
 /** the first-launch row's plugin of the moment, with its slot */
 let fresh: { client: NomadLikeClient; slot: Slot | null } | null = null;
+/** --ab-bin: the other build's long-running plugin (latency row grpc-B) and its slot */
+let abClient: NomadLikeClient | null = null;
+let abSlot: Slot | null = null;
 let spawner: Spawner | null = null;
 const live = new Set<string>();
 const allSlots: Slot[] = [];
@@ -134,6 +137,11 @@ async function cleanup(): Promise<void> {
   cleaning = (async () => {
     const n = nomad;
     const leftovers: string[] = [];
+    if (abClient) {
+      if (abSlot) closeSlot(abSlot);
+      leftovers.push(...(await abClient.cleanup().catch((e: Error) => [e.message])));
+      abClient = null;
+    }
     if (fresh) {
       if (fresh.slot) closeSlot(fresh.slot);
       leftovers.push(...(await fresh.client.cleanup().catch((e: Error) => [e.message])));
@@ -255,20 +263,21 @@ async function main(): Promise<void> {
       dirs: { taskDir: s.taskDir, allocDir: s.sharedDir, secretsDir: s.secretsDir, stdoutPath: s.stdoutPath, stderrPath: s.stderrPath },
     }), rootsFor(s)).rules;
 
-    const grpc: Variant = {
-      name: 'grpc',
+    /** StartTask through a plugin over gRPC; `withRpc`: also the same launch timed from the client's call (grpc+rpc). */
+    const grpcVariant = (name: string, client: NomadLikeClient, slot: Slot, withRpc: boolean): Variant => ({
+      name,
       prepare(kind) {
-        const cfg = taskConfig(gSlot!, kind === 'exec' ? target : TRUE);
+        const cfg = taskConfig(slot, kind === 'exec' ? target : TRUE);
         return async () => {
           live.add(cfg.id);
           const t0 = now();
-          await start(cfg);
+          await client.startTask({ config: cfg } as PreparedTask);
           const t1 = now();
-          await n.wait(cfg.id);
+          await client.wait(cfg.id);
           const t2 = now();
-          const line = kind === 'exec' ? await nextLine(gSlot!) : '';
-          const { received, timings } = await startedLine(n, cfg.id);
-          await n.destroy(cfg.id);
+          const line = kind === 'exec' ? await nextLine(slot) : '';
+          const { received, timings } = await startedLine(client, cfg.id);
+          await client.destroy(cfg.id);
           live.delete(cfg.id);
           // grpc: from the plugin's receipt of StartTask, like every other variant's
           // t0 (its launcher has the request in hand); grpc+rpc: from the client's call.
@@ -279,12 +288,21 @@ async function main(): Promise<void> {
             viaRpc.execUs = usSince(t0, BigInt(line));
             if (timings) viaPlugin.phases = pluginPhases(timings, received, BigInt(line));
           }
-          return { ...viaPlugin, rpc: viaRpc };
+          return withRpc ? { ...viaPlugin, rpc: viaRpc } : viaPlugin;
         };
       },
-    };
+    });
+    const grpc = grpcVariant('grpc', n, gSlot!, true);
+    // --ab-bin: the other build's plugin, launched in the same round robin ("grpc-B")
+    let grpcB: Variant | null = null;
+    if (AB_BIN) {
+      abClient = new NomadLikeClient();
+      await abClient.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`] }, { bin: AB_BIN });
+      const [bSlot] = makeSlots(abClient, 1, 'latB', { fifoOwner: 'task' });
+      abSlot = bSlot!;
+      grpcB = grpcVariant('grpc-B', abClient, bSlot!, false);
+    }
 
-    /** Baseline 1: the addon's launch() on this thread, with what the worker would hand it. */
     /**
      * v1/hybrid diagnostic "native-primed": a cgroup.procs write of a pid
      * that cannot exist (above the largest pid_max) takes the same global
@@ -302,6 +320,7 @@ async function main(): Promise<void> {
     })();
     const primeFd = ownMemory && (layout.mode === 'v1' || layout.mode === 'hybrid') ? openSync(ownMemory, C.O_WRONLY) : -1;
     const prime = (): void => write(primeFd, '4194305', () => undefined);
+    /** Baseline 1: the addon's launch() on this thread, with what the worker would hand it. */
     const nativeVariant = (name: string, slot: Slot, joinCgroup: boolean, primed = false): Variant => {
       const cg: TaskCgroup = prepareTaskCgroup(resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name));
       if (cg.mode === 'v1') ownCgroupDirs.push(...cg.created);
@@ -472,7 +491,7 @@ async function main(): Promise<void> {
       },
     };
 
-    const variants: Variant[] = [grpc, nativeVariant('native', nSlot!, true), unshare];
+    const variants: Variant[] = [grpc, ...(grpcB ? [grpcB] : []), nativeVariant('native', nSlot!, true), unshare];
     // The re-executed binary is the shim, as in exec2: `<binary> exec2-shim ...`.
     if (goShim.ok) variants.push(unshareVariant('unshare-go', ugSlot!, [goShim.path, 'exec2-shim']));
     variants.push(nodeSpawn);
