@@ -104,6 +104,9 @@ function refuseKnownIds(native: Exec2Native, name: string, uid: number, gid: num
   if (owners.group !== null) throw fail('failed-precondition', 'EXEC2_USER', `user "${name}": gid ${gid} belongs to the group "${owners.group}" in the group database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's groups)`);
 }
 
+/** The largest id the kernel accepts but no host assigns (2^31 - 2; 2^31 - 1 is reserved). */
+const WARM_UNUSED_ID = 2 ** 31 - 2;
+
 /**
  * The pool's warm-up task (launcher.ts warm, `name: 'warm'`): load what the
  * first launch would otherwise load while a StartTask waits — the addon, the
@@ -113,6 +116,10 @@ function refuseKnownIds(native: Exec2Native, name: string, uid: number, gid: num
 export function warm(): { landlockAbi: number } {
   const native = loadNative();
   native.idOwners(0, 0);
+  // An id no database has walks every NSS module of the chain to its end
+  // (with `files systemd`, systemd's userdb drop-in directories), as a
+  // dynamic user's check does on every launch.
+  native.idOwners(WARM_UNUSED_ID, WARM_UNUSED_ID);
   return { landlockAbi: native.landlockAbi().abi };
 }
 
