@@ -47,9 +47,47 @@ export interface Results {
     startSecs: number;
     stopSecs: number;
   };
+  /** "variant|mode" -> phase -> percentiles (µs) of the exec launches (grpc and native) */
+  phases?: Record<string, Record<string, Pct>>;
+  /** the first StartTask of freshly started plugins (one launch per plugin) */
+  first?: FirstLaunch;
+  /** --ab-bin: the same row for another tree's plugin, interleaved */
+  firstB?: FirstLaunch & { bin: string };
   targets?: Array<{ ok: boolean | null; what: string }>;
   profile?: unknown;
 }
+
+export interface FirstLaunch {
+  plugins: number;
+  /** StartTask received → task's first instruction, µs, one per plugin */
+  exec: Pct & { raw: number[] };
+  /** client's StartTask call → task's first instruction */
+  rpc: Pct & { raw: number[] };
+  /** the same plugin's second launch, 50 ms after the first one's exit (from receipt) */
+  second: Pct & { raw: number[] };
+  /** phase -> percentiles (µs) of the first launches */
+  phases: Record<string, Pct>;
+  /** SetConfig's answer → StartTask sent, ms (Nomad's own gap is larger) */
+  gapMs: number;
+}
+
+/** Phases of a launch in order; the first six add up to time to exec (report of bench/run.ts pluginPhases). */
+export const PHASES = ['plan', 'handoff', 'cgroup', 'prepare', 'setup', 'clone→exec', 'confirm', 'finish', 'reply'] as const;
+const TO_EXEC = 6;
+const PHASE_TEXT: Record<string, string> = {
+  plan: 'main thread: StartTask handler, task config decode, sandbox plan, request built',
+  handoff: 'request handed to the pool → a worker thread starts it (structured clone, thread wake-up)',
+  cgroup: 'worker: task cgroup made/limits written (v1: own cpuacct/pids dirs)',
+  prepare: 'worker: user check, FIFO opens + chown, status dir, cgroup.procs and netns opens',
+  setup: 'addon: LaunchSpec parsed, clone arguments, up to clone3',
+  'clone→exec': 'clone3 → the task\'s first instruction: init (namespaces, mounts, cgroup joins, keyring, caps, Landlock, user) and execve',
+  confirm: 'task running → the worker sees the exec confirmed (error pipe EOF)',
+  finish: 'worker: start time read, hand-off record, reply built',
+  reply: 'reply returned by the worker → received by the main thread',
+};
+const PHASE_COLORS: Record<string, string> = {
+  plan: '#1f78b4', handoff: '#a6cee3', cgroup: '#33a02c', prepare: '#b2df8a', setup: '#fb9a99', 'clone→exec': '#e31a1c', confirm: '#fdbf6f', finish: '#ff7f00', reply: '#cab2d6',
+};
 
 const DESCRIPTIONS: Record<string, string> = {
   grpc: 'StartTask to the real plugin, timed from its receipt in the plugin (worker, cgroup limits + join, pid/ipc/mnt ns, /proc, dynamic user, Landlock, FIFOs)',
@@ -60,6 +98,8 @@ const DESCRIPTIONS: Record<string, string> = {
   spawn: 'baseline 3: Node child_process.spawn of the target, no isolation',
   bwrap: 'baseline 4: bwrap --unshare-user/pid/ipc --ro-bind / / --proc /proc --dev /dev (no Landlock, no cgroup)',
   'native-nocg': 'diagnostic: baseline 1 without joining the task cgroup (shows what the cgroup join costs)',
+  'grpc-B': 'grpc, for the plugin given with --ab-bin (another build), launched in the same round robin: grpc / grpc-B = this tree against that build',
+  'native-primed': 'diagnostic (v1/hybrid): baseline 1, with a cgroup.procs write of a pid that cannot exist (ESRCH, moves nothing) issued 2 ms before launch(): it starts the RCU grace period the join waits for; native minus native-primed = what overlapping the wait with the plan, hand-off and prepare would save',
   inline: 'diagnostic: the worker\'s launch function on the bench thread (limits, FIFOs, status dir + launcher); grpc - inline = gRPC receipt, main thread and pool hop',
 };
 
@@ -74,7 +114,7 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
   if (r.variants) {
     log('');
     log(`Latency, µs. n=${get('grpc', 'exec', 'idle')?.n ?? 0} per row, all variants interleaved round robin in one run.`);
-    log(`  idle: ${r.meta.idleGapMs} ms quiet before each launch (a cgroup v1 join then waits for an RCU grace period, as for a lone StartTask)`);
+    log(`  idle: ${String(r.meta.idleGapMs)} ms quiet before each launch (a cgroup v1 join then waits for an RCU grace period, as for a lone StartTask)`);
     log('  warm: a cgroup migration right before each launch (the v1 join is then fast, as inside a burst)');
     log('  xb1 / xb2 / xb2g: this p50 divided by the p50 of baseline 1 (native) / baseline 2 (unshare: exec2\'s chain, best case) / baseline 2g (unshare-go: exec2 chain, Go shim, faithful) for the same metric and mode');
     const gs = r.meta.goShim as { available: boolean; reason?: string; bytes?: number; goVersion?: string } | undefined;
@@ -94,6 +134,26 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
       log('');
     }
     for (const v of r.variants) log(`  ${v.padEnd(12)} ${DESCRIPTIONS[v] ?? ''}`);
+    for (const mode of ['idle', 'warm'] as const) {
+      const a = get('grpc', 'exec', mode), b = get('grpc-B', 'exec', mode);
+      if (a && b) log(`  [${mode}] grpc / grpc-B (this tree / --ab-bin build), time to exec p50: ${a.p50.toFixed(0)} / ${b.p50.toFixed(0)} µs = ${(a.p50 / b.p50).toFixed(2)}`);
+    }
+    if (r.phases && Object.keys(r.phases).length) {
+      log('');
+      log('Where a launch\'s time goes, µs, p50 of each phase (exec launches; the first six phases add up to time to exec, the sum of their p50s is printed next to the p50 of the total):');
+      log(`${'mode'.padEnd(5)} ${'variant'.padEnd(8)} ${PHASES.map((p) => p.padStart(Math.max(7, p.length))).join(' ')} ${'Σ to exec'.padStart(10)} ${'p50 exec'.padStart(9)}`);
+      for (const mode of ['idle', 'warm'] as const) {
+        for (const v of ['grpc', 'grpc-B', 'native']) {
+          const ph = r.phases[`${v}|${mode}`];
+          if (!ph) continue;
+          const cells = PHASES.map((p) => (ph[p] ? f(ph[p].p50, Math.max(7, p.length)) : '-'.padStart(Math.max(7, p.length))));
+          const sum = PHASES.slice(0, TO_EXEC).reduce((a, p) => a + (ph[p]?.p50 ?? 0), 0);
+          log(`${mode.padEnd(5)} ${v.padEnd(8)} ${cells.join(' ')} ${f(sum, 10)} ${f(get(v, 'exec', mode)?.p50, 9)}`);
+        }
+      }
+      for (const p of PHASES) log(`  ${p.padEnd(11)} ${PHASE_TEXT[p]}`);
+      log('  native: setup = launch() called → clone3 (the addon\'s own preparation), clone→exec as for grpc');
+    }
     // Judged as the issue words it ("StartTask received -> task running"): grpc.
     // grpc+rpc is printed too, so the gRPC transport is never hidden.
     for (const variant of ['grpc', 'grpc+rpc']) {
@@ -108,11 +168,26 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
     }
   }
 
+  if (r.first) {
+    const fl = r.first, idle = get('grpc', 'exec', 'idle'), idleRpc = get('grpc+rpc', 'exec', 'idle');
+    log(`First launch of a freshly started plugin (${fl.plugins} plugins, StartTask ${fl.gapMs.toFixed(0)} ms after SetConfig answered, as \`run\` does), µs:`);
+    log(`  from receipt p50 ${f(fl.exec.p50)} (min ${f(Math.min(...fl.exec.raw))}, max ${f(fl.exec.max)}); from the client's call p50 ${f(fl.rpc.p50)}; the same plugin's second launch p50 ${f(fl.second.p50)}`);
+    log(`  phases p50: ${PHASES.map((p) => `${p} ${fl.phases[p] ? fl.phases[p].p50.toFixed(0) : '-'}`).join(', ')}`);
+    const b = r.firstB;
+    if (b) {
+      log(`  B = ${b.bin}: from receipt p50 ${f(b.exec.p50)} (min ${f(Math.min(...b.exec.raw))}, max ${f(b.exec.max)}); from the client's call p50 ${f(b.rpc.p50)}; second launch p50 ${f(b.second.p50)}`);
+      log(`  this tree / B, p50: from receipt ${(fl.exec.p50 / b.exec.p50).toFixed(2)}, from the call ${(fl.rpc.p50 / b.rpc.p50).toFixed(2)}, second launch ${(fl.second.p50 / b.second.p50).toFixed(2)}`);
+    }
+    if (idle) targets.push({ ok: fl.exec.p50 <= 2 * idle.p50, what: `first launch of a fresh plugin <= 2x an idle launch of a long-running one, from receipt: ${fl.exec.p50.toFixed(0)} µs vs 2 x ${idle.p50.toFixed(0)} µs (${(fl.exec.p50 / idle.p50).toFixed(2)}x)` });
+    if (idleRpc) targets.push({ ok: fl.rpc.p50 <= 2 * idleRpc.p50, what: `first launch of a fresh plugin <= 2x an idle launch of a long-running one, from the client's call: ${fl.rpc.p50.toFixed(0)} µs vs 2 x ${idleRpc.p50.toFixed(0)} µs (${(fl.rpc.p50 / idleRpc.p50).toFixed(2)}x)` });
+    log('');
+  }
+
   if (r.throughput.length) {
     log(`Throughput through gRPC: StartTask + WaitTask + DestroyTask, burst of ${r.throughput[0]!.launches} per row`);
-    log(`${'conc'.padStart(5)} ${'command'.padEnd(16)} ${'launch/s'.padStart(9)} ${'failed'.padStart(7)} ${'plugin CPU'.padStart(11)} ${'bench CPU'.padStart(10)} ${'plugin CPU µs/launch'.padStart(21)}   plugin-side phase means, µs (queue/cgroup/prepare/spawn/exec_confirmed)`);
+    log(`${'conc'.padStart(5)} ${'command'.padEnd(16)} ${'launch/s'.padStart(9)} ${'failed'.padStart(7)} ${'plugin CPU'.padStart(11)} ${'bench CPU'.padStart(10)} ${'plugin CPU µs/launch'.padStart(21)}   plugin-side phase means, µs (plan/queue/cgroup/prepare/setup/spawn/exec_confirmed/reply)`);
     for (const t of r.throughput) {
-      const ph = ['queue', 'cgroup', 'prepare', 'spawn', 'exec_confirmed'].map((p) => (t.phasesUs[p] ?? NaN).toFixed(0)).join('/');
+      const ph = ['plan', 'queue', 'cgroup', 'prepare', 'setup', 'spawn', 'exec_confirmed', 'reply'].map((p) => (t.phasesUs[p] ?? NaN).toFixed(0)).join('/');
       log(`${String(t.concurrency).padStart(5)} ${t.command.padEnd(16)} ${t.perSecond.toFixed(0).padStart(9)} ${String(t.failures).padStart(7)} ${`${t.pluginCpuPct.toFixed(0)} %`.padStart(11)} ${`${t.benchCpuPct.toFixed(0)} %`.padStart(10)} ${t.pluginCpuUsPerLaunch.toFixed(0).padStart(21)}   ${ph}`);
     }
     const c8 = r.throughput.find((t) => t.concurrency === 8 && t.command === '/bin/true');
@@ -153,7 +228,7 @@ export function report(r: Results, dir: string, stamp: string, log: (s: string) 
 
 // ---------------------------------------------------------------------------- SVG
 
-const COLORS: Record<string, string> = { grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', 'unshare-go': '#b8860b', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8', inline: '#a6761d' };
+const COLORS: Record<string, string> = { 'grpc-B': '#9ecfc0', grpc: '#1b9e77', 'grpc+rpc': '#66a61e', native: '#7570b3', unshare: '#d95f02', 'unshare-go': '#b8860b', spawn: '#888888', bwrap: '#e7298a', 'native-nocg': '#a6a6d8', 'native-primed': '#4a4aa0', inline: '#a6761d' };
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Deterministic jitter so the chart does not change between renders. */
@@ -171,7 +246,7 @@ export function svg(r: Results): string {
   ];
   const parts: string[] = [];
   let y = 0;
-  const title = `exec2 bench ${String(r.meta.when ?? '')}: kernel ${String(r.meta.kernel)}, ${String(r.meta.cpus)} CPUs, cgroups ${String(r.meta.cgroupMode)}${r.meta.quick ? ' (quick run)' : ''}`;
+  const title = `exec2 bench ${typeof r.meta.when === 'string' ? r.meta.when : ''}: kernel ${String(r.meta.kernel)}, ${String(r.meta.cpus)} CPUs, cgroups ${String(r.meta.cgroupMode)}${r.meta.quick ? ' (quick run)' : ''}`;
   parts.push(`<text x="20" y="24" font-size="16" font-weight="bold">${esc(title)}</text>`);
   y = 40;
   if (variants.length) {
@@ -217,6 +292,39 @@ export function svg(r: Results): string {
     const legend = `unshare = exec2's chain, best case (C shim); unshare-go = exec2 chain (Go shim, faithful)${gs && !gs.available ? `: SKIPPED, ${gs.reason ?? ''}` : ''}; native = baseline 1 (our floor)`;
     parts.push(`<text x="20" y="${y + 4}" font-size="12" fill="#444">${esc(legend)}</text>`);
     y += 18;
+  }
+  const stacks = (['idle', 'warm'] as const).flatMap((mode) => ['grpc', 'native'].map((v) => ({ label: `${v} ${mode}`, ph: r.phases?.[`${v}|${mode}`] }))).filter((x) => x.ph);
+  if (r.first) stacks.push({ label: 'grpc first', ph: r.first.phases });
+  if (stacks.length) {
+    const px = 20, labelW = 95, barH = 18, py = y;
+    const totals = stacks.map((s) => PHASES.reduce((a, p) => a + (s.ph![p]?.p50 ?? 0), 0));
+    const max = Math.max(...totals, 1);
+    const xw = W - 40 - labelW - 90;
+    const X = (v: number): number => px + labelW + (v / max) * xw;
+    const h = 50 + stacks.length * (barH + 10) + 40;
+    parts.push(`<rect x="${px}" y="${py}" width="${W - 40}" height="${h}" fill="#fafafa" stroke="#ccc"/>`);
+    parts.push(`<text x="${px + 8}" y="${py + 18}" font-size="13" font-weight="bold">Where a launch's time goes: p50 of each phase, µs, stacked (linear); the bar's mark is the task's first instruction</text>`);
+    stacks.forEach((s, i) => {
+      const cy = py + 34 + i * (barH + 10);
+      parts.push(`<text x="${px + labelW - 6}" y="${cy + barH - 5}" font-size="12" text-anchor="end">${esc(s.label)}</text>`);
+      let acc = 0;
+      PHASES.forEach((p, k) => {
+        const v = s.ph![p]?.p50;
+        if (v === undefined) return;
+        const w = Math.max(0, X(acc + Math.max(0, v)) - X(acc));
+        parts.push(`<rect x="${X(acc).toFixed(1)}" y="${cy}" width="${w.toFixed(1)}" height="${barH}" fill="${PHASE_COLORS[p]}"><title>${esc(`${p}: ${v.toFixed(0)} µs`)}</title></rect>`);
+        acc += Math.max(0, v);
+        if (k === TO_EXEC - 1) parts.push(`<line x1="${X(acc).toFixed(1)}" y1="${cy - 3}" x2="${X(acc).toFixed(1)}" y2="${cy + barH + 3}" stroke="#000" stroke-width="2"/>`);
+      });
+      parts.push(`<text x="${(X(acc) + 6).toFixed(1)}" y="${cy + barH - 5}" font-size="11">${acc.toFixed(0)}</text>`);
+    });
+    let lx = px + labelW;
+    const ly = py + h - 14;
+    for (const p of PHASES) {
+      parts.push(`<rect x="${lx}" y="${ly - 10}" width="12" height="12" fill="${PHASE_COLORS[p]}"/><text x="${lx + 16}" y="${ly}" font-size="11">${esc(p)}</text>`);
+      lx += 28 + p.length * 7;
+    }
+    y += h + 10;
   }
   if (r.throughput.length) {
     const bh = 220, px = 20, py = y, bw = 70, gap = 50;

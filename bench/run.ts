@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --profile] [-- --only=latency,throughput,stats]
+ * npm run bench [-- --quick] [-- --profile] [-- --only=latency,first,throughput,stats] [-- --ab-bin=<other tree>/bin/nomad-driver-exec2]
  *
  * Launch latency, throughput and TaskStats cost of the driver, through the
  * real plugin executable over gRPC as Nomad drives it, side by side with
@@ -7,7 +7,7 @@
  * bench/README.md for what each number means.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants as C, existsSync, fchownSync, mkdirSync, mkdtempSync, openSync, rmdirSync, rmSync } from 'node:fs';
+import { closeSync, constants as C, existsSync, fchownSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, write } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
@@ -23,7 +23,7 @@ import { buildUnveilRules, planUnveil } from '../src/shared/unveil';
 import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/binding';
 import { closeSlot, makeSlots, nextLine, taskConfig, taskEnv, MHZ_PER_CORE, type Slot } from './fixtures';
 import { summariseProfiles } from './profile';
-import { report, type Results, type SeriesKey } from './report';
+import { report, type FirstLaunch, type Results, type SeriesKey } from './report';
 import { buildGoShim, buildTool, TARGET_CFLAGS, cpuTicks, now, percentiles, pool, sleep, Spawner, usSince, vmRssMb, BENCH_BUILD, type GoShimBuild } from './tools';
 
 const args = process.argv.slice(2);
@@ -31,7 +31,7 @@ const QUICK = args.includes('--quick');
 const PROFILE = args.includes('--profile');
 /** --profile alone profiles the throughput bursts; with --only it profiles the parts named (e.g. --only=stats) */
 const ONLY_GIVEN = args.some((a) => a.startsWith('--only='));
-const ONLY = (args.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? ['latency', 'throughput', 'stats']).filter(Boolean);
+const ONLY = (args.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? ['latency', 'first', 'throughput', 'stats']).filter(Boolean);
 const ROUNDS = QUICK ? 15 : 150;
 const BURST = QUICK ? 200 : 2000;
 const CONCURRENCY = PROFILE ? [8] : [1, 2, 8, 32];
@@ -39,12 +39,22 @@ const STATS_TASKS = QUICK ? 100 : 1000;
 const STATS_WINDOW_MS = QUICK ? 3000 : 10_000;
 /** Longer than an RCU grace period here (~10-20 ms), so no launch rides on the previous one's. */
 const IDLE_GAP_MS = 50;
+/** Freshly started plugins for the first-launch row, one launch (and a second one) each. */
+const FIRST_PLUGINS = QUICK ? 3 : 10;
+/**
+ * --ab-bin=<path to another tree's bin/nomad-driver-exec2>: the first-launch
+ * row also starts that plugin, interleaved with this tree's, for a
+ * side-by-side before/after on a loaded machine.
+ */
+const AB_BIN = args.find((a) => a.startsWith('--ab-bin='))?.slice(9) ?? null;
 const TRUE = '/bin/true';
 
 export type Mode = 'idle' | 'warm';
 export type Kind = 'exec' | 'exit';
 interface Sample {
   execUs?: number;
+  /** exec launches: where the time to exec went, µs per phase (see PHASES in report.ts) */
+  phases?: Record<string, number>;
   replyUs?: number;
   exitUs?: number;
   /** grpc only: the same launch timed from the client's StartTask call */
@@ -54,20 +64,49 @@ interface Sample {
 /** Name of the series that times grpc launches from the client's call. */
 const RPC_SERIES = 'grpc+rpc';
 
+/** The plugin's phase timings of one launch (src/shared/messages.ts LaunchTimings), ns. */
+type PluginTimings = Record<string, number>;
+
 /**
- * CLOCK_MONOTONIC ns at which the plugin received this task's StartTask, from
- * its debug log line "task started" (process.hrtime, the clock the target reads).
+ * CLOCK_MONOTONIC ns at which the plugin received this task's StartTask and
+ * its phase timings, from its debug log line "task started" (process.hrtime,
+ * the clock the target reads).
  */
-async function receivedAt(n: NomadLikeClient, taskId: string): Promise<bigint> {
+async function startedLine(n: NomadLikeClient, taskId: string): Promise<{ received: bigint; timings: PluginTimings | null }> {
   for (let waited = 0; waited < 2000; waited++) {
     const logs = n.plugin.logs;
     for (let i = logs.length - 1; i >= Math.max(0, logs.length - 200); i--) {
       const j = logs[i]!.json;
-      if (j && j['@message'] === 'task started' && j.task_id === taskId && typeof j.received_monotonic_ns === 'string') return BigInt(j.received_monotonic_ns);
+      if (j && j['@message'] === 'task started' && j.task_id === taskId && typeof j.received_monotonic_ns === 'string') {
+        const t = j.timings_ns;
+        return { received: BigInt(j.received_monotonic_ns), timings: t && typeof t === 'object' ? (t as PluginTimings) : null };
+      }
     }
     await sleep(1);
   }
   throw new Error(`no "task started" log line with received_monotonic_ns for ${taskId}`);
+}
+
+/**
+ * A plugin launch split into consecutive phases, µs: the first six add up to
+ * StartTask received → the task's first instruction (`probe`, the target's
+ * own CLOCK_MONOTONIC stamp); the last three follow it, up to the reply on
+ * the plugin's main thread.
+ */
+export function pluginPhases(t: PluginTimings, received: bigint, probe: bigint): Record<string, number> {
+  const us = (ns: number): number => ns / 1000;
+  const toProbe = Number(probe - received);
+  return {
+    plan: us(t.planNs ?? 0),
+    handoff: us((t.queueNs ?? 0) - (t.planNs ?? 0)),
+    cgroup: us(t.cgroupNs ?? 0),
+    prepare: us(t.prepareNs ?? 0),
+    setup: us(t.setupNs ?? 0),
+    'clone→exec': us(toProbe - (t.cloneAtNs ?? 0)),
+    confirm: us((t.totalToExecNs ?? 0) - toProbe),
+    finish: us(t.finishNs ?? 0),
+    reply: us(t.replyNs ?? 0),
+  };
 }
 interface Variant {
   name: string;
@@ -80,6 +119,11 @@ const log = (s: string): void => void process.stdout.write(`${s}\n`);
 // ------------------------------------------------------------------ state shared with cleanup
 
 let nomad: NomadLikeClient | null = null;
+/** the first-launch row's plugin of the moment, with its slot */
+let fresh: { client: NomadLikeClient; slot: Slot | null } | null = null;
+/** --ab-bin: the other build's long-running plugin (latency row grpc-B) and its slot */
+let abClient: NomadLikeClient | null = null;
+let abSlot: Slot | null = null;
 let spawner: Spawner | null = null;
 const live = new Set<string>();
 const allSlots: Slot[] = [];
@@ -93,6 +137,16 @@ async function cleanup(): Promise<void> {
   cleaning = (async () => {
     const n = nomad;
     const leftovers: string[] = [];
+    if (abClient) {
+      if (abSlot) closeSlot(abSlot);
+      leftovers.push(...(await abClient.cleanup().catch((e: Error) => [e.message])));
+      abClient = null;
+    }
+    if (fresh) {
+      if (fresh.slot) closeSlot(fresh.slot);
+      leftovers.push(...(await fresh.client.cleanup().catch((e: Error) => [e.message])));
+      fresh = null;
+    }
     if (n?.plugin && !n.plugin.exited && live.size) {
       await pool([...live], 16, async (id) => {
         await n.stop(id, 0).catch(() => undefined);
@@ -174,7 +228,7 @@ async function main(): Promise<void> {
   const pluginPid = nomad.plugin.pid;
   await sleep(500);
   results.meta.pluginRssAtStartMb = vmRssMb(pluginPid);
-  log(`plugin pid ${pluginPid}, cgroups ${layout.mode}, Landlock ABI ${results.meta.landlockAbi}, ${os.availableParallelism()} CPUs${PROFILE ? `, profiling into ${profDir}` : ''}`);
+  log(`plugin pid ${pluginPid}, cgroups ${layout.mode}, Landlock ABI ${String(results.meta.landlockAbi)}, ${os.availableParallelism()} CPUs${PROFILE ? `, profiling into ${profDir}` : ''}`);
 
   // Warm cgroups for the "warm" mode: two bench-made v1 memory cgroups the
   // helper moves itself between (nested below our own memory cgroup).
@@ -196,8 +250,8 @@ async function main(): Promise<void> {
 
   if (ONLY.includes('latency') && (!PROFILE || ONLY_GIVEN)) {
     // ---------------------------------------------------------------- variants
-    const [gSlot, nSlot, ncSlot, uSlot, iSlot, ugSlot] = makeSlots(n, 6, 'lat', { fifoOwner: 'task' });
-    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!, ugSlot!);
+    const [gSlot, nSlot, ncSlot, uSlot, iSlot, ugSlot, npSlot] = makeSlots(n, 7, 'lat', { fifoOwner: 'task' });
+    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!, ugSlot!, npSlot!);
     const statusDir = mkdtempSync('/run/exec2-bench-status-');
     extraDirs.push(statusDir);
     // Resolved as the plugin resolves them (anchored beneath the task's dirs).
@@ -209,20 +263,21 @@ async function main(): Promise<void> {
       dirs: { taskDir: s.taskDir, allocDir: s.sharedDir, secretsDir: s.secretsDir, stdoutPath: s.stdoutPath, stderrPath: s.stderrPath },
     }), rootsFor(s)).rules;
 
-    const grpc: Variant = {
-      name: 'grpc',
+    /** StartTask through a plugin over gRPC; `withRpc`: also the same launch timed from the client's call (grpc+rpc). */
+    const grpcVariant = (name: string, client: NomadLikeClient, slot: Slot, withRpc: boolean): Variant => ({
+      name,
       prepare(kind) {
-        const cfg = taskConfig(gSlot!, kind === 'exec' ? target : TRUE);
+        const cfg = taskConfig(slot, kind === 'exec' ? target : TRUE);
         return async () => {
           live.add(cfg.id);
           const t0 = now();
-          await start(cfg);
+          await client.startTask({ config: cfg } as PreparedTask);
           const t1 = now();
-          await n.wait(cfg.id);
+          await client.wait(cfg.id);
           const t2 = now();
-          const line = kind === 'exec' ? await nextLine(gSlot!) : '';
-          const received = await receivedAt(n, cfg.id);
-          await n.destroy(cfg.id);
+          const line = kind === 'exec' ? await nextLine(slot) : '';
+          const { received, timings } = await startedLine(client, cfg.id);
+          await client.destroy(cfg.id);
           live.delete(cfg.id);
           // grpc: from the plugin's receipt of StartTask, like every other variant's
           // t0 (its launcher has the request in hand); grpc+rpc: from the client's call.
@@ -231,14 +286,42 @@ async function main(): Promise<void> {
           if (kind === 'exec') {
             viaPlugin.execUs = usSince(received, BigInt(line));
             viaRpc.execUs = usSince(t0, BigInt(line));
+            if (timings) viaPlugin.phases = pluginPhases(timings, received, BigInt(line));
           }
-          return { ...viaPlugin, rpc: viaRpc };
+          return withRpc ? { ...viaPlugin, rpc: viaRpc } : viaPlugin;
         };
       },
-    };
+    });
+    const grpc = grpcVariant('grpc', n, gSlot!, true);
+    // --ab-bin: the other build's plugin, launched in the same round robin ("grpc-B")
+    let grpcB: Variant | null = null;
+    if (AB_BIN) {
+      abClient = new NomadLikeClient();
+      await abClient.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`] }, { bin: AB_BIN });
+      const [bSlot] = makeSlots(abClient, 1, 'latB', { fifoOwner: 'task' });
+      abSlot = bSlot!;
+      grpcB = grpcVariant('grpc-B', abClient, bSlot!, false);
+    }
 
+    /**
+     * v1/hybrid diagnostic "native-primed": a cgroup.procs write of a pid
+     * that cannot exist (above the largest pid_max) takes the same global
+     * lock as a join, so it starts the RCU grace period a lone join waits
+     * for, then fails with ESRCH having moved nothing. Issued from libuv's
+     * thread pool PRIME_LEAD_MS before launch() (standing for the plan,
+     * hand-off and worker preparation a real launch does first), it shows
+     * what overlapping the wait with that work would save.
+     */
+    const PRIME_LEAD_MS = 2;
+    const ownMemory = (() => {
+      const mount = layout.v1.get('memory');
+      const line = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.split(':')[1]?.split(',').includes('memory'));
+      return mount && line ? path.join(mount, line.split(':')[2] ?? '', 'cgroup.procs') : null;
+    })();
+    const primeFd = ownMemory && (layout.mode === 'v1' || layout.mode === 'hybrid') ? openSync(ownMemory, C.O_WRONLY) : -1;
+    const prime = (): void => write(primeFd, '4194305', () => undefined);
     /** Baseline 1: the addon's launch() on this thread, with what the worker would hand it. */
-    const nativeVariant = (name: string, slot: Slot, joinCgroup: boolean): Variant => {
+    const nativeVariant = (name: string, slot: Slot, joinCgroup: boolean, primed = false): Variant => {
       const cg: TaskCgroup = prepareTaskCgroup(resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name));
       if (cg.mode === 'v1') ownCgroupDirs.push(...cg.created);
       writeLimits(cg, { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0, pidsMax: DEFAULT_PIDS_MAX });
@@ -277,13 +360,18 @@ async function main(): Promise<void> {
             scopeAbstractUnixSockets: true,
           };
           return async () => {
+            if (primed) {
+              prime();
+              await sleep(PRIME_LEAD_MS);
+            }
             const t0 = now();
             const r = native.launch(spec);
             for (const fd of fds) closeSync(fd);
             await new Promise<void>((res) => native.watchExit(r.pidfd, () => res()));
             const t2 = now();
             if (kind === 'exit') return { exitUs: usSince(t0, t2) };
-            return { execUs: usSince(t0, BigInt(await nextLine(slot))), exitUs: usSince(t0, t2) };
+            const probe = BigInt(await nextLine(slot));
+            return { execUs: usSince(t0, probe), exitUs: usSince(t0, t2), phases: { setup: usSince(t0, r.tCloneNs), 'clone→exec': usSince(r.tCloneNs, probe) } };
           };
         },
       };
@@ -403,15 +491,28 @@ async function main(): Promise<void> {
       },
     };
 
-    const variants: Variant[] = [grpc, nativeVariant('native', nSlot!, true), unshare];
+    const variants: Variant[] = [grpc, ...(grpcB ? [grpcB] : []), nativeVariant('native', nSlot!, true), unshare];
     // The re-executed binary is the shim, as in exec2: `<binary> exec2-shim ...`.
     if (goShim.ok) variants.push(unshareVariant('unshare-go', ugSlot!, [goShim.path, 'exec2-shim']));
     variants.push(nodeSpawn);
     if (bwrap) variants.push(bwrapVariant);
     variants.push(nativeVariant('native-nocg', ncSlot!, false), inline);
+    if (primeFd >= 0) variants.push(nativeVariant('native-primed', npSlot!, true, true));
 
     // ---------------------------------------------------------------- latency loop
     const series = new Map<string, number[]>();
+    /** "variant|mode" -> phase -> samples (µs) */
+    const phaseSeries = new Map<string, Map<string, number[]>>();
+    const pushPhases = (variant: string, mode: Mode, ph: Record<string, number> | undefined): void => {
+      if (!ph) return;
+      const k = `${variant}|${mode}`;
+      if (!phaseSeries.has(k)) phaseSeries.set(k, new Map());
+      const m = phaseSeries.get(k)!;
+      for (const [name, v] of Object.entries(ph)) {
+        if (!m.has(name)) m.set(name, []);
+        m.get(name)!.push(v);
+      }
+    };
     const push = (key: SeriesKey, v: number | undefined): void => {
       if (v === undefined) return;
       const k = `${key.variant}|${key.metric}|${key.mode}`;
@@ -433,6 +534,7 @@ async function main(): Promise<void> {
         for (const mode of ['idle', 'warm'] as const) {
           const e = await once(v, 'exec', mode);
           const x = await once(v, 'exit', mode);
+          pushPhases(v.name, mode, e.phases);
           for (const [name, ex, ox] of [[v.name, e, x], [RPC_SERIES, e.rpc, x.rpc]] as const) {
             if (!ex || !ox) continue;
             push({ variant: name, metric: 'exec', mode }, ex.execUs);
@@ -444,7 +546,58 @@ async function main(): Promise<void> {
       if ((i + 1) % Math.max(1, Math.floor(ROUNDS / 5)) === 0) log(`  round ${i + 1}/${ROUNDS} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     }
     for (const [k, xs] of series) results.latency[k] = { ...percentiles(xs), raw: xs.map((x) => Math.round(x)) };
+    results.phases = {};
+    for (const [k, m] of phaseSeries) results.phases[k] = Object.fromEntries([...m].map(([name, xs]) => [name, percentiles(xs)]));
     results.variants = variants.flatMap((v) => (v === grpc ? [v.name, RPC_SERIES] : [v.name]));
+  }
+
+  if (ONLY.includes('first') && !PROFILE && !aborting) {
+    // ---------------------------------------------------------------- first launch of a fresh plugin
+    // What `run` prints and what the first task after an agent restart waits:
+    // the plugin process is new, StartTask follows SetConfig at once (the
+    // slot, Nomad's prestart work, is made before the plugin starts).
+    log(`first launch: ${FIRST_PLUGINS} freshly started plugins${AB_BIN ? ` of this tree and as many of ${AB_BIN}, interleaved` : ''}, one StartTask each right after SetConfig`);
+    const rows = [{ label: 'this tree', bin: undefined as string | undefined }, ...(AB_BIN ? [{ label: 'B', bin: AB_BIN }] : [])].map((r) => ({
+      ...r, exec: [] as number[], rpc: [] as number[], second: [] as number[], gaps: [] as number[], phases: new Map<string, number[]>(),
+    }));
+    for (let i = 0; i < FIRST_PLUGINS && !aborting; i++) {
+      for (const row of rows) {
+        const client = new NomadLikeClient();
+        fresh = { client, slot: null };
+        const [slot] = makeSlots(client, 1, 'first', { fifoOwner: 'task' });
+        fresh.slot = slot!;
+        await client.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`] }, row.bin ? { bin: row.bin } : {});
+        const configured = now();
+        const launchOnce = async (): Promise<{ exec: number; rpc: number; phases: Record<string, number> | null }> => {
+          const cfg = taskConfig(slot!, target);
+          const t0 = now();
+          await client.startTask({ config: cfg } as PreparedTask);
+          await client.wait(cfg.id);
+          const probe = BigInt(await nextLine(slot!));
+          const { received, timings } = await startedLine(client, cfg.id);
+          await client.destroy(cfg.id);
+          return { exec: usSince(received, probe), rpc: usSince(t0, probe), phases: timings ? pluginPhases(timings, received, probe) : null };
+        };
+        row.gaps.push(usSince(configured, now()) / 1000);
+        const a = await launchOnce();
+        row.exec.push(a.exec);
+        row.rpc.push(a.rpc);
+        for (const [k, v] of Object.entries(a.phases ?? {})) (row.phases.get(k) ?? row.phases.set(k, []).get(k)!).push(v);
+        await sleep(IDLE_GAP_MS);
+        row.second.push((await launchOnce()).exec);
+        closeSlot(slot!);
+        const left = await client.cleanup();
+        fresh = null;
+        for (const l of left) log(`cleanup: could not remove ${l}`);
+      }
+    }
+    const withRaw = (xs: number[]) => ({ ...percentiles(xs), raw: xs.map((x) => Math.round(x)) });
+    const firstOf = (row: (typeof rows)[number]): FirstLaunch => ({
+      plugins: row.exec.length, exec: withRaw(row.exec), rpc: withRaw(row.rpc), second: withRaw(row.second),
+      phases: Object.fromEntries([...row.phases].map(([k, xs]) => [k, percentiles(xs)])), gapMs: percentiles(row.gaps).p50,
+    });
+    if (rows[0]!.exec.length) results.first = firstOf(rows[0]!);
+    if (rows[1]?.exec.length) results.firstB = { ...firstOf(rows[1]), bin: AB_BIN! };
   }
 
   if (ONLY.includes('throughput') || (PROFILE && !ONLY_GIVEN)) {

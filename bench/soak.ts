@@ -305,7 +305,7 @@ export class Soak {
 
   // -------------------------------------------------------------- fd pressure
 
-  private async fdPressure(): Promise<void> {
+  private fdPressure(): void {
     // one window at a time: the limit restored is the one from before the window
     if (this.fdPressureUntil < 0 && this.fdPressureAt.length > 0 && this.issued >= this.fdPressureAt[0]! && !this.crashing) {
       this.fdPressureAt.shift();
@@ -397,7 +397,7 @@ export class Soak {
     const kind = this.pickKind();
     this.issued++;
     this.summary.launches++;
-    await this.fdPressure();
+    this.fdPressure();
     this.ensureReaders(slot);
     const k = this.int(0, 120);
     switch (kind) {
@@ -475,7 +475,7 @@ export class Soak {
         break;
       }
       default:
-        throw new Error(`unhandled kind ${kind}`);
+        throw new Error(`unhandled kind ${String(kind)}`);
     }
 
     this.maybeCrash('start');

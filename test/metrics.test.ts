@@ -102,7 +102,7 @@ describe('Prometheus metrics', function () {
     assert.equal(delta('exec2_start_task_total', { outcome: 'NOT_FOUND' }), 1);
     assert.equal(delta('exec2_task_exits_total', { reason: 'success' }), 1);
     assert.equal(delta('exec2_task_exits_total', { reason: 'failure' }), 1);
-    for (const phase of ['queue', 'cgroup', 'prepare', 'spawn', 'exec_confirmed']) {
+    for (const phase of ['plan', 'queue', 'cgroup', 'prepare', 'setup', 'spawn', 'exec_confirmed', 'reply']) {
       assert.equal(delta('exec2_launch_duration_seconds_count', { phase }), 2, `phase ${phase}`);
     }
     assert.ok(value(after, 'exec2_launch_duration_seconds_bucket', { phase: 'spawn', le: '10' }) >= 2);

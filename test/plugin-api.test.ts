@@ -7,6 +7,7 @@ import { FingerprintResponse_HealthState as Health, TaskConfig, type Fingerprint
 import { call, PluginProcess } from '../src/client/plugin-process';
 import { encodePluginConfig, topology } from '../src/client/nomad-client';
 import { IN_CI, isRoot } from './harness/skip';
+import { detectCgroupLayout } from '../src/shared/cgroups/detect';
 import { expectStatus } from './harness/assert-status';
 
 const attr = (name: string, type: string, required = false) => ({ Attr: { name, type, required } });
@@ -163,6 +164,8 @@ describe('plugin API: identity, schemas, config, fingerprint', function () {
       assert.equal(fp.attributes['driver.exec2.allow_caps']?.stringVal, 'chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,sys_chroot,mknod,audit_write,setfcap');
       assert.equal(fp.attributes['driver.exec2.landlock.scopes']?.stringVal, abi >= 6 ? 'abstract_unix_socket,signal' : '');
       assert.equal(fp.attributes['driver.exec2.pids_max']?.intVal, 4096);
+      // as this host's mount table says (the plugin reads the same file)
+      assert.equal(fp.attributes['driver.exec2.cgroup.favordynmods']?.boolVal, detectCgroupLayout().favorDynmods);
       const mode = fp.attributes['driver.exec2.cgroup.mode']!.stringVal!;
       assert.ok(['v1', 'v2', 'hybrid', 'none'].includes(mode));
       // CI machines are root with Landlock and cgroups: there the driver must be usable.

@@ -130,11 +130,11 @@ describe('metrics for Prometheus and Grafana', function () {
     it('scrapes the plugin and returns the launch histogram for every phase', async () => {
       const v = await retry(async () => {
         const x = await query('exec2_launch_duration_seconds_count{job="nomad-driver-exec2"}');
-        if (x.data.result.length < 5) throw new Error(`only ${x.data.result.length} series yet`);
+        if (x.data.result.length < 8) throw new Error(`only ${x.data.result.length} series yet`);
         return x;
       }, 60_000, 500);
       const phases = v.data.result.map((s) => s.metric.phase).sort();
-      assert.deepEqual(phases, ['cgroup', 'exec_confirmed', 'prepare', 'queue', 'spawn']);
+      assert.deepEqual(phases, ['cgroup', 'exec_confirmed', 'plan', 'prepare', 'queue', 'reply', 'setup', 'spawn']);
       for (const s of v.data.result) assert.ok(Number(s.value[1]) >= 1, `phase ${s.metric.phase} counted no launch`);
       const inf = await query('exec2_launch_duration_seconds_bucket{phase="exec_confirmed", le="+Inf"}');
       assert.equal(inf.data.result.length, 1);

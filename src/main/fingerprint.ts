@@ -121,6 +121,10 @@ export function fingerprintFromFacts(facts: HostFacts, config: PluginConfig): Fi
     'driver.exec2.allow_caps': strAttr(config.allowCaps.map(capabilityName).join(',')),
     'driver.exec2.landlock.scopes': strAttr(landlockScopes(facts.landlockAbi, config).join(',')),
     'driver.exec2.pids_max': intAttr(config.pidsMax),
+    // v1/hybrid: false means a lone launch first waits an RCU grace period to
+    // join its cgroups (docs/operators.md "Launch latency on cgroup v1 hosts");
+    // a job can constrain on it
+    'driver.exec2.cgroup.favordynmods': boolAttr(facts.cgroups.favorDynmods),
   };
   const answer = (health: Health, description: string): FingerprintResponse => ({ attributes, health, healthDescription: description, err: fingerprintErr(health, description) });
 

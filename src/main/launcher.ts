@@ -12,19 +12,30 @@ export interface Launcher {
   launch(req: LaunchRequest): Promise<LaunchReply>;
   /** start a command inside a running task (nomad alloc exec, script checks) */
   launchExec(req: ExecLaunchRequest): Promise<ExecLaunchReply>;
-  warm(): void;
+  /**
+   * Start the pool's threads and have each load its worker code, the addon
+   * and the user database modules, so the first StartTask finds them ready.
+   * Resolves when every thread answered (or after WARM_TIMEOUT_MS: a pool
+   * that cannot start fails the launches, which say why).
+   */
+  warm(): Promise<void>;
   close(): Promise<void>;
   /** queued launches, for metrics */
   queueSize(): number;
   utilization(): number;
 }
 
+/** SetConfig never waits longer than this for the pool's warm-up. */
+const WARM_TIMEOUT_MS = 2000;
+
 export class PiscinaLauncher implements Launcher {
   private pool: Piscina | undefined;
+  private readonly threads = Math.max(2, Math.min(4, os.availableParallelism()));
+  private warming: Promise<void> | undefined;
 
   private get piscina(): Piscina {
     if (!this.pool) {
-      const threads = Math.max(2, Math.min(4, os.availableParallelism()));
+      const threads = this.threads;
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use: Nomad's short-lived plugin processes never need it
       const PiscinaCtor = require('piscina') as typeof Piscina;
       this.pool = new PiscinaCtor({
@@ -40,12 +51,28 @@ export class PiscinaLauncher implements Launcher {
     return this.pool;
   }
 
-  warm(): void {
-    void this.piscina;
+  warm(): Promise<void> {
+    if (!this.warming) {
+      const pool = this.piscina;
+      // One warm-up task per thread: with one task per worker at a time the
+      // pool hands each to a different thread (all start out idle).
+      const all = Promise.all(Array.from({ length: this.threads }, () => pool.run(null, { name: 'warm' }))).then(() => undefined, () => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, WARM_TIMEOUT_MS);
+        timer.unref();
+      });
+      this.warming = Promise.race([all, limit]).finally(() => clearTimeout(timer));
+    }
+    return this.warming;
   }
 
-  launch(req: LaunchRequest): Promise<LaunchReply> {
-    return this.piscina.run(req) as Promise<LaunchReply>;
+  async launch(req: LaunchRequest): Promise<LaunchReply> {
+    // Two hrtime reads per launch: the plan/hand-off boundary and the reply's arrival.
+    req.plannedNs = process.hrtime.bigint().toString();
+    const reply = (await this.piscina.run(req)) as LaunchReply;
+    if (reply.ok) reply.timings.replyNs = Number(process.hrtime.bigint() - BigInt(req.receivedNs)) - reply.timings.doneAtNs;
+    return reply;
   }
 
   launchExec(req: ExecLaunchRequest): Promise<ExecLaunchReply> {

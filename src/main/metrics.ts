@@ -56,7 +56,7 @@ export class DriverMetrics implements TaskEventsSink {
     for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
     this.launchDuration = new Histogram({
       name: 'exec2_launch_duration_seconds',
-      help: 'Time spent in each phase of a task launch: queue (waiting for a worker), cgroup (limits), prepare (user, fds), spawn (clone3 to confirmed execve), exec_confirmed (StartTask received to confirmed execve).',
+      help: 'Time spent in each phase of a task launch: plan (main thread, StartTask received to request built), queue (StartTask received to start in a worker: plan plus the hand-off), cgroup (limits), prepare (user, fds), setup (addon, to just before clone3), spawn (setup plus clone3 to confirmed execve), exec_confirmed (StartTask received to confirmed execve), reply (worker done to reply received by the main thread).',
       labelNames: ['phase'],
       buckets: LAUNCH_BUCKETS,
       registers,
@@ -146,11 +146,14 @@ export class DriverMetrics implements TaskEventsSink {
   private perTaskLabels: ((t: TaskRecord) => Record<(typeof TASK_LABELS)[number], string>) | null = null;
 
   observeLaunch(t: LaunchTimings): void {
+    this.launchDuration.observe({ phase: 'plan' }, t.planNs / 1e9);
     this.launchDuration.observe({ phase: 'queue' }, t.queueNs / 1e9);
     this.launchDuration.observe({ phase: 'cgroup' }, t.cgroupNs / 1e9);
     this.launchDuration.observe({ phase: 'prepare' }, t.prepareNs / 1e9);
+    this.launchDuration.observe({ phase: 'setup' }, t.setupNs / 1e9);
     this.launchDuration.observe({ phase: 'spawn' }, t.spawnNs / 1e9);
     this.launchDuration.observe({ phase: 'exec_confirmed' }, t.totalToExecNs / 1e9);
+    this.launchDuration.observe({ phase: 'reply' }, t.replyNs / 1e9);
   }
 
   onStarted(task: TaskRecord): void {

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { BasePluginService } from '../gen/hashicorp/nomad/plugins/base/base';
 import { DriverService } from '../gen/hashicorp/nomad/plugins/drivers/driver';
 import { serializeTaskStatsResponse } from './stats/collector';
-import { loadNative } from '../native/binding';
+import { INIT_HELPER_PATH, loadNative } from '../native/binding';
 import { basePluginServer } from './rpc/base-plugin';
 import { detectCgroupLayout } from '../shared/cgroups/detect';
 import { driverServer } from './rpc/driver-service';
@@ -20,6 +20,8 @@ import { gatherHostFacts } from './fingerprint';
 import type { MetricsServer } from './metrics';
 import type { PluginConfig } from './config/config';
 import { PLUGIN_VERSION } from './version';
+import { warmPlanner } from './warm-up';
+import type { Compute } from '../shared/topology';
 
 /** Nomad may send large StartTask payloads (big environments). */
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -77,8 +79,12 @@ export function servePlugin(): void {
   process.on('SIGTERM', shutdown);
   addGoPluginServices(server, { onShutdown: shutdown });
   let metricsServer: MetricsServer | null = null;
-  const onConfigured = async (config: PluginConfig): Promise<void> => {
-    launcher.warm();
+  const onConfigured = async (config: PluginConfig, compute: Compute | null): Promise<void> => {
+    // The pool's threads, worker code and addon are ready before SetConfig
+    // answers, so the first StartTask (Nomad sends none before) finds them.
+    await launcher.warm();
+    // and this thread's planning code compiled, its caches warm (main/warm-up.ts)
+    warmPlanner(config, compute, detectCgroupLayout(), INIT_HELPER_PATH);
     const addr = config.metricsAddress;
     if (addr && !metricsServer) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- prom-client loads only in the long-lived instance that asked for metrics

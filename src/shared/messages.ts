@@ -67,21 +67,42 @@ export interface LaunchRequest extends ConfinedRequest {
   taskRoot: string;
   /** main thread hrtime (ns, as string) when StartTask arrived */
   receivedNs: string;
+  /** main thread hrtime (ns, as string) when the request was handed to the pool (launcher.ts) */
+  plannedNs?: string;
   /** shared with the main thread: what was launched, should the reply be lost (shared/launch-handoff.ts) */
   handoff?: SharedArrayBuffer;
 }
 
+/**
+ * Where a launch's time went, ns. Durations of consecutive phases, from the
+ * main thread's receipt of StartTask to its receipt of this reply; the
+ * `...AtNs` fields are offsets from that receipt (CLOCK_MONOTONIC), so a
+ * tool with the task's own first-instruction timestamp (the benchmark's
+ * probe) can split clone → exec. A handful of hrtime reads per launch.
+ */
 export interface LaunchTimings {
-  /** queue wait: arrival in main → start in worker */
+  /** main thread: StartTask arrival → request built and handed to the pool */
+  planNs: number;
+  /** queue wait: arrival in main → start in worker (planNs + the hand-off to a pool thread) */
   queueNs: number;
   /** cgroup creation and limit writes */
   cgroupNs: number;
   /** user lookup, fd opens */
   prepareNs: number;
-  /** native launch: clone3 → confirmed execve of the task */
+  /** addon: spec parsing and clone arguments, end of prepare → just before clone3 */
+  setupNs: number;
+  /** native launch: end of prepare → confirmed execve of the task (setupNs + clone3 → exec confirmed) */
   spawnNs: number;
   /** arrival in main → confirmed execve */
   totalToExecNs: number;
+  /** arrival in main → just before clone3 */
+  cloneAtNs: number;
+  /** worker: confirmed execve → reply returned (start time read, hand-off record) */
+  finishNs: number;
+  /** arrival in main → reply returned by the worker */
+  doneAtNs: number;
+  /** reply returned by the worker → received by the main thread (set there, launcher.ts) */
+  replyNs: number;
 }
 
 export interface LaunchSuccess {

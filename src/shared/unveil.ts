@@ -124,10 +124,18 @@ export const MAX_RULES = 4096;
 export const MAX_ANCHORS = 64;
 
 /** `p` equal to or below `dir`. */
-export const isWithin = (p: string, dir: string): boolean => p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`);
+export const isWithin = (p: string, dir: string): boolean =>
+  // no `${dir}/` per call: the plan compares every rule with every anchor on each launch
+  p === dir || (dir === '/' ? p.startsWith('/') : p.length > dir.length && p.charCodeAt(dir.length) === 0x2f && p.startsWith(dir));
 const isBelow = (p: string, dir: string): boolean => p !== dir && isWithin(p, dir);
 const covers = (rule: UnveilRule, p: string): boolean => isWithin(p, rule.path);
-const depth = (p: string): number => (p === '/' ? 0 : p.split('/').length - 1);
+/** Components below `/`: the number of slashes (normalised paths), without a split per call (the sort below calls it per comparison). */
+const depth = (p: string): number => {
+  if (p === '/') return 0;
+  let n = 0;
+  for (let i = p.indexOf('/'); i >= 0; i = p.indexOf('/', i + 1)) n++;
+  return n;
+};
 const letters = (mode: string): string => [...MODE_ORDER].filter((ch) => mode.includes(ch)).join('');
 const hasAll = (mode: string, of: string): boolean => [...of].every((ch) => mode.includes(ch));
 
@@ -206,7 +214,8 @@ export function planUnveil(input: readonly UnveilRule[], untrustedRoots: readonl
   const kept = [...byPath.values()].filter((e) => !grantedAbove(e));
 
   // 4. anchors first (shallower first), each rule beneath its nearest anchor
-  kept.sort((x, y) => depth(x.path) - depth(y.path));
+  const depths = new Map<Entry, number>(kept.map((e) => [e, depth(e.path)]));
+  kept.sort((x, y) => depths.get(x)! - depths.get(y)!);
   if (kept.length > MAX_RULES) throw new UnveilSyntaxError(`unveil: ${kept.length} rules; at most ${MAX_RULES} are supported`);
   const anchors: string[] = [];
   const nearest = (p: string, strict: boolean): number => {

@@ -105,6 +105,25 @@ function refuseKnownIds(native: Exec2Native, name: string, uid: number, gid: num
   if (owners.group !== null) throw fail('FAILED_PRECONDITION', 'EXEC2_USER', `user "${name}": gid ${gid} belongs to the group "${owners.group}" in the group database; dynamic workload user ids must be unused (check the plugin options dynamic_user_min and dynamic_user_max against this host's groups)`);
 }
 
+/** The largest id the kernel accepts but no host assigns (2^31 - 2; 2^31 - 1 is reserved). */
+const WARM_UNUSED_ID = 2 ** 31 - 2;
+
+/**
+ * The pool's warm-up task (launcher.ts warm, `name: 'warm'`): load what the
+ * first launch would otherwise load while a StartTask waits — the addon, the
+ * NSS modules behind the user database checks (a first getpwuid dlopens
+ * them) — and run the worker's own code once. Touches nothing on the host.
+ */
+export function warm(): { landlockAbi: number } {
+  const native = loadNative();
+  native.idOwners(0, 0);
+  // An id no database has walks every NSS module of the chain to its end
+  // (with `files systemd`, systemd's userdb drop-in directories), as a
+  // dynamic user's check does on every launch.
+  native.idOwners(WARM_UNUSED_ID, WARM_UNUSED_ID);
+  return { landlockAbi: native.landlockAbi().abi };
+}
+
 export default function launch(req: LaunchRequest): LaunchReply {
   const t0 = process.hrtime.bigint();
   const fds: number[] = [];
@@ -170,13 +189,16 @@ export default function launch(req: LaunchRequest): LaunchReply {
       ...confinement(req, creds),
     };
     const received = BigInt(req.receivedNs);
+    const planned = req.plannedNs ? BigInt(req.plannedNs) : received;
     const result = callNative(() => native.launch(spec));
     // From here on nothing may fail: the task runs and only the main thread can stop it.
     recordLaunched(req.handoff, { pidfd: result.pidfd, pid: result.pid, ownCreatedMask: ownCreatedMask(cgroup) });
+    const startTime = pidStartTime(result.pid);
+    const done = process.hrtime.bigint();
     return {
       ok: true,
       pid: result.pid,
-      pidStartTime: pidStartTime(result.pid),
+      pidStartTime: startTime,
       pidfd: result.pidfd,
       uid: creds.uid,
       gid: creds.gid,
@@ -184,11 +206,17 @@ export default function launch(req: LaunchRequest): LaunchReply {
       cgroup,
       oomKillsBefore,
       timings: {
+        planNs: Number(planned - received),
         queueNs: Number(t0 - received),
         cgroupNs: Number(t1 - t0),
         prepareNs: Number(t2 - t1),
+        setupNs: Number(result.tCloneNs - t2),
         spawnNs: Number(result.tExecNs - t2),
         totalToExecNs: Number(result.tExecNs - received),
+        cloneAtNs: Number(result.tCloneNs - received),
+        finishNs: Number(done - result.tExecNs),
+        doneAtNs: Number(done - received),
+        replyNs: 0,
       },
     };
   } catch (err) {

@@ -12,7 +12,7 @@ import { injectNative, loadNative, type Exec2Native, type WaitStatus } from '../
 import type { CgroupLayout } from '../../src/shared/cgroups/detect';
 import type { TaskCgroup } from '../../src/shared/cgroups/task-cgroup';
 import { recordLaunched } from '../../src/shared/launch-handoff';
-import type { ExecLaunchReply, LaunchReply, LaunchRequest, LaunchSuccess } from '../../src/shared/messages';
+import type { ExecLaunchReply, LaunchReply, LaunchRequest, LaunchSuccess, LaunchTimings } from '../../src/shared/messages';
 import { encodeObject, type CtyValue } from '../../src/main/config/cty';
 import { DEFAULT_PLUGIN_CONFIG, TASK_CONFIG_SCHEMA } from '../../src/main/config/config';
 import { PluginState } from '../../src/main/config/plugin-state';
@@ -130,8 +130,8 @@ export class FakeLauncher implements Launcher {
     return Promise.reject(new Error('FakeLauncher: exec is not scripted'));
   }
 
-  warm(): void {
-    // nothing to warm
+  warm(): Promise<void> {
+    return Promise.resolve(); // nothing to warm
   }
 
   async close(): Promise<void> {
@@ -203,6 +203,9 @@ export function taskConfig(allocDir: string, over: Partial<TaskConfig> = {}, blo
   });
 }
 
+/** Timings of a launch whose phases took no time (tests that do not look at them). */
+export const ZERO_TIMINGS: LaunchTimings = { planNs: 0, queueNs: 0, cgroupNs: 0, prepareNs: 0, setupNs: 0, spawnNs: 0, totalToExecNs: 0, cloneAtNs: 0, finishNs: 0, doneAtNs: 0, replyNs: 0 };
+
 /** A successful launch reply for `req`. */
 export function launched(req: { cgroup: TaskCgroup }, over: Partial<LaunchSuccess> = {}): LaunchSuccess {
   return {
@@ -215,7 +218,7 @@ export function launched(req: { cgroup: TaskCgroup }, over: Partial<LaunchSucces
     home: '/nonexistent',
     cgroup: req.cgroup,
     oomKillsBefore: 0,
-    timings: { queueNs: 1000, cgroupNs: 2000, prepareNs: 3000, spawnNs: 4000, totalToExecNs: 10000 },
+    timings: { planNs: 500, queueNs: 1000, cgroupNs: 2000, prepareNs: 3000, setupNs: 400, spawnNs: 4000, totalToExecNs: 10000, cloneAtNs: 6400, finishNs: 300, doneAtNs: 10300, replyNs: 200 },
     ...over,
   };
 }

@@ -5,7 +5,7 @@ import { TaskState } from '../../src/gen/hashicorp/nomad/plugins/drivers/driver'
 import { DriverError } from '../../src/shared/errors';
 import { decodeDriverState } from '../../src/main/tasks/driver-state';
 import { isRunning } from '../../src/main/tasks/task-record';
-import { ManagerHarness, until } from './task-fakes';
+import { ManagerHarness, until, ZERO_TIMINGS } from './task-fakes';
 
 describe('task start (task manager on a fake native binding and launcher)', () => {
   let h: ManagerHarness;
@@ -33,7 +33,7 @@ describe('task start (task manager on a fake native binding and launcher)', () =
   });
 
   it('hands Nomad a RUNNING handle whose driver_state decodes to what the launch recorded', async () => {
-    h.launcher.script.push({ ok: true, pid: 4242, pidStartTime: '777', pidfd: 50, uid: 65534, gid: 65534, home: '/', cgroup: h.cgroup, oomKillsBefore: 2, timings: { queueNs: 0, cgroupNs: 0, prepareNs: 0, spawnNs: 0, totalToExecNs: 0 } });
+    h.launcher.script.push({ ok: true, pid: 4242, pidStartTime: '777', pidfd: 50, uid: 65534, gid: 65534, home: '/', cgroup: h.cgroup, oomKillsBefore: 2, timings: ZERO_TIMINGS });
     const { handle, task } = await h.tm.start(h.config());
     assert.equal(handle.state, TaskState.RUNNING);
     assert.equal(handle.config, task.config);
@@ -43,7 +43,7 @@ describe('task start (task manager on a fake native binding and launcher)', () =
   });
 
   it('refuses a second StartTask for an id being started or already tracked (ALREADY_EXISTS) without counting a start failure', async () => {
-    h.launcher.script.push({ ok: true, pid: 1, pidStartTime: '1', pidfd: 50, uid: 1, gid: 1, home: '/', cgroup: h.cgroup, oomKillsBefore: 0, timings: { queueNs: 0, cgroupNs: 0, prepareNs: 0, spawnNs: 0, totalToExecNs: 0 } });
+    h.launcher.script.push({ ok: true, pid: 1, pidStartTime: '1', pidfd: 50, uid: 1, gid: 1, home: '/', cgroup: h.cgroup, oomKillsBefore: 0, timings: ZERO_TIMINGS });
     const first = h.tm.start(h.config());
     await assert.rejects(h.tm.start(h.config()), (e: DriverError) => e.code === 'ALREADY_EXISTS' && /already started/.test(e.message));
     await first;
@@ -70,7 +70,7 @@ describe('task start (task manager on a fake native binding and launcher)', () =
     h.cgroupFile('cgroup.kill', '');
     mkdirSync(h.statusDir(), { recursive: true });
     h.native.watchExitFailures = 1;
-    h.launcher.script.push({ ok: true, pid: 4242, pidStartTime: '777', pidfd: 50, uid: 1, gid: 1, home: '/', cgroup: h.cgroup, oomKillsBefore: 0, timings: { queueNs: 0, cgroupNs: 0, prepareNs: 0, spawnNs: 0, totalToExecNs: 0 } });
+    h.launcher.script.push({ ok: true, pid: 4242, pidStartTime: '777', pidfd: 50, uid: 1, gid: 1, home: '/', cgroup: h.cgroup, oomKillsBefore: 0, timings: ZERO_TIMINGS });
     const start = h.tm.start(h.config());
     await until(() => h.native.watched(50), 'the reap watch');
     h.native.exit(50, { exitCode: 137, signal: 9 });

@@ -142,6 +142,12 @@ describe('fingerprint err (FingerprintResponse field 4)', () => {
     assert.equal(fingerprintErr(Health.UNHEALTHY, 'x'), 'x');
   });
 
+  it('reports favordynmods as the mount table shows it (a job on a v1 host can constrain on it)', () => {
+    const v1 = { mode: 'hybrid' as const, root: '/sys/fs/cgroup', v1: new Map([['cpuset', '/sys/fs/cgroup/cpuset']]), unified: '/sys/fs/cgroup/unified' };
+    assert.equal(fingerprintFromFacts(facts({ cgroups: { ...v1, favorDynmods: false } }), DEFAULT_PLUGIN_CONFIG).attributes['driver.exec2.cgroup.favordynmods']?.boolVal, false);
+    assert.equal(fingerprintFromFacts(facts({ cgroups: { ...v1, favorDynmods: true } }), DEFAULT_PLUGIN_CONFIG).attributes['driver.exec2.cgroup.favordynmods']?.boolVal, true);
+  });
+
   it('answers even when the facts cannot be gathered', () => {
     const f = fingerprintFailure(new Error('EMFILE'), DEFAULT_PLUGIN_CONFIG);
     assert.equal(f.health, Health.UNHEALTHY);

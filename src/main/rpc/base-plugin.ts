@@ -8,7 +8,7 @@ import { parseUnveil } from '../../shared/unveil';
 import { unary } from './grpc-util';
 import type { Logger } from '../log';
 import type { PluginState } from '../config/plugin-state';
-import { computeFromTopology } from '../../shared/topology';
+import { computeFromTopology, type Compute } from '../../shared/topology';
 import { PLUGIN_VERSION } from '../version';
 
 export const DRIVER_NAME = 'exec2';
@@ -21,7 +21,7 @@ export interface BasePluginHooks {
    * metrics. Runs before the config is applied; if it throws, SetConfig
    * fails and the previous config (or none) stays in force.
    */
-  onConfigured?(config: PluginConfig): void | Promise<void>;
+  onConfigured?(config: PluginConfig, compute: Compute | null): void | Promise<void>;
 }
 
 export function basePluginServer(state: PluginState, logger: Logger, hooks: BasePluginHooks = {}): BasePluginServer {
@@ -42,7 +42,7 @@ export function basePluginServer(state: PluginState, logger: Logger, hooks: Base
       const compute = computeFromTopology(req.nomadConfig.driver?.Topology);
       // Everything that can fail comes first: an error reply must leave the
       // plugin exactly as it was.
-      await hooks.onConfigured?.(config);
+      await hooks.onConfigured?.(config, compute);
       state.config = config;
       state.compute = compute;
       logger.info('plugin configured', {

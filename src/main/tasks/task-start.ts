@@ -64,6 +64,8 @@ export class TaskStarter {
       spawn_us: Math.round(reply.timings.spawnNs / 1000),
       // CLOCK_MONOTONIC, to line launches up with tracing tools (and the benchmark)
       received_monotonic_ns: req.receivedNs,
+      // every phase, ns (shared/messages.ts LaunchTimings; the benchmark's breakdown)
+      timings_ns: reply.timings,
     });
     return task;
   }

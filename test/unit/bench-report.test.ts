@@ -1,0 +1,49 @@
+/**
+ * The benchmark's report (bench/report.ts) prints the per-phase breakdown
+ * and the first-launch row and draws the stacked bar: no timing is judged
+ * here, only that the rows are there, from a synthetic result.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PHASES, report, type Results } from '../../bench/report';
+import { percentiles } from '../../bench/tools';
+
+const pct = (xs: number[]) => ({ ...percentiles(xs), raw: xs });
+
+describe('bench report', () => {
+  it('prints where a launch\'s time goes, the first launch of a fresh plugin, and draws the stacked bar', () => {
+    const phases = Object.fromEntries(PHASES.map((p, i) => [p, percentiles([10 * (i + 1), 20 * (i + 1)])]));
+    const r: Results = {
+      meta: { idleGapMs: 50, kernel: 'k', cpus: 2, cgroupMode: 'hybrid', pluginRssAtStartMb: 50 },
+      variants: ['grpc', 'grpc+rpc', 'native'],
+      latency: {
+        'grpc|exec|idle': pct([2000, 2100]), 'grpc|exec|warm': pct([1000, 1100]),
+        'grpc+rpc|exec|idle': pct([2500, 2600]), 'grpc+rpc|exec|warm': pct([1500, 1600]),
+        'native|exec|idle': pct([1500, 1600]), 'native|exec|warm': pct([500, 600]),
+      },
+      phases: { 'grpc|idle': phases, 'grpc|warm': phases, 'native|idle': { setup: percentiles([100]), 'clone→exec': percentiles([900]) } },
+      first: { plugins: 2, exec: pct([4000, 5000]), rpc: pct([4500, 5500]), second: pct([2000, 2100]), phases, gapMs: 0 },
+      throughput: [],
+      stats: null,
+    };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'exec2-bench-report-'));
+    try {
+      const lines: string[] = [];
+      report(r, dir, 'test', (s) => lines.push(s));
+      const text = lines.join('\n');
+      assert.match(text, /Where a launch's time goes/);
+      for (const p of PHASES) assert.ok(text.includes(p), `phase ${p} printed`);
+      assert.match(text, /^idle {2}grpc .*$/m);
+      assert.match(text, /^warm {2}grpc .*$/m);
+      assert.match(text, /First launch of a freshly started plugin \(2 plugins/);
+      assert.match(text, /(PASS|MISS) {2}first launch of a fresh plugin <= 2x an idle launch/);
+      const svg = readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.svg'))!), 'utf8');
+      assert.match(svg, /Where a launch's time goes/);
+      assert.ok(svg.includes('grpc first'), 'a bar for the first launch');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
