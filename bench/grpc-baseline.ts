@@ -8,6 +8,8 @@
  * server streams that each get a ~250-byte message per second (as a
  * TaskStats stream at 1 s). The server reports RSS and its GC'd heap per
  * phase; the differences per call are grpc-js's and http2's own bytes.
+ * It also reports the server's CPU while it sends one message per stream
+ * per second: the floor under the plugin's TaskStats CPU that is not ours.
  */
 import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
@@ -83,7 +85,15 @@ async function main(): Promise<void> {
   await sleep(2000);
   const m1 = await measure();
   const streams = Array.from({ length: n }, () => client.stream!(Buffer.alloc(10)).on('data', () => undefined).on('error', () => undefined));
-  await sleep(5000);
+  await sleep(3000);
+  // the server's CPU (all threads) while it sends one message per stream per second
+  const ticks = (): number => {
+    const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(f[11]) + Number(f[12]);
+  };
+  const c0 = ticks(), w0 = Date.now();
+  await sleep(10_000);
+  const cpuPct = ((ticks() - c0) / 100 / ((Date.now() - w0) / 1000)) * 100;
   const m2 = await measure();
   const per = (a: typeof m0, b: typeof m0): string =>
     `RSS ${((b.rss - a.rss) / n).toFixed(0)} B, heap used ${((b.heapUsed - a.heapUsed) / n).toFixed(0)} B, heap total ${((b.heapTotal - a.heapTotal) / n).toFixed(0)} B, external ${((b.external - a.external) / n).toFixed(0)} B`;
@@ -91,6 +101,7 @@ async function main(): Promise<void> {
   process.stdout.write(`  at start: RSS ${(m0.rss / 1048576).toFixed(1)} MB, heap used ${(m0.heapUsed / 1048576).toFixed(1)} MB\n`);
   process.stdout.write(`  per pending unary call (WaitTask-like):   ${per(m0, m1)}\n`);
   process.stdout.write(`  per server stream, 250 B/s (TaskStats-like): ${per(m1, m2)}\n`);
+  process.stdout.write(`  server CPU sending ${n} messages/s (one per stream): ${cpuPct.toFixed(1)} % of one core (load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')})\n`);
   for (const s of streams) s.cancel();
   client.close();
   child.kill();
