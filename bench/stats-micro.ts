@@ -11,8 +11,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { NomadLikeClient } from '../src/client/nomad-client';
 import type { TaskCgroup } from '../src/shared/cgroups/task-cgroup';
-import { TaskStatsCollector } from '../src/main/stats/collector';
-import type { TaskRecord } from '../src/main/tasks/task-manager';
+import { TaskStatsCollector, type StatsSource } from '../src/main/stats/collector';
 import { pool } from './tools';
 
 const N = Number(process.argv[2] ?? 300);
@@ -44,7 +43,7 @@ async function main(): Promise<void> {
       const { task } = await nomad.run({ command: 'sleep', args: ['1000'] });
       ids.push(task.config.id);
     });
-    const records: TaskRecord[] = [];
+    const records: StatsSource[] = [];
     for (const id of ids) {
       const t = nomad.prepared.get(id)!;
       let cg: TaskCgroup;
@@ -57,7 +56,7 @@ async function main(): Promise<void> {
         if (acct) dirs.cpuacct = acct;
         cg = { mode: 'v1', dirs, created: [] };
       }
-      records.push({ id, startedAt: new Date(Date.now() - 1000), phase: 'running', state: { cgroup: cg } } as unknown as TaskRecord);
+      records.push({ id, startedAt: new Date(Date.now() - 1000), state: { cgroup: cg } });
     }
     process.stdout.write(`${N} tasks, ${nomad.cgroups.layout.mode} cgroups, ${ROUNDS} rounds\n`);
     for (const keepOpen of [false, true]) {

@@ -19,7 +19,7 @@ describe('task start (task manager on a fake native binding and launcher)', () =
     assert.deepEqual(task.life, { phase: 'running', pidfd: 50 });
     assert.equal(h.native.watched(50), true, 'the exit watcher is armed on the pidfd');
     assert.equal(h.tm.get('a1/web/1'), task);
-    assert.deepEqual(task.timings, { queueNs: 1000, cgroupNs: 2000, prepareNs: 3000, spawnNs: 4000, totalToExecNs: 10000 });
+    assert.deepEqual(task.timings, { planNs: 500, queueNs: 1000, cgroupNs: 2000, prepareNs: 3000, setupNs: 400, spawnNs: 4000, totalToExecNs: 10000, cloneAtNs: 6400, finishNs: 300, doneAtNs: 10300, replyNs: 200 });
     assert.deepEqual(h.log.events, ['started a1/web/1']);
   });
 
@@ -40,6 +40,19 @@ describe('task start (task manager on a fake native binding and launcher)', () =
     const state = decodeDriverState(handle.driverState, handle.version);
     assert.deepEqual({ pid: state.pid, pst: state.pidStartTime, oom: state.oomKillsBefore, dir: state.statusDir, user: state.user }, { pid: 4242, pst: '777', oom: 2, dir: h.statusDir(), user: { name: 'nobody', uid: 65534, gid: 65534 } });
     assert.deepEqual(state, task.state);
+  });
+
+  it("keeps its own copy of the task config bytes, never a view that pins the request's buffer", async () => {
+    h.launcher.script.push({ ok: true, pid: 4242, pidStartTime: '777', pidfd: 50, uid: 65534, gid: 65534, home: '/', cgroup: h.cgroup, oomKillsBefore: 0, timings: ZERO_TIMINGS });
+    const cfg = h.config();
+    // as a decoded request carries it: a view into a much larger buffer
+    const big = Buffer.alloc(64 * 1024);
+    cfg.msgpackDriverConfig.copy(big, 100);
+    cfg.msgpackDriverConfig = big.subarray(100, 100 + cfg.msgpackDriverConfig.length);
+    const { task } = await h.tm.start(cfg);
+    assert.deepEqual(Buffer.from(task.config.msgpackDriverConfig), Buffer.from(cfg.msgpackDriverConfig));
+    assert.notEqual(task.config.msgpackDriverConfig.buffer, big.buffer);
+    assert.equal(task.config.msgpackDriverConfig.buffer.byteLength, cfg.msgpackDriverConfig.length);
   });
 
   it('refuses a second StartTask for an id being started or already tracked (ALREADY_EXISTS) without counting a start failure', async () => {

@@ -12,7 +12,6 @@ describe('warm-up of the launch planner', () => {
   const layouts: Array<[string, CgroupLayout]> = [
     ['v2', layoutFromMounts([{ mountPoint: '/sys/fs/cgroup', fsType: 'cgroup2', controllers: [], favorDynmods: false }])],
     ['v1', layoutFromMounts([{ mountPoint: '/sys/fs/cgroup/cpuset', fsType: 'cgroup', controllers: ['cpuset'], favorDynmods: false }, { mountPoint: '/sys/fs/cgroup/memory', fsType: 'cgroup', controllers: ['memory'], favorDynmods: false }])],
-    ['none', layoutFromMounts([])],
   ];
   for (const [name, layout] of layouts) {
     it(`runs every planning step on a synthetic task without throwing (${name} cgroups)`, () => {
@@ -20,6 +19,10 @@ describe('warm-up of the launch planner', () => {
       assert.equal(warmPlanner({ ...DEFAULT_PLUGIN_CONFIG, unveilDefaults: false, privateTmp: false }, null, layout, '/nonexistent/exec2-init'), true);
     });
   }
+
+  it('reports false, never throws, where no launch can be planned (no cgroup layout: StartTask refuses the same way)', () => {
+    assert.equal(warmPlanner({ ...DEFAULT_PLUGIN_CONFIG }, null, layoutFromMounts([]), '/nonexistent/exec2-init'), false);
+  });
 
   it('isWithin: equal or below, never a sibling with the same prefix', () => {
     assert.equal(isWithin('/a/b', '/a/b'), true);

@@ -12,7 +12,6 @@
  *   this collector's own samples.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import * as path from 'node:path';
 import {
   CPUUsage_Fields as CpuField,
   MemoryUsage_Fields as MemField,
@@ -61,7 +60,16 @@ class StatFile {
   /** open failed: the kernel does not provide this file here (e.g. memory.swap.current without swap accounting) */
   private absent = false;
 
-  constructor(readonly file: string, private readonly keepOpen: boolean) {}
+  /**
+   * `dir` is the task cgroup's own string (shared with its TaskCgroup), so a
+   * kept file costs no path string of its own: with 1,000 streamed tasks and
+   * eight files each, the joined paths were ~1 MB of heap.
+   */
+  constructor(private readonly dir: string, private readonly name: string, private readonly keepOpen: boolean) {}
+
+  get file(): string {
+    return `${this.dir}/${this.name}`;
+  }
 
   /** The file's text, or null if it cannot be read (gone, absent, not permitted). */
   read(): string | null {
@@ -142,7 +150,7 @@ interface CgroupFiles {
 }
 
 function cgroupFiles(cg: TaskCgroup, keepOpen: boolean): CgroupFiles {
-  const f = (dir: string | undefined, name: string): StatFile | null => (dir ? new StatFile(path.join(dir, name), keepOpen) : null);
+  const f = (dir: string | undefined, name: string): StatFile | null => (dir ? new StatFile(dir, name, keepOpen) : null);
   if (cg.mode === 'v2') {
     return {
       mode: 'v2',
@@ -401,7 +409,7 @@ export class TaskStatsCollector {
     let f = this.pidFiles.get(pid);
     let fresh = false;
     if (!f) {
-      f = new StatFile(`/proc/${pid}/stat`, this.keepPidFds);
+      f = new StatFile(`/proc/${pid}`, 'stat', this.keepPidFds);
       fresh = true;
     }
     let text = f.read();
@@ -409,7 +417,7 @@ export class TaskStatsCollector {
       // a kept fd follows the process it was opened for: that one exited and
       // the pid now names another member of the cgroup; open it anew
       f.close();
-      f = new StatFile(`/proc/${pid}/stat`, this.keepPidFds);
+      f = new StatFile(`/proc/${pid}`, 'stat', this.keepPidFds);
       text = f.read();
     }
     if (text === null) {

@@ -47,7 +47,10 @@ export function trackTask(deps: ExitWatchDeps, config: TaskConfig, state: Driver
     settle = resolve;
   });
   const task: TaskRecord = {
-    config,
+    // The record outlives the request: its own copy of the task config bytes,
+    // since a slice of the request (or of Node's 8 KiB Buffer pool) would keep
+    // the whole underlying buffer alive for as long as the task runs.
+    config: { ...config, msgpackDriverConfig: ownBytes(config.msgpackDriverConfig) },
     state,
     startedAt,
     recovered,
@@ -98,4 +101,11 @@ export async function exitedWithin(task: TaskRecord, ms: number): Promise<boolea
   const done = await Promise.race([task.exited.then(() => true as const), timedOut]);
   clearTimeout(timer);
   return done;
+}
+
+/** `b` in a buffer of its own (exactly its length, no shared backing store). */
+export function ownBytes(b: Uint8Array): Buffer {
+  const own = Buffer.allocUnsafeSlow(b.length);
+  own.set(b);
+  return own;
 }

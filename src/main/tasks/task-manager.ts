@@ -28,14 +28,6 @@ import { taskHandle, TaskStarter } from './task-start';
 import { TaskStopper } from './task-stop';
 import { TaskStore } from './task-store';
 
-/**
- * Only for bench/stats-micro.ts (another team's file), which builds stats
- * collector inputs under this old name: they are StatsSource values. The
- * task record lives in task-record.ts. Remove once the bench imports
- * StatsSource from stats/collector.ts.
- */
-export type { StatsSource as TaskRecord } from '../stats/collector';
-
 export interface TaskManagerDeps {
   native: () => Exec2Native;
   launcher: Launcher;
