@@ -47,6 +47,12 @@ const FIRST_PLUGINS = QUICK ? 3 : 10;
  * side-by-side before/after on a loaded machine.
  */
 const AB_BIN = args.find((a) => a.startsWith('--ab-bin='))?.slice(9) ?? null;
+/**
+ * --bin=<path to another tree's bin/nomad-driver-exec2>: the long-running
+ * plugin of every row is that build (e.g. `--only=throughput` of an older
+ * tree, run alternately with this one's, for rows --ab-bin does not cover).
+ */
+const MAIN_BIN = args.find((a) => a.startsWith('--bin='))?.slice(6) ?? null;
 const TRUE = '/bin/true';
 
 export type Mode = 'idle' | 'warm';
@@ -224,7 +230,8 @@ async function main(): Promise<void> {
 
   // --cpu-prof is refused in NODE_OPTIONS; bin/nomad-driver-exec2 passes EXEC2_NODE_FLAGS to node.
   const pluginEnv: NodeJS.ProcessEnv = PROFILE ? { EXEC2_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${profDir}` } : {};
-  await nomad.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`], metrics_address: `127.0.0.1:${metricsPort}` }, { env: pluginEnv });
+  await nomad.startPlugin({ unveil_paths: [`rx:${BENCH_BUILD}`], metrics_address: `127.0.0.1:${metricsPort}` }, MAIN_BIN ? { env: pluginEnv, bin: MAIN_BIN } : { env: pluginEnv });
+  if (MAIN_BIN) log(`plugin build: ${MAIN_BIN}`);
   const pluginPid = nomad.plugin.pid;
   await sleep(500);
   results.meta.pluginRssAtStartMb = vmRssMb(pluginPid);
