@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --profile] [-- --only=latency,first,throughput,stats] [-- --ab-bin=<other tree>/bin/nomad-driver-exec2]
+ * npm run bench [-- --quick] [-- --profile] [-- --only=latency,first,throughput,stats] [-- --ab-bin=<other tree>/bin/nomad-driver-exec2] [-- --vm]
  *
  * Launch latency, throughput and TaskStats cost of the driver, through the
  * real plugin executable over gRPC as Nomad drives it, side by side with
@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants as C, existsSync, fchownSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmdirSync, rmSync, write } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { benchInVms } from './vm';
 import { NomadLikeClient, type PreparedTask } from '../src/client/nomad-client';
 import type { TaskConfig } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { freePort, httpGet } from '../src/client/net-util';
@@ -729,9 +730,14 @@ async function main(): Promise<void> {
   report(results, resultsDir, stamp, log);
 }
 
-main().catch(async (err: unknown) => {
-  if (!aborting) process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-  await cleanup().catch(() => undefined);
-  process.exit(aborting ? 130 : 1);
-});
+if (args.includes('--vm')) {
+  // the same bench in the pure cgroup v2 VM, once per kernel (bench/vm.ts)
+  void benchInVms(args.filter((a) => a !== '--vm')).then((code) => process.exit(code));
+} else {
+  main().catch(async (err: unknown) => {
+    if (!aborting) process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    await cleanup().catch(() => undefined);
+    process.exit(aborting ? 130 : 1);
+  });
+}
 
