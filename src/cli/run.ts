@@ -5,6 +5,7 @@
 import type { ServiceError } from '@grpc/grpc-js';
 import { NomadLikeClient } from '../client/nomad-client';
 import { parseRunArgs, UsageError, USAGE, type RunOptions } from './args';
+import { messageOf } from '../shared/errors';
 
 export const EXIT_DRIVER_ERROR = 125;
 export const EXIT_USAGE = 2;
@@ -12,7 +13,7 @@ export const EXIT_USAGE = 2;
 function errorText(err: unknown): string {
   const se = err as Partial<ServiceError>;
   if (typeof se.code === 'number' && typeof se.details === 'string') return se.details;
-  return err instanceof Error ? err.message : String(err);
+  return messageOf(err);
 }
 
 const say = (line: string): void => {

@@ -101,7 +101,7 @@ export function fingerprintErr(health: Health, description: string): string {
 
 /** The answer when the host facts could not even be gathered: still an answer, never a silent stream. */
 export function fingerprintFailure(err: unknown, config: PluginConfig): FingerprintResponse {
-  const description = `fingerprint failed: ${err instanceof Error ? err.message : String(err)}`;
+  const description = `fingerprint failed: ${messageOf(err)}`;
   return {
     attributes: { 'driver.exec2.version': strAttr(PLUGIN_VERSION), 'driver.exec2.unveil.defaults': boolAttr(config.unveilDefaults), 'driver.exec2.unveil.tasks': boolAttr(config.unveilByTask) },
     health: Health.UNHEALTHY,

@@ -2,6 +2,7 @@
 // First: a too-old Node exits here with one line naming both versions.
 import './node-check';
 import { PLUGIN_VERSION } from './version';
+import { messageOf } from '../shared/errors';
 
 function main(argv: string[]): void {
   const sub = argv[2];
@@ -21,7 +22,7 @@ function main(argv: string[]): void {
     runCommand(argv.slice(3)).then(
       (code) => process.exit(code),
       (err: unknown) => {
-        process.stderr.write(`nomad-driver-exec2 run: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.stderr.write(`nomad-driver-exec2 run: ${messageOf(err)}\n`);
         process.exit(125);
       },
     );

@@ -11,7 +11,7 @@
 import { closeSync } from 'node:fs';
 import { isNativeError, type NativeErrorCode } from '../native/binding';
 import { errnoName, systemErrorCode, type ErrnoName } from '../native/errno';
-import type { DriverErrorCode } from '../shared/errors';
+import { messageOf, type DriverErrorCode } from '../shared/errors';
 import type { FailureCode, LaunchFailure, WorkerFailureCode } from '../shared/messages';
 
 /** errnos that decide the answer whatever raised them: checked before the error's code. */
@@ -119,7 +119,7 @@ function errnoOf(err: unknown): string | null {
 
 /** What an error the worker did not raise itself means, by FAILURE_CLASSES. */
 function classified(err: unknown): Omit<LaunchFailure, 'ok'> {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageOf(err);
   const code = isNativeError(err) ? err.code : null;
   return failure(classify(code, errnoOf(err)), code ?? 'EXEC2_INTERNAL', message);
 }

@@ -2,6 +2,7 @@
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { toServiceError } from './service-error';
 import type { Logger } from '../log';
+import { messageOf } from '../../shared/errors';
 
 /**
  * One unary handler. Every step that can throw, the handler itself and
@@ -30,11 +31,11 @@ export function unary<Req, Res>(
       .catch((err: unknown) => {
         // The callback itself threw. If the success reply could not be sent,
         // the client still gets an INTERNAL status naming the cause.
-        logger.error('rpc reply failed', { method, error: err instanceof Error ? err.message : String(err) });
+        logger.error('rpc reply failed', { method, error: messageOf(err) });
         try {
           fail(err);
         } catch (again) {
-          logger.error('rpc error reply failed', { method, error: again instanceof Error ? again.message : String(again) });
+          logger.error('rpc error reply failed', { method, error: messageOf(again) });
         }
       });
   };

@@ -7,7 +7,7 @@
 import { Metadata, status as Status, type ServiceError } from '@grpc/grpc-js';
 import { Status as RpcStatus } from '../../gen/google/rpc/status';
 import { RecoverableError } from '../../gen/hashicorp/nomad/plugins/shared/structs/structs';
-import { DriverError, type DriverErrorCode } from '../../shared/errors';
+import { DriverError, messageOf, type DriverErrorCode } from '../../shared/errors';
 
 const GRPC_STATUS: Record<DriverErrorCode, Status> = {
   INVALID_CONFIG: Status.INVALID_ARGUMENT,
@@ -29,7 +29,7 @@ const RECOVERABLE_TYPE_URL = 'type.googleapis.com/hashicorp.nomad.plugins.shared
 export function toServiceError(err: unknown): Partial<ServiceError> {
   const de = err instanceof DriverError
     ? err
-    : new DriverError('INTERNAL', err instanceof Error ? err.message : String(err));
+    : new DriverError('INTERNAL', messageOf(err));
   const code = GRPC_STATUS[de.code];
   const metadata = new Metadata();
   if (de.recoverable !== undefined) {

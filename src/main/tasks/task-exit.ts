@@ -104,7 +104,7 @@ export async function exitedWithin(task: TaskRecord, ms: number): Promise<boolea
 }
 
 /** `b` in a buffer of its own (exactly its length, no shared backing store). */
-export function ownBytes(b: Uint8Array): Buffer {
+function ownBytes(b: Uint8Array): Buffer {
   const own = Buffer.allocUnsafeSlow(b.length);
   own.set(b);
   return own;
