@@ -3,7 +3,7 @@
  * `signaled <signo>`. It is the one source of truth for how a task ended,
  * whether or not a plugin was watching at the time.
  */
-import { readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import { promises as fsp, readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { systemErrorCode } from '../native/errno';
 
@@ -47,5 +47,27 @@ export function removeStatusDir(statusDir: string): void {
     rmdirSync(statusDir);
   } catch (err) {
     if (systemErrorCode(err) !== 'ENOENT') rmSync(statusDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * removeStatusDir for the main thread (DestroyTask): on a journaling file
+ * system (state_dir on ext4, or /run that is not a tmpfs) an unlink and an
+ * rmdir wait on the journal, measured at ~1 ms per task here, which
+ * blocked every other RPC; in libuv's pool they block nothing. Same steps,
+ * same fallback.
+ */
+export async function removeStatusDirAsync(statusDir: string): Promise<void> {
+  for (const name of [STATUS_FILE, `${STATUS_FILE}.tmp`]) {
+    try {
+      await fsp.unlink(path.join(statusDir, name));
+    } catch (err) {
+      if (systemErrorCode(err) !== 'ENOENT') break;
+    }
+  }
+  try {
+    await fsp.rmdir(statusDir);
+  } catch (err) {
+    if (systemErrorCode(err) !== 'ENOENT') await fsp.rm(statusDir, { recursive: true, force: true });
   }
 }

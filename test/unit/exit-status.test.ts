@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseStatus, removeStatusDir } from '../../src/shared/exit-status';
+import { parseStatus, removeStatusDir, removeStatusDirAsync } from '../../src/shared/exit-status';
 import { isOwnStatusDir, statusDirFor, statusDirName } from '../../src/main/tasks/status-dir';
 
 describe('exit status records', () => {
@@ -21,25 +21,31 @@ describe('exit status records', () => {
     assert.equal(parseStatus('exited 1 extra'), null);
   });
 
-  for (const [what, files] of [
-    ['an empty directory', []],
-    ['a recorded status', ['status']],
-    ['a status and a half-written one', ['status', 'status.tmp']],
-    ['files pid 1 never writes', ['status', 'other']],
+  // The worker's synchronous removal and DestroyTask's asynchronous one take the same steps.
+  for (const [how, remove] of [
+    ['', (d: string): Promise<void> => Promise.resolve(removeStatusDir(d))],
+    [' (async)', removeStatusDirAsync],
   ] as const) {
-    it(`removes a status directory holding ${what}`, () => {
-      const dir = path.join(root, 'task');
-      mkdirSync(dir);
-      for (const f of files) writeFileSync(path.join(dir, f), 'exited 0\n');
-      if (files.includes('other' as never)) mkdirSync(path.join(dir, 'nested'));
-      removeStatusDir(dir);
-      assert.equal(existsSync(dir), false);
+    for (const [what, files] of [
+      ['an empty directory', []],
+      ['a recorded status', ['status']],
+      ['a status and a half-written one', ['status', 'status.tmp']],
+      ['files pid 1 never writes', ['status', 'other']],
+    ] as const) {
+      it(`removes a status directory holding ${what}${how}`, async () => {
+        const dir = path.join(root, 'task');
+        mkdirSync(dir);
+        for (const f of files) writeFileSync(path.join(dir, f), 'exited 0\n');
+        if (files.includes('other' as never)) mkdirSync(path.join(dir, 'nested'));
+        await remove(dir);
+        assert.equal(existsSync(dir), false);
+      });
+    }
+
+    it(`accepts a status directory that is already gone${how}`, async () => {
+      await assert.doesNotReject(remove(path.join(root, 'never-made')));
     });
   }
-
-  it('accepts a status directory that is already gone', () => {
-    assert.doesNotThrow(() => removeStatusDir(path.join(root, 'never-made')));
-  });
 });
 
 describe('status directory names', () => {

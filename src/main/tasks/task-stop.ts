@@ -7,7 +7,7 @@ import { constants } from 'node:os';
 import { SIGNAL_TARGET_ALL, SIGNAL_TARGET_GROUP, type Exec2Native } from '../../native/binding';
 import { isEmpty, killAll, liftCpuLimit, removeOwnCgroupsAsync } from '../../shared/cgroups/task-cgroup';
 import { failedPrecondition, internal, messageOf } from '../../shared/errors';
-import { removeStatusDir } from '../../shared/exit-status';
+import { removeStatusDirAsync } from '../../shared/exit-status';
 import type { Logger } from '../log';
 import { parseSignal } from '../signals';
 import { isOwnStatusDir } from './status-dir';
@@ -101,9 +101,10 @@ export class TaskStopper {
       killAll(task.state.cgroup);
     }
     // rmdir of a v1 cgroup can block for milliseconds while the kernel takes
-    // it offline; everything else here is a few µs and stays synchronous.
+    // it offline, and the status dir's unlinks and rmdir wait on the journal
+    // of a state_dir on ext4: both run in libuv's pool, not on this thread.
     await removeOwnCgroupsAsync(task.state.cgroup);
-    this.removeStatusDirOf(task, stateDir());
+    await this.removeStatusDirOf(task, stateDir());
   }
 
   /**
@@ -126,14 +127,14 @@ export class TaskStopper {
    * it lies exactly one level below <state_dir>/tasks (a hostile or stale
    * driver_state must never make us delete anything else).
    */
-  private removeStatusDirOf(task: TaskRecord, stateDir: string | null): void {
+  private async removeStatusDirOf(task: TaskRecord, stateDir: string | null): Promise<void> {
     const dir = task.state.statusDir;
     if (!stateDir || !isOwnStatusDir(stateDir, dir)) {
       this.deps.logger.warn('not removing a task status directory outside <state_dir>/tasks', { task_id: task.config.id, status_dir: dir, state_dir: stateDir ?? null });
       return;
     }
     try {
-      removeStatusDir(dir);
+      await removeStatusDirAsync(dir);
     } catch (err) {
       throw internal(`cannot remove task state ${dir}: ${messageOf(err)}`);
     }
