@@ -194,7 +194,32 @@ export function parseWorkDir(w: string, what: string): string {
   return rel;
 }
 
+/**
+ * The task config block of `bytes`. Nomad sends the same bytes for every
+ * launch of the same task (a batch job's thousands of runs), so decoded
+ * blocks are remembered by their exact bytes: the same bytes always decode
+ * to the same block, so a hit is the result a decode would give. Each call
+ * gets its own copy (callers keep the lists in requests and driver_state).
+ * Only successes are kept (an error is decoded afresh and reads the same),
+ * only small payloads, and only a bounded number: the bytes come from jobs.
+ */
 export function parseTaskConfig(bytes: Uint8Array): TaskConfigBlock {
+  if (bytes.length > BLOCK_MEMO_MAX_BYTES) return decodeTaskConfig(bytes);
+  const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'); // one char per byte: distinct bytes, distinct keys
+  let block = blockMemo.get(key);
+  if (!block) {
+    block = decodeTaskConfig(bytes);
+    if (blockMemo.size >= BLOCK_MEMO_ENTRIES) blockMemo.clear();
+    blockMemo.set(key, block);
+  }
+  return { ...block, args: block.args.slice(), unveil: block.unveil.slice(), capAdd: block.capAdd.slice(), capDrop: block.capDrop.slice() };
+}
+
+const BLOCK_MEMO_MAX_BYTES = 4096;
+const BLOCK_MEMO_ENTRIES = 128;
+const blockMemo = new Map<string, TaskConfigBlock>();
+
+function decodeTaskConfig(bytes: Uint8Array): TaskConfigBlock {
   const what = 'task config';
   const v = decode(bytes, TASK_CONFIG_SCHEMA, what, invalidArgument);
   const command = v.command as string;
