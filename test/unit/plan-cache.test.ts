@@ -83,7 +83,12 @@ function genTask(r: ReturnType<typeof rng>, i: number): { cfg: TaskConfig; block
   const allocId = `a${i}`;
   const allocDir = `${r.pick(ALLOC_BASES)}/${allocId}`;
   const name = r.pick(['t', 'web', '..', 'x/y']);
-  const env: Record<string, string> = { PATH: '/usr/bin:/bin', LD_PRELOAD: '/x.so', DISPLAY: ':0', LANG: 'C' };
+  // Sometimes variables the task must not get, an integer-like name (ordered first) or an own
+  // "__proto__" (JSON.parse makes one; Nomad's decoded map cannot).
+  const env: Record<string, string> = r.chance(0.2) ? JSON.parse('{"PATH":"/usr/bin","__proto__":"x","LANG":"C"}') as Record<string, string> : { PATH: '/usr/bin:/bin', LANG: 'C' };
+  if (r.chance(0.3)) env.LD_PRELOAD = '/x.so';
+  if (r.chance(0.3)) env.DISPLAY = ':0';
+  if (r.chance(0.3)) env['7'] = 'seven';
   if (r.chance(0.8)) env.NOMAD_TASK_DIR = r.chance(0.05) ? 'local' : r.pick([`${allocDir}/${name}/local`, `${allocDir}/t/local/`, `${allocDir}//t/./local`, '/tmp/t/local']);
   if (r.chance(0.8)) env.NOMAD_ALLOC_DIR = r.pick([`${allocDir}/alloc`, `${allocDir}/alloc/`, '/tmp/alloc']);
   if (r.chance(0.8)) env.NOMAD_SECRETS_DIR = r.pick([`${allocDir}/${name}/secrets`, `${allocDir}/t/../t/secrets`]);

@@ -87,6 +87,33 @@ const MAX_CAP_MEMO = 64;
 /** Per config object, like partsByConfig below (same reasoning), with allow_caps as the guard. */
 const capsByConfig = new WeakMap<PluginConfig, { allowCaps: readonly number[]; choices: Map<string, CapabilityChoice> }>();
 
+/**
+ * The task's environment: `env` without LD_* and DROPPED_ENV. Usually none
+ * of those is there, and then a spread copy (one bulk clone, measured 3x
+ * faster than adding ~40 variables one by one on a cold launch) gives the
+ * same keys, in the same order, with the same values. A "__proto__" key
+ * takes the one-by-one path too: assigning it (as that path does) never
+ * makes a property, a spread would.
+ */
+function copyEnv(env: Readonly<Record<string, string>>): Record<string, string> {
+  const keys = Object.keys(env);
+  let plain = true;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (k.startsWith('LD_') || DROPPED_ENV.has(k) || k === '__proto__') {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return { ...env };
+  const out: Record<string, string> = {};
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (!k.startsWith('LD_') && !DROPPED_ENV.has(k)) out[k] = env[k]!;
+  }
+  return out;
+}
+
 /** The tmp dir mounted over /tmp may keep this many directories below /tmp reachable (native/protocol.h). */
 const MAX_KEEP = 2;
 
@@ -354,14 +381,7 @@ export function taskSandbox(cfg: TaskConfig, block: SandboxBlock, config: Plugin
     tmp = { root: taskRoot, keep };
   }
 
-  const taskEnv: Record<string, string> = {};
-  // Object.keys: the same own keys in the same order as Object.entries, without a pair array per variable.
-  // (Object.assign and then delete measured slower: the deletes turn the object into a dictionary.)
-  const keys = Object.keys(env);
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i]!;
-    if (!k.startsWith('LD_') && !DROPPED_ENV.has(k)) taskEnv[k] = env[k]!;
-  }
+  const taskEnv = copyEnv(env);
   // taskRoot is a dirname: normalised unless NOMAD_TASK_DIR was not; only then does path.join have work to do.
   taskEnv.TMPDIR = isNormalAbsolute(taskRoot) ? (taskRoot === '/' ? '/tmp' : `${taskRoot}/tmp`) : path.join(taskRoot, 'tmp');
   // The job's own env wins (it reaches us in cfg.env), like upstream.
