@@ -55,12 +55,15 @@ function cpusetCgroupFor(layout: CgroupLayout): string {
 
 /**
  * Runs the launch plan (tasks/launch-plan.ts, the very function StartTask
- * uses) once on a synthetic task; returns whether it planned.
+ * uses) once on a synthetic task; returns whether it planned. Given the
+ * plugin's dirs StartTask will pass (pluginDirsOf(socketDir)), this also
+ * fills the planner's per-config part (hidden dirs, parsed unveil_paths and
+ * their verdict) the first real launch then finds ready.
  */
-export function warmPlanner(config: PluginConfig, compute: Compute | null, layout: CgroupLayout, initPath: string): boolean {
+export function warmPlanner(config: PluginConfig, compute: Compute | null, layout: CgroupLayout, initPath: string, pluginDirs: readonly string[] = []): boolean {
   try {
     const cfg = syntheticTask(encodeObject({ command: '/bin/true', args: ['warm'] }, TASK_CONFIG_SCHEMA), cpusetCgroupFor(layout));
-    launchPlan(cfg, { config, compute, pluginDirs: [], layout, initPath, receivedNs: 0n });
+    launchPlan(cfg, { config, compute, pluginDirs, layout, initPath, receivedNs: 0n });
     return true;
   } catch {
     return false;

@@ -24,25 +24,50 @@ export class UnveilSyntaxError extends Error {
   }
 }
 
-const MODE_ORDER = 'rwxc';
-
 /** Parse `mode:path`; split at the last ':' like exec2. */
 export function parseUnveil(spec: string, optional = false): UnveilRule {
   const i = spec.lastIndexOf(':');
   if (i <= 0) throw new UnveilSyntaxError(`unveil "${spec}": expected "mode:path", e.g. "r:/etc/mime.types"`);
   const modeRaw = spec.slice(0, i);
   const p = spec.slice(i + 1);
-  for (const ch of modeRaw) {
-    if (!MODE_ORDER.includes(ch)) {
+  // Code units, not code points: a surrogate is not one of r, w, x, c either way.
+  for (let k = 0; k < modeRaw.length; k++) {
+    const c = modeRaw.charCodeAt(k);
+    if (c !== 0x72 && c !== 0x77 && c !== 0x78 && c !== 0x63) {
       throw new UnveilSyntaxError(`unveil "${spec}": invalid mode "${modeRaw}" (use letters r, w, x, c)`);
     }
   }
   if (!p.startsWith('/')) throw new UnveilSyntaxError(`unveil "${spec}": path "${p}" must be absolute`);
-  const mode = [...MODE_ORDER].filter((ch) => modeRaw.includes(ch)).join('');
-  return { path: normalisePath(p), mode, optional };
+  return { path: normalisePath(p), mode: letters(modeRaw), optional };
+}
+
+/**
+ * Whether `p` is an absolute path that path.posix.normalize returns
+ * unchanged and that has no trailing slash: no empty component ("//"), no
+ * "." or ".." component. Such a path is its own normalisePath, which every
+ * launch's rules (Nomad's dirs, the default sets) almost always are; the
+ * check is one pass over the characters and allocates nothing.
+ */
+export function isNormalAbsolute(p: string): boolean {
+  const n = p.length;
+  if (n === 0 || p.charCodeAt(0) !== 0x2f) return false;
+  if (n === 1) return true;
+  if (p.charCodeAt(n - 1) === 0x2f) return false;
+  // At each '/', look at the component that follows it.
+  for (let i = p.indexOf('/'); i >= 0; i = p.indexOf('/', i + 1)) {
+    const a = i + 1 < n ? p.charCodeAt(i + 1) : -1;
+    if (a === 0x2f) return false; // "//"
+    if (a === 0x2e) {
+      const b = i + 2 < n ? p.charCodeAt(i + 2) : 0x2f;
+      if (b === 0x2f) return false; // "/." component
+      if (b === 0x2e && (i + 3 >= n || p.charCodeAt(i + 3) === 0x2f)) return false; // "/.." component
+    }
+  }
+  return true;
 }
 
 export function normalisePath(p: string): string {
+  if (isNormalAbsolute(p)) return p;
   const n = path.posix.normalize(p);
   return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
 }
@@ -73,7 +98,7 @@ export const BIN_PATHS = ['rx:/bin', 'rx:/usr/bin', 'rx:/usr/local/bin'] as cons
 export const DEFAULT_PATHS: readonly string[] = [...SHARED_OBJECT_PATHS, ...IO_PATHS, ...DNS_PATHS, ...CERTIFICATE_PATHS, ...BIN_PATHS];
 
 /** Parsed once: every launch with defaults uses the same optional rules. */
-const DEFAULT_RULES: readonly UnveilRule[] = DEFAULT_PATHS.map((s) => Object.freeze(parseUnveil(s, true)));
+export const DEFAULT_RULES: readonly UnveilRule[] = Object.freeze(DEFAULT_PATHS.map((s) => Object.freeze(parseUnveil(s, true))));
 
 export interface TaskDirs {
   /** $NOMAD_TASK_DIR */
@@ -93,30 +118,47 @@ export interface UnveilInputs {
   dirs: TaskDirs;
 }
 
+/** The plugin's unveil_paths as rules (the first part of every task's list). */
+export function pluginUnveilRules(pluginPaths: readonly string[]): UnveilRule[] {
+  const rules: UnveilRule[] = [];
+  for (const s of pluginPaths) rules.push(parseUnveil(s));
+  return rules;
+}
+
+/** With unveil_defaults: the task's own directories, which come right after the plugin paths and before DEFAULT_RULES. */
+export function taskDirRules(d: TaskDirs): UnveilRule[] {
+  return [
+    parseUnveil(`rwxc:${d.taskDir}`),
+    parseUnveil(`rwxc:${d.allocDir}`),
+    parseUnveil(`rx:${d.allocDir}/logs`, true),
+    parseUnveil(`rwxc:${d.secretsDir}`, true),
+    parseUnveil(`rwxc:${path.posix.dirname(d.taskDir)}/tmp`, true),
+  ];
+}
+
+/** The end of the list: the task's unveil entries, then its log FIFOs (always writable), appended to `rules`. */
+export function pushTaskPathRules(rules: UnveilRule[], taskPaths: readonly string[], dirs: Pick<TaskDirs, 'stdoutPath' | 'stderrPath'>): UnveilRule[] {
+  for (const s of taskPaths) rules.push(parseUnveil(s));
+  for (const fifo of [dirs.stdoutPath, dirs.stderrPath]) {
+    if (fifo && fifo.startsWith('/') && fifo !== '/dev/null') rules.push(parseUnveil(`w:${fifo}`, true));
+  }
+  return rules;
+}
+
 /**
  * The full rule list for one task, in exec2's order: plugin paths, then (with
  * defaults) the task's own directories and the system sets, then the task's
  * unveil list; the log FIFOs are always writable. planUnveil decides how
- * each is resolved.
+ * each is resolved. (The sandbox assembles the same list from the same
+ * parts, with the plugin's part parsed once per config.)
  */
 export function buildUnveilRules(inputs: UnveilInputs): UnveilRule[] {
-  const rules: UnveilRule[] = inputs.pluginPaths.map((s) => parseUnveil(s));
+  const rules = pluginUnveilRules(inputs.pluginPaths);
   if (inputs.unveilDefaults) {
-    const d = inputs.dirs;
-    rules.push(
-      parseUnveil(`rwxc:${d.taskDir}`),
-      parseUnveil(`rwxc:${d.allocDir}`),
-      parseUnveil(`rx:${d.allocDir}/logs`, true),
-      parseUnveil(`rwxc:${d.secretsDir}`, true),
-      parseUnveil(`rwxc:${path.posix.dirname(d.taskDir)}/tmp`, true),
-    );
+    rules.push(...taskDirRules(inputs.dirs));
     rules.push(...DEFAULT_RULES);
   }
-  for (const s of inputs.taskPaths) rules.push(parseUnveil(s));
-  for (const fifo of [inputs.dirs.stdoutPath, inputs.dirs.stderrPath]) {
-    if (fifo && fifo.startsWith('/') && fifo !== '/dev/null') rules.push(parseUnveil(`w:${fifo}`, true));
-  }
-  return rules;
+  return pushTaskPathRules(rules, inputs.taskPaths, inputs.dirs);
 }
 
 /** Landlock and the init helper's limits (native/protocol.h). */
@@ -136,8 +178,19 @@ const depth = (p: string): number => {
   for (let i = p.indexOf('/'); i >= 0; i = p.indexOf('/', i + 1)) n++;
   return n;
 };
-const letters = (mode: string): string => [...MODE_ORDER].filter((ch) => mode.includes(ch)).join('');
-const hasAll = (mode: string, of: string): boolean => [...of].every((ch) => mode.includes(ch));
+/** The letters of `mode` among r, w, x, c, once each, in that order (a declaration: parseUnveil runs at load time for DEFAULT_RULES). */
+function letters(mode: string): string {
+  let out = '';
+  if (mode.includes('r')) out += 'r';
+  if (mode.includes('w')) out += 'w';
+  if (mode.includes('x')) out += 'x';
+  if (mode.includes('c')) out += 'c';
+  return out;
+}
+function hasAll(mode: string, of: string): boolean {
+  for (let i = 0; i < of.length; i++) if (!mode.includes(of.charAt(i))) return false;
+  return true;
+}
 
 /** /proc/self/... and /proc/thread-self/...: per-process paths. */
 const PROC_SELF = /^\/proc\/(self|thread-self)(\/|$)/;
@@ -169,71 +222,112 @@ export interface UnveilPlan {
  *   letters keep the precise rule (first process only).
  */
 export function planUnveil(input: readonly UnveilRule[], untrustedRoots: readonly string[]): UnveilPlan {
-  // 1. /proc/self
-  const expanded: UnveilRule[] = [];
-  for (const r of input) {
-    if (!PROC_SELF.test(r.path)) {
-      expanded.push(r);
+  // 1. /proc/self, and 2. one entry per path: the union of letters; optional
+  //    only if every copy is. One pass; entries keep the order of first
+  //    appearance, which the stable sort in 4. preserves.
+  const byPath = new Map<string, Entry>();
+  for (let i = 0; i < input.length; i++) {
+    const r = input[i]!;
+    // The regex only for what can match it (most rules are not below /proc).
+    if (!r.path.startsWith('/proc/') || !PROC_SELF.test(r.path)) {
+      mergeEntry(byPath, r.path, r.mode, r.optional);
       continue;
     }
-    if (r.mode.includes('r')) expanded.push({ path: '/proc', mode: 'r', optional: true });
+    if (r.mode.includes('r')) mergeEntry(byPath, '/proc', 'r', true);
     const rest = r.mode.replace('r', '');
-    if (rest) expanded.push({ ...r, mode: rest });
-  }
-  // 2. one entry per path: the union of letters; optional only if every copy is
-  interface Entry { path: string; mode: string; optional: boolean; anchor: boolean }
-  const byPath = new Map<string, Entry>();
-  for (const r of expanded) {
-    const e = byPath.get(r.path);
-    if (e) {
-      e.mode = letters(e.mode + r.mode);
-      e.optional = e.optional && r.optional;
-    } else {
-      byPath.set(r.path, { path: r.path, mode: r.mode, optional: r.optional, anchor: false });
-    }
+    if (rest) mergeEntry(byPath, r.path, rest, r.optional);
   }
   for (const root of untrustedRoots) {
+    // A relative root would be opened relative to the init helper's cwd, and
+    // has no ancestor chain ending at "/" (dirname(".") is ".").
+    if (!root.startsWith('/')) throw new UnveilSyntaxError(`unveil: the task directory "${root}" is not an absolute path`);
     const e = byPath.get(root);
     if (e) e.anchor = true;
-    else byPath.set(root, { path: root, mode: '', optional: false, anchor: true });
+    else byPath.set(root, newEntry(root, '', false, true));
   }
-  for (const e of byPath.values()) if (e.mode.includes('c')) e.anchor = true;
 
   // 3. drop what an ancestor already grants (an anchor-only root: when an
   //    ancestor anchor resolves everything below it safely anyway)
   //    An entry's ancestors are its path's prefixes: look each one up rather
   //    than compare every pair (a job may send thousands of rules).
-  const grantedAbove = (e: Entry): boolean => {
-    for (let p = e.path; p !== '/';) {
-      p = path.posix.dirname(p);
-      const a = byPath.get(p);
-      if (a && !a.optional && (e.mode === '' ? a.anchor : a.mode !== '' && hasAll(a.mode, e.mode))) return true;
-    }
-    return false;
-  };
-  const kept = [...byPath.values()].filter((e) => !grantedAbove(e));
+  const kept: Entry[] = [];
+  for (const e of byPath.values()) {
+    if (e.mode.includes('c')) e.anchor = true;
+  }
+  for (const e of byPath.values()) if (!grantedAbove(byPath, e)) kept.push(e);
 
   // 4. anchors first (shallower first), each rule beneath its nearest anchor
-  const depths = new Map<Entry, number>(kept.map((e) => [e, depth(e.path)]));
-  kept.sort((x, y) => depths.get(x)! - depths.get(y)!);
+  for (const e of kept) e.depth = depth(e.path);
+  kept.sort(byDepth);
   if (kept.length > MAX_RULES) throw new UnveilSyntaxError(`unveil: ${kept.length} rules; at most ${MAX_RULES} are supported`);
   const anchors: string[] = [];
-  const nearest = (p: string, strict: boolean): number => {
-    let best = -1;
-    anchors.forEach((a, k) => {
-      if ((strict ? isBelow(p, a) : isWithin(p, a)) && (best < 0 || a.length > anchors[best]!.length)) best = k;
-    });
-    return best;
-  };
-  const rules: PlannedRule[] = kept.map((e) => {
-    const planned: PlannedRule = { path: e.path, mode: e.mode, optional: e.optional, anchor: e.anchor, beneath: nearest(e.path, true) };
+  const rules: PlannedRule[] = new Array<PlannedRule>(kept.length);
+  for (let i = 0; i < kept.length; i++) {
+    const e = kept[i]!;
+    rules[i] = { path: e.path, mode: e.mode, optional: e.optional, anchor: e.anchor, beneath: nearestAnchor(anchors, e.path, true) };
     if (e.anchor) anchors.push(e.path);
-    return planned;
-  });
+  }
   if (anchors.length > MAX_ANCHORS) {
     throw new UnveilSyntaxError(`unveil: ${anchors.length} writable ("c") paths and task directories; at most ${MAX_ANCHORS} are supported`);
   }
-  return { rules, beneath: (p) => nearest(normalisePath(p), false) };
+  return { rules, beneath: (p) => nearestAnchor(anchors, normalisePath(p), false) };
+}
+
+/** planUnveil's working entry for one path. */
+interface Entry { path: string; mode: string; optional: boolean; anchor: boolean; depth: number }
+
+function newEntry(p: string, mode: string, optional: boolean, anchor: boolean): Entry {
+  return { path: p, mode, optional, anchor, depth: 0 };
+}
+
+function mergeEntry(byPath: Map<string, Entry>, p: string, mode: string, optional: boolean): void {
+  const e = byPath.get(p);
+  if (e) {
+    e.mode = letters(e.mode + mode);
+    e.optional = e.optional && optional;
+  } else {
+    byPath.set(p, newEntry(p, mode, optional, false));
+  }
+}
+
+const byDepth = (x: Entry, y: Entry): number => x.depth - y.depth;
+
+/**
+ * Some ancestor of `e` grants it already. For a normalised absolute path
+ * (nearly every one) the parent is the prefix before the last '/', which is
+ * what path.posix.dirname returns for such a path; any other path walks
+ * with dirname itself, so the chain of lookups is the same either way.
+ */
+function grantedAbove(byPath: Map<string, Entry>, e: Entry): boolean {
+  const simple = isNormalAbsolute(e.path);
+  for (let p = e.path; p !== '/';) {
+    let parent: string;
+    if (simple) {
+      const i = p.lastIndexOf('/');
+      parent = i <= 0 ? '/' : p.slice(0, i);
+    } else {
+      parent = path.posix.dirname(p);
+    }
+    if (parent === p) break; // no way up (only a relative path, which no rule or root is)
+    p = parent;
+    const a = byPath.get(p);
+    if (a && !a.optional && (e.mode === '' ? a.anchor : a.mode !== '' && hasAll(a.mode, e.mode))) return true;
+  }
+  return false;
+}
+
+/** Index of the longest anchor `p` is below (strict) or within, -1 for none; the first such on a tie, like a forward scan keeping only longer ones. */
+function nearestAnchor(anchors: readonly string[], p: string, strict: boolean): number {
+  let best = -1;
+  let bestLen = -1;
+  for (let k = 0; k < anchors.length; k++) {
+    const a = anchors[k]!;
+    if ((strict ? isBelow(p, a) : isWithin(p, a)) && (best < 0 || a.length > bestLen)) {
+      best = k;
+      bestLen = a.length;
+    }
+  }
+  return best;
 }
 
 /** Is `p` equal to or below one of the rule paths (the working directory check)? */

@@ -63,6 +63,13 @@ export const TASK_CONFIG_SPEC: Spec = objectSpec(TASK_CONFIG_BLOCK);
 export const PLUGIN_CONFIG_SCHEMA = decoderSchema(PLUGIN_CONFIG_BLOCK);
 export const TASK_CONFIG_SCHEMA = decoderSchema(TASK_CONFIG_BLOCK);
 
+/**
+ * The plugin config of one SetConfig. Never changed once made: the launch
+ * planner caches what it derives from it by object identity
+ * (src/main/tasks/sandbox.ts). parsePluginConfig freezes the object and its
+ * lists at run time (the array types stay mutable for existing callers that
+ * pass them where an array is expected; nothing writes to them).
+ */
 export interface PluginConfig {
   unveilDefaults: boolean;
   unveilByTask: boolean;
@@ -80,20 +87,20 @@ export interface PluginConfig {
   scopeAbstractUnixSockets: boolean;
 }
 
-export const DEFAULT_PLUGIN_CONFIG: PluginConfig = {
+export const DEFAULT_PLUGIN_CONFIG: PluginConfig = Object.freeze({
   unveilDefaults: true,
   unveilByTask: false,
-  unveilPaths: [],
+  unveilPaths: Object.freeze([]) as unknown as string[],
   stateDir: DEFAULT_STATE_DIR,
   metricsAddress: null,
   metricsPerTask: false,
   privateTmp: true,
-  allowCaps: resolveAllowList(parseCapabilityList(DEFAULT_ALLOW_CAPS, 'allow_caps', true, invalidConfig)),
+  allowCaps: Object.freeze(resolveAllowList(parseCapabilityList(DEFAULT_ALLOW_CAPS, 'allow_caps', true, invalidConfig))) as number[],
   dynamicUserMin: DEFAULT_DYNAMIC_USER_MIN,
   dynamicUserMax: DEFAULT_DYNAMIC_USER_MAX,
   pidsMax: DEFAULT_PIDS_MAX,
   scopeAbstractUnixSockets: true,
-};
+});
 
 export interface TaskConfigBlock {
   command: string;
@@ -141,7 +148,7 @@ export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
   if (metricsAddress !== null) parseListenAddress(metricsAddress);
   const allowCaps = v.allow_caps === null || v.allow_caps === undefined
     ? DEFAULT_PLUGIN_CONFIG.allowCaps
-    : resolveAllowList(parseCapabilityList(strings(v.allow_caps), `${what}: attribute "allow_caps"`, true, invalidConfig));
+    : Object.freeze(resolveAllowList(parseCapabilityList(strings(v.allow_caps), `${what}: attribute "allow_caps"`, true, invalidConfig))) as number[];
   const intAttr = (name: string, dflt: number, min: number, max: number): number => {
     const raw = v[name];
     if (raw === null || raw === undefined) return dflt;
@@ -154,10 +161,11 @@ export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
   const dynamicUserMax = intAttr('dynamic_user_max', DEFAULT_DYNAMIC_USER_MAX, 1, MAX_DYNAMIC_ID);
   if (dynamicUserMin > dynamicUserMax) throw invalidConfig(`${what}: dynamic_user_min (${dynamicUserMin}) is above dynamic_user_max (${dynamicUserMax})`);
   const pidsMax = intAttr('pids_max', DEFAULT_PIDS_MAX, 0, 2 ** 22);
-  return {
+  // Frozen: see PluginConfig.
+  return Object.freeze({
     unveilDefaults: (v.unveil_defaults as boolean | null) ?? true,
     unveilByTask: (v.unveil_by_task as boolean | null) ?? false,
-    unveilPaths,
+    unveilPaths: Object.freeze(unveilPaths) as string[],
     stateDir: normalisePath(stateDir),
     metricsAddress,
     metricsPerTask: (v.metrics_per_task as boolean | null) ?? false,
@@ -167,7 +175,7 @@ export function parsePluginConfig(bytes: Uint8Array): PluginConfig {
     dynamicUserMax,
     pidsMax,
     scopeAbstractUnixSockets: (v.scope_abstract_unix_sockets as boolean | null) ?? true,
-  };
+  });
 }
 
 /**
@@ -186,7 +194,32 @@ export function parseWorkDir(w: string, what: string): string {
   return rel;
 }
 
+/**
+ * The task config block of `bytes`. Nomad sends the same bytes for every
+ * launch of the same task (a batch job's thousands of runs), so decoded
+ * blocks are remembered by their exact bytes: the same bytes always decode
+ * to the same block, so a hit is the result a decode would give. Each call
+ * gets its own copy (callers keep the lists in requests and driver_state).
+ * Only successes are kept (an error is decoded afresh and reads the same),
+ * only small payloads, and only a bounded number: the bytes come from jobs.
+ */
 export function parseTaskConfig(bytes: Uint8Array): TaskConfigBlock {
+  if (bytes.length > BLOCK_MEMO_MAX_BYTES) return decodeTaskConfig(bytes);
+  const key = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'); // one char per byte: distinct bytes, distinct keys
+  let block = blockMemo.get(key);
+  if (!block) {
+    block = decodeTaskConfig(bytes);
+    if (blockMemo.size >= BLOCK_MEMO_ENTRIES) blockMemo.clear();
+    blockMemo.set(key, block);
+  }
+  return { ...block, args: block.args.slice(), unveil: block.unveil.slice(), capAdd: block.capAdd.slice(), capDrop: block.capDrop.slice() };
+}
+
+const BLOCK_MEMO_MAX_BYTES = 4096;
+const BLOCK_MEMO_ENTRIES = 128;
+const blockMemo = new Map<string, TaskConfigBlock>();
+
+function decodeTaskConfig(bytes: Uint8Array): TaskConfigBlock {
   const what = 'task config';
   const v = decode(bytes, TASK_CONFIG_SCHEMA, what, invalidArgument);
   const command = v.command as string;

@@ -4,7 +4,7 @@
  * be ints, uint64s, floats or decimal strings, key order is not relied on, and
  * every complaint names the attribute it is about.
  */
-import { decode, encode, ExtData } from '@msgpack/msgpack';
+import { Decoder, encode, ExtData } from '@msgpack/msgpack';
 import { messageOf } from '../../shared/errors';
 
 export type CtyType =
@@ -46,6 +46,13 @@ function describe(raw: unknown): string {
   return `a ${typeof raw}`;
 }
 
+/**
+ * One decoder for every config: `decode(bytes, options)` builds a Decoder
+ * per call. Decoder.decode resets its state on each call and clones itself
+ * when re-entered, so sharing it changes nothing but the allocation.
+ */
+const DECODER = new Decoder({ useBigInt64: true });
+
 const NUMERIC = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
 function decodeNumber(raw: unknown, where: string): number {
@@ -76,11 +83,21 @@ function decodeValue(raw: unknown, type: CtyType, where: string): CtyValue {
   if (type === 'number') return decodeNumber(raw, where);
   if ('list' in type) {
     if (!Array.isArray(raw)) throw new CtyDecodeError(`${where}: expected ${typeName(type)}, got ${describe(raw)}`);
-    return raw.map((el, i) => {
+    const out: CtyValue[] = new Array<CtyValue>(raw.length);
+    for (let i = 0; i < raw.length; i++) {
+      const el: unknown = raw[i];
+      // A string element of a list(string) (args, unveil, caps): nothing to
+      // check, so no `where` string is built for it; anything else goes the
+      // general way, with the same messages.
+      if (type.list === 'string' && typeof el === 'string') {
+        out[i] = el;
+        continue;
+      }
       const v = decodeValue(el, type.list, `${where}[${i}]`);
       if (v === null) throw new CtyDecodeError(`${where}[${i}]: null element in ${typeName(type)}`);
-      return v;
-    });
+      out[i] = v;
+    }
+    return out;
   }
   if (typeof raw !== 'object' || Array.isArray(raw) || raw instanceof Uint8Array || raw instanceof ExtData) {
     throw new CtyDecodeError(`${where}: expected ${typeName(type)}, got ${describe(raw)}`);
@@ -99,7 +116,7 @@ export function decodeObject(bytes: Uint8Array, schema: ObjectSchema, what: stri
   if (bytes.length === 0) throw new CtyDecodeError(`${what}: empty msgpack payload`);
   let raw: unknown;
   try {
-    raw = decode(bytes, { useBigInt64: true });
+    raw = DECODER.decode(bytes);
   } catch (err) {
     throw new CtyDecodeError(`${what}: malformed msgpack: ${messageOf(err)}`);
   }

@@ -5,24 +5,60 @@
  * of the id plus the SHA-256 of the whole id: always a single, short path
  * component, never "." or "..", and distinct ids get distinct names.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import * as path from 'node:path';
 
 /** Longest readable prefix kept from the id (the hash makes the name unique). */
 const PREFIX_MAX = 48;
 
 export function statusDirName(taskId: string): string {
-  const prefix = taskId.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, PREFIX_MAX);
-  const digest = createHash('sha256').update(taskId, 'utf8').digest('hex');
-  return `${prefix}.${digest}`;
+  // One-shot hash: no Hash object per launch. A string is hashed as UTF-8
+  // (a lone surrogate as U+FFFD), as createHash().update(id, 'utf8') did;
+  // test/unit/status-dir.test.ts pins the names of known ids.
+  return `${readablePrefix(taskId)}.${hash('sha256', taskId, 'hex')}`;
 }
 
+/** [A-Za-z0-9_-] */
+const isKept = (c: number): boolean => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2d;
+
+/**
+ * `id.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, PREFIX_MAX)` (each run of
+ * other UTF-16 code units becomes one '_'), built only as far as it is kept:
+ * every step adds one character, so stopping at PREFIX_MAX is the slice.
+ */
+function readablePrefix(id: string): string {
+  let out = '';
+  let inRun = false;
+  for (let i = 0; i < id.length && out.length < PREFIX_MAX; i++) {
+    if (isKept(id.charCodeAt(i))) {
+      out += id.charAt(i);
+      inRun = false;
+    } else if (!inRun) {
+      out += '_';
+      inRun = true;
+    }
+  }
+  return out;
+}
+
+/** tasksRoot of the last state_dir asked for: one per config, asked on every launch. */
+let lastStateDir: string | null = null;
+let lastTasksRoot = '';
+
 export function tasksRoot(stateDir: string): string {
-  return path.join(stateDir, 'tasks');
+  if (stateDir !== lastStateDir) {
+    lastTasksRoot = path.join(stateDir, 'tasks');
+    lastStateDir = stateDir;
+  }
+  return lastTasksRoot;
 }
 
 export function statusDirFor(stateDir: string, taskId: string): string {
-  return path.join(tasksRoot(stateDir), statusDirName(taskId));
+  // = path.join(tasksRoot(stateDir), name): the root is a path.join result
+  // (normalised, never ending in '/': its last component is "tasks") and the
+  // name one component of [A-Za-z0-9_-.] that is never "." or ".." (it has
+  // 64 hex digits), so joining has nothing to normalise.
+  return `${tasksRoot(stateDir)}/${statusDirName(taskId)}`;
 }
 
 /**

@@ -31,6 +31,8 @@ const RESERVED = ['local', 'secrets', 'tmp', 'alloc', 'private'];
 export const MAX_VOLUMES = 32;
 
 export function planVolumes(mounts: readonly Mount[], taskRoot: string): { volumes: Volume[]; rules: UnveilRule[] } {
+  // Most tasks have no volume: nothing to check, sort or parse.
+  if (mounts.length === 0) return { volumes: [], rules: [] };
   if (mounts.length > MAX_VOLUMES) throw invalidArgument(`task has ${mounts.length} volume mounts; at most ${MAX_VOLUMES} are supported`);
   const volumes = mounts.map((m, i): Volume => {
     const what = `volume mount ${i} (${m.requestName || m.taskPath})`;
