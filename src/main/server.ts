@@ -21,6 +21,7 @@ import type { MetricsServer } from './metrics';
 import type { PluginConfig } from './config/config';
 import { PLUGIN_VERSION } from './version';
 import { warmPlanner } from './warm-up';
+import { pluginDirsOf } from './tasks/launch-plan';
 import type { Compute } from '../shared/topology';
 
 /** Nomad may send large StartTask payloads (big environments). */
@@ -84,7 +85,8 @@ export function servePlugin(): void {
     // answers, so the first StartTask (Nomad sends none before) finds them.
     await launcher.warm();
     // and this thread's planning code compiled, its caches warm (main/warm-up.ts)
-    warmPlanner(config, compute, detectCgroupLayout(), INIT_HELPER_PATH);
+    // with the plugin dirs StartTask passes, so the per-config plan part it fills is the one StartTask uses
+    warmPlanner(config, compute, detectCgroupLayout(), INIT_HELPER_PATH, pluginDirsOf(state.socketDir));
     const addr = config.metricsAddress;
     if (addr && !metricsServer) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- prom-client loads only in the long-lived instance that asked for metrics
