@@ -82,6 +82,8 @@ export function pluginBoundRate(pluginCpuUsPerLaunch: number): number {
 
 const us = (x: number): string => `${x.toFixed(0)} µs`;
 const x2 = (x: number): string => `${x.toFixed(2)}x`;
+/** "chain / grpc = 2.47x (grpc faster)": a ratio of a baseline's time to ours, read the same way whichever side is quicker. */
+const speedup = (base: number, ours: number): string => `${x2(base / ours)} (grpc ${base >= ours ? 'faster' : 'slower'})`;
 
 export function judgeTargets(r: TargetInputs): TargetLine[] {
   const out: TargetLine[] = [];
@@ -164,13 +166,13 @@ export function judgeTargets(r: TargetInputs): TargetLine[] {
   {
     const what = `[warm] vs the official driver's launch chain: grpc >= ${TARGETS.vsFaithfulChain}x faster than exec2's chain with the Go shim (unshare-go, faithful)`;
     const g = exec('grpc', 'warm'), ug = exec('unshare-go', 'warm'), u = exec('unshare', 'warm');
-    if (g && ug) push('vs-faithful-chain', judged(ug.p50 >= TARGETS.vsFaithfulChain * g.p50), `${what}: ${x2(ug.p50 / g.p50)} (unshare-go ${us(ug.p50)}, grpc ${us(g.p50)})`);
+    if (g && ug) push('vs-faithful-chain', judged(ug.p50 >= TARGETS.vsFaithfulChain * g.p50), `${what}: unshare-go / grpc = ${speedup(ug.p50, g.p50)}; unshare-go ${us(ug.p50)}, grpc ${us(g.p50)}`);
     else push('vs-faithful-chain', 'n/a', `${what}: ${!r.parts.latency ? notRun('latency') : `not measured (SKIP: ${r.goShimReason ?? 'no Go shim row'})`}`);
-    if (g && u) push('vs-c-shim', 'info', `[warm] vs exec2's chain, best case (unshare + C shim), no target: grpc ${x2(u.p50 / g.p50)} faster (unshare ${us(u.p50)}, grpc ${us(g.p50)})`);
+    if (g && u) push('vs-c-shim', 'info', `[warm] vs exec2's chain, best case (unshare + C shim), no target: unshare / grpc = ${speedup(u.p50, g.p50)}; unshare ${us(u.p50)}, grpc ${us(g.p50)}`);
     const gi = exec('grpc', 'idle'), ugi = exec('unshare-go', 'idle'), ui = exec('unshare', 'idle');
     if (gi && (ugi || ui)) {
-      const parts = [ugi ? `unshare-go ${x2(ugi.p50 / gi.p50)}` : null, ui ? `unshare (C shim) ${x2(ui.p50 / gi.p50)}` : null].filter(Boolean).join(', ');
-      push('vs-chains-idle', 'info', `[idle] chain / grpc, time to exec p50, no target: ${parts}`);
+      const parts = [ugi ? `unshare-go / grpc = ${speedup(ugi.p50, gi.p50)}` : null, ui ? `unshare (C shim) / grpc = ${speedup(ui.p50, gi.p50)}` : null].filter(Boolean).join('; ');
+      push('vs-chains-idle', 'info', `[idle] vs the chains, time to exec p50, no target: ${parts}`);
     }
   }
   return out;
