@@ -345,7 +345,7 @@ export function svg(r: Results): string {
     const max = Math.max(TARGETS.pluginBoundRate * 1.1, ...r.throughput.map((t) => t.perSecond), ...bound);
     const Y = (v: number): number => py + 30 + bh - (v / max) * bh;
     parts.push(`<rect x="${px}" y="${py}" width="${W - 40}" height="${bh + 70}" fill="#fafafa" stroke="#ccc"/>`);
-    parts.push(`<text x="${px + 8}" y="${py + 18}" font-size="13" font-weight="bold">Launches per second through gRPC (StartTask + WaitTask + DestroyTask), by concurrency: measured (solid) and plugin-bound = 1 / plugin CPU per launch (light)</text>`);
+    parts.push(`<text x="${px + 8}" y="${py + 18}" font-size="13" font-weight="bold">Launches/s through gRPC (Start + Wait + Destroy) by concurrency: measured (solid), plugin-bound = 1 / plugin CPU per launch (light)</text>`);
     parts.push(`<line x1="${px + 60}" y1="${Y(TARGETS.pluginBoundRate)}" x2="${px + 60 + r.throughput.length * (bw + gap)}" y2="${Y(TARGETS.pluginBoundRate)}" stroke="#c00" stroke-dasharray="6 4"/><text x="${px + 64}" y="${Y(TARGETS.pluginBoundRate) - 4}" font-size="11" fill="#c00">target: plugin-bound ${TARGETS.pluginBoundRate.toLocaleString('en-US')}/s at c=${TARGET_CONCURRENCY}, ${TARGET_COMMAND}</text>`);
     r.throughput.forEach((t, i) => {
       const bx = px + 80 + i * (bw + gap), b = bound[i]!;
@@ -354,7 +354,7 @@ export function svg(r: Results): string {
       parts.push(`<rect x="${bx + half + 4}" y="${Y(b).toFixed(1)}" width="${half}" height="${(py + 30 + bh - Y(b)).toFixed(1)}" fill="${COLORS.grpc}" fill-opacity="0.35" stroke="${COLORS.grpc}"/>`);
       parts.push(`<text x="${bx + half + 4 + half / 2}" y="${(Y(b) - 5).toFixed(1)}" font-size="11" text-anchor="middle">${b.toFixed(0)}</text>`);
       parts.push(`<text x="${bx + bw / 2}" y="${py + bh + 48}" font-size="12" text-anchor="middle">c=${t.concurrency}${t.command === '/bin/true' ? '' : ' static'}</text>`);
-      parts.push(`<text x="${bx + bw / 2}" y="${py + bh + 62}" font-size="10" text-anchor="middle" fill="#555">plugin ${t.pluginCpuUsPerLaunch.toFixed(0)} µs CPU/launch</text>`);
+      parts.push(`<text x="${bx + bw / 2}" y="${py + bh + 62}" font-size="10" text-anchor="middle" fill="#555">CPU ${t.pluginCpuUsPerLaunch.toFixed(0)} µs/launch</text>`);
     });
     const tx = px + 80 + r.throughput.length * (bw + gap) + 20;
     const c8 = r.throughput.find((t) => t.concurrency === TARGET_CONCURRENCY && t.command === TARGET_COMMAND);

@@ -111,7 +111,7 @@ export function judgeTargets(r: TargetInputs): TargetLine[] {
     if (g && u) push('idle-vs-unshare', judged(g.p50 <= u.p50), `${what}: ${us(g.p50)} vs ${us(u.p50)} = ${x2(g.p50 / u.p50)}`);
     else push('idle-vs-unshare', 'n/a', `${what}: ${r.parts.latency ? 'grpc or unshare row missing' : notRun('latency')}`);
     const uc = exec('unshare-cg', 'idle');
-    const sameWork = '[idle] same work: grpc vs unshare-cg (the same chain joining the task\'s cgroups as the driver\'s task does, what exec2\'s chain would pay on a v1 host)';
+    const sameWork = '[idle] same work, no target: grpc vs unshare-cg (the chain joining the task\'s cgroups, as exec2\'s would on a v1 host)';
     if (g && uc) push('idle-vs-unshare-cg', 'info', `${sameWork}: ${us(g.p50)} vs ${us(uc.p50)} = ${x2(g.p50 / uc.p50)} (${g.p50 <= uc.p50 ? 'not slower' : 'slower'}); unshare-cg - unshare = ${us(uc.p50 - (u?.p50 ?? NaN))}, the kernel's wait for the join`);
     else if (r.parts.latency) push('idle-vs-unshare-cg', 'info', `${sameWork}: not measured (${r.unshareCgReason ?? 'unshare-cg row missing'})`);
   }
