@@ -376,7 +376,7 @@ export function svg(r: Results): string {
   if (r.targets?.length) {
     parts.push(`<text x="20" y="${y + 16}" font-size="13" font-weight="bold">Targets (issue 16; n/a = not measured in this run, info = not a target)</text>`);
     const fill: Record<string, string> = { PASS: '#080', MISS: '#b00', 'n/a': '#555', info: '#555' };
-    r.targets.forEach((t, i) => parts.push(`<text x="20" y="${y + 34 + i * 17}" font-size="12" fill="${fill[t.verdict] ?? '#555'}"${t.verdict === 'info' ? ' font-style="italic"' : ''}>${esc(`${t.verdict.padEnd(4)}  ${t.what}`)}</text>`));
+    r.targets.forEach((t, i) => parts.push(`<text x="20" y="${y + 34 + i * 17}" font-size="10.5" fill="${fill[t.verdict] ?? '#555'}"${t.verdict === 'info' ? ' font-style="italic"' : ''}>${esc(`${t.verdict.padEnd(4)}  ${t.what}`)}</text>`));
     y += 40 + r.targets.length * 17;
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y + 10}" viewBox="0 0 ${W} ${y + 10}" font-family="DejaVu Sans, Arial, sans-serif">\n<rect width="${W}" height="${y + 10}" fill="white"/>\n${parts.join('\n')}\n</svg>\n`;
