@@ -21,10 +21,11 @@ import type { LaunchRequest } from '../src/shared/messages';
 import { cpuQuotaUs } from '../src/shared/topology';
 import { DEFAULT_PIDS_MAX, DEFAULT_PLUGIN_CONFIG } from '../src/main/config/config';
 import { buildUnveilRules, planUnveil } from '../src/shared/unveil';
-import { INIT_HELPER_PATH, loadNative, type LaunchSpec } from '../src/native/binding';
+import { INIT_HELPER_PATH, loadNative, type LaunchSpec, type WaitStatus } from '../src/native/binding';
+import { messageOf } from '../src/shared/errors';
 import { closeSlot, makeSlots, nextLine, taskConfig, taskEnv, MHZ_PER_CORE, type Slot } from './fixtures';
 import { summariseProfiles } from './profile';
-import { report, type FirstLaunch, type Results, type SeriesKey } from './report';
+import { report, type FirstLaunch, type NativeCpuRow, type Results, type SeriesKey } from './report';
 import { buildGoShim, buildTool, TARGET_CFLAGS, cpuTicks, now, percentiles, pool, sleep, Spawner, usSince, vmRssMb, BENCH_BUILD, type GoShimBuild } from './tools';
 
 const args = process.argv.slice(2);
@@ -55,6 +56,9 @@ const AB_BIN = args.find((a) => a.startsWith('--ab-bin='))?.slice(9) ?? null;
  */
 const MAIN_BIN = args.find((a) => a.startsWith('--bin='))?.slice(6) ?? null;
 const TRUE = '/bin/true';
+/** The throughput row baseline 1's CPU per launch is measured next to (issue 16: c=8, /bin/true). */
+const NATIVE_CPU_CONCURRENCY = 8;
+const UNSHARE_CG_V2_REASON = 'pure cgroup v2: exec2 clones its chain straight into the task cgroup (CLONE_INTO_CGROUP, no RCU wait), which a cgroup.procs write would not model; the `unshare` row is that chain minus the clone flag';
 
 export type Mode = 'idle' | 'warm';
 export type Kind = 'exec' | 'exit';
@@ -122,6 +126,88 @@ interface Variant {
 }
 
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
+
+/** A task's unveil roots as the plugin resolves them (anchored beneath the task's dirs). */
+const rootsFor = (s: Slot) => [s.taskRoot, path.dirname(s.sharedDir)];
+/** The unveil rules the plugin builds for a slot's task (defaults plus the bench's build dir). */
+const rulesFor = (s: Slot) => planUnveil(buildUnveilRules({
+  unveilDefaults: true,
+  pluginPaths: [`rx:${BENCH_BUILD}`],
+  taskPaths: [],
+  dirs: { taskDir: s.taskDir, allocDir: s.sharedDir, secretsDir: s.secretsDir, stdoutPath: s.stdoutPath, stderrPath: s.stderrPath },
+}), rootsFor(s)).rules;
+/** The limits every bench-made task cgroup gets (the slots' 2,500 MHz and 300 MB). */
+const SLOT_LIMITS = { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0, pidsMax: DEFAULT_PIDS_MAX };
+
+/**
+ * Baseline 1's own CPU per launch (issue 16: plugin CPU per launch <= 2x
+ * it): the bench's thread calls the addon's launch() with the LaunchSpec the
+ * worker would build, as the `native` variant does, then waits for the exit
+ * (watchExit reaps pid 1 and closes the pidfd) and removes what the launch
+ * made (the status file in the lane's status dir), `launches` times over
+ * `lanes` slots. launch() blocks its thread until the exec is confirmed, so
+ * the launches themselves run one after another; up to `lanes` tasks are
+ * alive at once and their waits overlap, as the plugin row's are. The slots'
+ * task cgroups are prepared (made, limits written) before the clock starts,
+ * as for `native`. CPU = process.cpuUsage() of the whole bench process (all
+ * threads, no children) over the burst: the same accounting as the
+ * plugin's utime+stime.
+ */
+async function nativeCpuBurst(slots: Slot[], launches: number, command: string): Promise<NativeCpuRow> {
+  const layout = detectCgroupLayout();
+  const native = loadNative();
+  const lanes = slots.map((slot) => {
+    const cg: TaskCgroup = prepareTaskCgroup(resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name));
+    if (cg.mode === 'v1') ownCgroupDirs.push(...cg.created);
+    writeLimits(cg, SLOT_LIMITS);
+    const statusDir = mkdtempSync('/run/exec2-bench-ncpu-');
+    extraDirs.push(statusDir);
+    return { slot, cg, statusDir, rules: rulesFor(slot), env: taskEnv(slot) };
+  });
+  let next = 0, failures = 0, firstError = '';
+  await sleep(200);
+  const c0 = process.cpuUsage(), w0 = now();
+  await Promise.all(lanes.map(async ({ slot, cg, statusDir, rules, env }) => {
+    while (next < launches && !aborting) {
+      next++;
+      const fds: number[] = [];
+      const open = (p: string, flags: number): number => {
+        const fd = openSync(p, flags);
+        fds.push(fd);
+        return fd;
+      };
+      try {
+        const out = open(slot.stdoutPath, C.O_WRONLY | C.O_NONBLOCK | C.O_NOFOLLOW | C.O_NOCTTY);
+        const err = open(slot.stderrPath, C.O_WRONLY | C.O_NONBLOCK | C.O_NOFOLLOW | C.O_NOCTTY);
+        for (const fd of [out, err]) fchownSync(fd, slot.uid, slot.uid);
+        const r = native.launch({
+          initPath: INIT_HELPER_PATH,
+          cgroupFd: cg.mode === 'v2' ? open(cg.dir, 0o10000000 | C.O_DIRECTORY) : -1,
+          cgroupProcsFds: v1ProcsFiles(cg).map((f) => open(f, C.O_WRONLY)),
+          stdoutFd: out, stderrFd: err,
+          statusDirFd: open(statusDir, C.O_RDONLY | C.O_DIRECTORY),
+          netnsFd: -1, argv: [command], env, uid: slot.uid, gid: slot.uid, groups: [], cwd: slot.taskRoot, unveil: rules,
+          oomScoreAdj: null, capBounding: [], capAmbient: [], scopeAbstractUnixSockets: true,
+        });
+        for (const fd of fds.splice(0)) closeSync(fd);
+        const st = await new Promise<WaitStatus | null>((res) => native.watchExit(r.pidfd, res));
+        rmSync(path.join(statusDir, 'status'), { force: true });
+        if (!st || st.exitCode !== 0) throw new Error(`native: exit ${st ? st.exitCode : 'unknown'}`);
+      } catch (e) {
+        failures++;
+        firstError ||= messageOf(e);
+      } finally {
+        for (const fd of fds) closeSync(fd);
+      }
+    }
+  }));
+  const seconds = Number(now() - w0) / 1e9;
+  const c = process.cpuUsage(c0);
+  return {
+    concurrency: lanes.length, command, launches, failures, firstError, seconds, perSecond: (launches - failures) / seconds,
+    cpuPct: ((c.user + c.system) / 1e6 / seconds) * 100, cpuUsPerLaunch: (c.user + c.system) / launches, sequentialLaunches: true,
+  };
+}
 
 // ------------------------------------------------------------------ state shared with cleanup
 
@@ -223,6 +309,11 @@ async function main(): Promise<void> {
       rounds: ROUNDS, burst: BURST, idleGapMs: IDLE_GAP_MS, bwrap: bwrap !== null,
       spawnMethod: 'unshare, unshare-go and bwrap: posix_spawn from bench/spawner.c (Node is not forked); spawn: child_process.spawn (libuv forks Node)',
       goShim: goShim.ok ? { available: true, bytes: goShim.bytes, goVersion: goShim.goVersion } : { available: false, reason: goShim.reason },
+      // which parts run (a target of a part not run is printed n/a with that reason)
+      parts: {
+        latency: ONLY.includes('latency') && (!PROFILE || ONLY_GIVEN), first: ONLY.includes('first') && !PROFILE,
+        throughput: ONLY.includes('throughput') || (PROFILE && !ONLY_GIVEN), stats: ONLY.includes('stats') && (!PROFILE || ONLY_GIVEN),
+      },
     },
     latency: {},
     throughput: [],
@@ -258,18 +349,10 @@ async function main(): Promise<void> {
 
   if (ONLY.includes('latency') && (!PROFILE || ONLY_GIVEN)) {
     // ---------------------------------------------------------------- variants
-    const [gSlot, nSlot, ncSlot, uSlot, iSlot, ugSlot, npSlot] = makeSlots(n, 7, 'lat', { fifoOwner: 'task' });
-    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!, ugSlot!, npSlot!);
+    const [gSlot, nSlot, ncSlot, uSlot, iSlot, ugSlot, npSlot, ucSlot] = makeSlots(n, 8, 'lat', { fifoOwner: 'task' });
+    allSlots.push(gSlot!, nSlot!, ncSlot!, uSlot!, iSlot!, ugSlot!, npSlot!, ucSlot!);
     const statusDir = mkdtempSync('/run/exec2-bench-status-');
     extraDirs.push(statusDir);
-    // Resolved as the plugin resolves them (anchored beneath the task's dirs).
-    const rootsFor = (s: Slot) => [s.taskRoot, path.dirname(s.sharedDir)];
-    const rulesFor = (s: Slot) => planUnveil(buildUnveilRules({
-      unveilDefaults: true,
-      pluginPaths: [`rx:${BENCH_BUILD}`],
-      taskPaths: [],
-      dirs: { taskDir: s.taskDir, allocDir: s.sharedDir, secretsDir: s.secretsDir, stdoutPath: s.stdoutPath, stderrPath: s.stderrPath },
-    }), rootsFor(s)).rules;
 
     /** StartTask through a plugin over gRPC; `withRpc`: also the same launch timed from the client's call (grpc+rpc). */
     const grpcVariant = (name: string, client: NomadLikeClient, slot: Slot, withRpc: boolean): Variant => ({
@@ -332,7 +415,7 @@ async function main(): Promise<void> {
     const nativeVariant = (name: string, slot: Slot, joinCgroup: boolean, primed = false): Variant => {
       const cg: TaskCgroup = prepareTaskCgroup(resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name));
       if (cg.mode === 'v1') ownCgroupDirs.push(...cg.created);
-      writeLimits(cg, { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0, pidsMax: DEFAULT_PIDS_MAX });
+      writeLimits(cg, SLOT_LIMITS);
       const rules = rulesFor(slot);
       const env = taskEnv(slot);
       return {
@@ -401,7 +484,7 @@ async function main(): Promise<void> {
           taskId: 'inline',
           user: { name: `nomad-${slot.uid}`, resolved: { uid: slot.uid, gid: slot.uid, groups: [], home: '/nonexistent' } },
           cgroup: resolveTaskCgroup(layout, slot.cgroup.cpusetCgroup, slot.allocId, slot.name),
-          limits: { cpuQuotaUs: cpuQuotaUs(2500, MHZ_PER_CORE), cpuShares: 2500, cpusetCpus: '', memoryMax: 300 * 2 ** 20, memoryLow: 0, pidsMax: DEFAULT_PIDS_MAX },
+          limits: SLOT_LIMITS,
           stdoutPath: slot.stdoutPath,
           stderrPath: slot.stderrPath,
           chownFifos: true,
@@ -445,17 +528,21 @@ async function main(): Promise<void> {
      * "exec2 chain (Go shim, faithful)"): unshare -> shim -> task, spec
      * §7.4-7.5, posix_spawn'd by the helper. Both get the same rules; the
      * shim's own argv is [subcommand] true <fifos> <rules> -- <task>.
+     * `joinProcs` (diagnostic `unshare-cg`): cgroup.procs files the helper
+     * opens as root and hands down as fds 3, 4, ...; the C shim writes
+     * itself to each (`--join-fd=N`) before it starts the task.
      */
-    const unshareVariant = (name: string, slot: Slot, shimArgv: string[]): Variant => {
+    const unshareVariant = (name: string, slot: Slot, shimArgv: string[], joinProcs: string[] = []): Variant => {
       const rules = rulesFor(slot).filter((r) => existsSync(r.path)).map((r) => `${r.mode}:${r.path}`);
+      const joins = joinProcs.map((_, k) => `--join-fd=${3 + k}`);
       return {
         name,
         prepare(kind) {
           const argv = ['/usr/bin/unshare', '--ipc', '--pid', '--mount-proc', '--fork', '--kill-child=SIGKILL', `--setuid=${slot.uid}`, `--setgid=${slot.uid}`, '--',
-            ...shimArgv, 'true', slot.stdoutPath, slot.stderrPath, ...rules, '--', kind === 'exec' ? target : TRUE];
+            ...shimArgv, ...joins, 'true', slot.stdoutPath, slot.stderrPath, ...rules, '--', kind === 'exec' ? target : TRUE];
           const env = taskEnv(slot);
           return async () => {
-            const r = await sp.spawn(argv, { stdout: 'null', cwd: slot.taskRoot, env });
+            const r = await sp.spawn(argv, { stdout: 'null', cwd: slot.taskRoot, env, openWrite: joinProcs });
             if (r.status !== 0) throw new Error(`${name} chain failed: wait status ${r.status}`);
             if (kind === 'exit') return { exitUs: usSince(r.t0, r.t2) };
             return { execUs: usSince(r.t0, BigInt(await nextLine(slot))), exitUs: usSince(r.t0, r.t2) };
@@ -464,6 +551,25 @@ async function main(): Promise<void> {
       };
     };
     const unshare = unshareVariant('unshare', uSlot!, [shim]);
+    /**
+     * Diagnostic `unshare-cg` (v1/hybrid): the C-shim chain joining the same
+     * cgroups the driver's task joins (the slot's task cgroup, made by the
+     * bench below its own cgroup, with the driver's limits), i.e. what
+     * exec2's chain would pay on a v1 host. On pure v2 it is left out: exec2
+     * clones its chain straight into the cgroup there (CLONE_INTO_CGROUP, no
+     * lock, no RCU wait), which a cgroup.procs write would not model.
+     */
+    let unshareCg: Variant | null = null;
+    if (layout.mode === 'v1' || layout.mode === 'hybrid') {
+      const cg: TaskCgroup = prepareTaskCgroup(resolveTaskCgroup(layout, ucSlot!.cgroup.cpusetCgroup, ucSlot!.allocId, ucSlot!.name));
+      if (cg.mode === 'v1') ownCgroupDirs.push(...cg.created);
+      writeLimits(cg, SLOT_LIMITS);
+      unshareCg = unshareVariant('unshare-cg', ucSlot!, [shim], v1ProcsFiles(cg));
+      results.meta.unshareCg = { available: true, joins: v1ProcsFiles(cg).length };
+    } else {
+      results.meta.unshareCg = { available: false, reason: UNSHARE_CG_V2_REASON };
+      log(`SKIP: unshare-cg: ${UNSHARE_CG_V2_REASON}`);
+    }
 
     const nodeSpawn: Variant = {
       name: 'spawn',
@@ -499,7 +605,7 @@ async function main(): Promise<void> {
       },
     };
 
-    const variants: Variant[] = [grpc, ...(grpcB ? [grpcB] : []), nativeVariant('native', nSlot!, true), unshare];
+    const variants: Variant[] = [grpc, ...(grpcB ? [grpcB] : []), nativeVariant('native', nSlot!, true), unshare, ...(unshareCg ? [unshareCg] : [])];
     // The re-executed binary is the shim, as in exec2: `<binary> exec2-shim ...`.
     if (goShim.ok) variants.push(unshareVariant('unshare-go', ugSlot!, [goShim.path, 'exec2-shim']));
     variants.push(nodeSpawn);
@@ -613,6 +719,9 @@ async function main(): Promise<void> {
     const maxC = Math.max(...CONCURRENCY);
     const slots = makeSlots(n, maxC, 'tp');
     allSlots.push(...slots);
+    // baseline 1's CPU burst gets slots of its own: it prepares their task cgroups as `native` does
+    const nativeCpuSlots = makeSlots(n, NATIVE_CPU_CONCURRENCY, 'ncpu');
+    allSlots.push(...nativeCpuSlots);
     const scrape = async (): Promise<Record<string, { sum: number; count: number }>> => {
       const body = (await httpGet(`http://127.0.0.1:${metricsPort}/metrics`)).body;
       const out: Record<string, { sum: number; count: number }> = {};
@@ -666,6 +775,12 @@ async function main(): Promise<void> {
       };
       results.throughput.push(row);
       log(`throughput c=${conc} ${row.command}: ${row.perSecond.toFixed(0)} launches/s (${failures} failed${firstError ? `: ${firstError}` : ''}), plugin CPU ${row.pluginCpuPct.toFixed(0)} %, bench CPU ${row.benchCpuPct.toFixed(0)} %, plugin RSS after ${row.pluginRssAfterMb.toFixed(0)} MB`);
+      if (conc === NATIVE_CPU_CONCURRENCY && command === TRUE && !aborting) {
+        // Baseline 1's own CPU per launch, in the same run, right after the plugin row it is compared with.
+        const nc = await nativeCpuBurst(nativeCpuSlots, BURST, TRUE);
+        results.nativeCpu = nc;
+        log(`native CPU c=${nc.concurrency} ${TRUE}: ${nc.cpuUsPerLaunch.toFixed(0)} µs CPU per launch (${nc.cpuPct.toFixed(0)} % of a core), ${nc.perSecond.toFixed(0)} launches/s (${nc.failures} failed${nc.firstError ? `: ${nc.firstError}` : ''}; launch() calls sequential on one thread)`);
+      }
     }
   }
 

@@ -8,7 +8,15 @@
  *     stdout/stderr on the FIFOs, waits for it;
  *   - writes the exit code to $NOMAD_TASK_DIR/.exit_status.txt (0644) and
  *     exits with it (-1 / 255 when the child died from a signal).
- * usage: shim <defaults true|false> <stdout fifo> <stderr fifo> [mode:path ...] -- CMD [ARGS...]
+ * usage: shim [--join-fd=N ...] <defaults true|false> <stdout fifo> <stderr fifo> [mode:path ...] -- CMD [ARGS...]
+ *
+ * --join-fd=N (bench variant `unshare-cg` only, v1/hybrid): N is an open
+ * cgroup.procs file of one of the task's cgroups (opened by the bench's root
+ * helper, inherited through unshare); the shim writes "0" (itself) to each
+ * before anything else and closes it (42 when a write fails), so the task it
+ * starts runs in the same cgroups the driver's task joins. This is the
+ * work exec2's chain would do on a v1 host, where it cannot clone into a
+ * cgroup: the first write after a quiet spell waits an RCU grace period.
  *
  * What it leaves out: the Go runtime's start-up (a fresh Go binary costs
  * around a millisecond or more before main runs, twice in the real chain
@@ -63,6 +71,17 @@ static int add_rule(int rs, const char *mode, const char *path) {
 }
 
 int main(int argc, char **argv) {
+	int a = 1;
+	for (; a < argc && strncmp(argv[a], "--join-fd=", 10) == 0; a++) {
+		char *end;
+		long fd = strtol(argv[a] + 10, &end, 10);
+		if (*end || fd < 3 || fd > 1023) return 40;
+		if (write((int)fd, "0", 1) != 1) return 42;
+		close((int)fd);
+	}
+	/* the rest is the plain shim's argv, with argv[0] just before it */
+	argv += a - 1;
+	argc -= a - 1;
 	if (argc < 6) return 40;
 	for (int s = 1; s < NSIG; s++) signal(s, SIG_IGN);
 	int out = open(argv[2], O_WRONLY | O_NOFOLLOW | O_CLOEXEC);

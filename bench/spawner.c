@@ -9,8 +9,11 @@
  * next launch's v1 cgroup join does not wait for an RCU grace period.
  *
  * Requests, one per line on stdin, fields separated by TAB:
- *   S <stdout: pipe|null> <cwd> <n env> <env...> <argv...>
+ *   S <stdout: pipe|null> <cwd> <n env> <env...> <n open> <open...> <argv...>
  *       -> "<t0 ns> <t2 ns> <wait status> <output, newlines as spaces>\n"
+ *       each <open> path is opened write-only here (as root, before t0) and
+ *       handed to the program as fd 3, 4, ... (variant `unshare-cg`: the
+ *       task's cgroup.procs files, for the shim to join)
  *   W   -> "<ns spent>\n"
  */
 #define _GNU_SOURCE
@@ -63,13 +66,37 @@ int main(int argc, char **argv) {
 		int capture = strcmp(f[1], "pipe") == 0;
 		const char *cwd = f[2];
 		int nenv = atoi(f[3]);
+		if (nenv < 0 || 5 + nenv > n) {
+			printf("error bad request\n");
+			continue;
+		}
 		char **env = f + 4;
-		char **args = f + 4 + nenv;
+		int nopen = atoi(f[4 + nenv]);
+		if (nopen < 0 || nopen > 16 || 5 + nenv + nopen >= n) {
+			printf("error bad request\n");
+			continue;
+		}
+		char **opens = f + 5 + nenv;
+		char **args = f + 5 + nenv + nopen;
+		/* opened above every target number (3..), so no dup2 source is also a target */
+		int ofd[16], opened = 0;
+		for (; opened < nopen; opened++) {
+			int fd = open(opens[opened], O_WRONLY | O_CLOEXEC);
+			ofd[opened] = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 100);
+			if (fd >= 0) close(fd);
+			if (ofd[opened] < 0) break;
+		}
+		if (opened < nopen) {
+			for (int k = 0; k < opened; k++) close(ofd[k]);
+			printf("error open %s\n", opens[opened]);
+			continue;
+		}
 		char *envv[4096];
 		for (int k = 0; k < nenv; k++) envv[k] = env[k];
 		envv[nenv] = NULL;
 		int p[2] = { -1, -1 };
 		if (capture && pipe2(p, O_CLOEXEC)) {
+			for (int k = 0; k < nopen; k++) close(ofd[k]);
 			printf("error pipe\n");
 			continue;
 		}
@@ -78,6 +105,7 @@ int main(int argc, char **argv) {
 		posix_spawn_file_actions_adddup2(&fa, devnull, 0);
 		posix_spawn_file_actions_adddup2(&fa, capture ? p[1] : devnull, 1);
 		posix_spawn_file_actions_adddup2(&fa, devnull, 2);
+		for (int k = 0; k < nopen; k++) posix_spawn_file_actions_adddup2(&fa, ofd[k], 3 + k);
 		if (cwd[0]) posix_spawn_file_actions_addchdir_np(&fa, cwd);
 		posix_spawnattr_t at;
 		posix_spawnattr_init(&at);
@@ -88,6 +116,7 @@ int main(int argc, char **argv) {
 		int e = posix_spawnp(&pid, args[0], &fa, &at, args, envv);
 		posix_spawn_file_actions_destroy(&fa);
 		posix_spawnattr_destroy(&at);
+		for (int k = 0; k < nopen; k++) close(ofd[k]);
 		if (capture) close(p[1]);
 		if (e) {
 			if (capture) close(p[0]);

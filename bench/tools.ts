@@ -142,8 +142,13 @@ export class Spawner {
     });
   }
 
-  async spawn(argv: string[], opts: { stdout: 'pipe' | 'null'; cwd?: string; env: string[] }): Promise<SpawnReply> {
-    const line = await this.request(['S', opts.stdout, opts.cwd ?? '', String(opts.env.length), ...opts.env, ...argv]);
+  /**
+   * posix_spawn argv; `openWrite`: paths the helper opens write-only (as
+   * root, before t0) and hands to the program as fds 3, 4, ... in order.
+   */
+  async spawn(argv: string[], opts: { stdout: 'pipe' | 'null'; cwd?: string; env: string[]; openWrite?: string[] }): Promise<SpawnReply> {
+    const open = opts.openWrite ?? [];
+    const line = await this.request(['S', opts.stdout, opts.cwd ?? '', String(opts.env.length), ...opts.env, String(open.length), ...open, ...argv]);
     const m = /^(\d+) (\d+) (\d+) ?(.*)$/.exec(line);
     if (!m) throw new Error(`spawner: bad reply ${line}`);
     return { t0: BigInt(m[1]!), t2: BigInt(m[2]!), status: Number(m[3]), output: m[4]!.trim() };

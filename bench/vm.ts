@@ -8,14 +8,16 @@
  *
  * The guest runs this tree's dist/bench/run.js with the host repo shared
  * read-write, so each kernel's JSON and SVG land in bench/results/ as usual.
- * Defaults to `--quick --only=latency,first` (a full run under TCG takes the
+ * Defaults to `--quick --only=latency,first,throughput` (about 10 minutes a
+ * kernel under TCG, the throughput part 3-4 of them, so the CPU-per-launch
+ * ratio against the native launcher is read on v2 too; a full run takes the
  * better part of an hour); any flag given replaces those defaults.
  */
 import * as path from 'node:path';
 import { findKernel, missingTools, runInVm, SETUP_COMMAND, type KernelName } from '../test/vm/vm';
 
 const REPO = path.resolve(__dirname, '../..');
-const DEFAULT_ARGS = ['--quick', '--only=latency,first'];
+const DEFAULT_ARGS = ['--quick', '--only=latency,first,throughput'];
 const KERNELS: KernelName[] = ['default', 'bpo'];
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);

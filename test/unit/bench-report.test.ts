@@ -46,4 +46,34 @@ describe('bench report', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('prints the derived plugin-bound rate, baseline 1\'s own CPU per launch and the issue 16 target lines, and draws the rate target', () => {
+    const row = { concurrency: 8, command: '/bin/true', launches: 100, failures: 0, firstError: '', seconds: 1, perSecond: 244, pluginCpuPct: 90, benchCpuPct: 30, pluginCpuUsPerLaunch: 800, phasesUs: {}, pluginRssAfterMb: 80 };
+    const r: Results = {
+      meta: { idleGapMs: 50, kernel: 'k', cpus: 2, cgroupMode: 'hybrid', parts: { latency: false, first: false, throughput: true, stats: false } },
+      latency: {},
+      throughput: [row],
+      nativeCpu: { concurrency: 8, command: '/bin/true', launches: 100, failures: 0, firstError: '', seconds: 1, perSecond: 300, cpuPct: 20, cpuUsPerLaunch: 500, sequentialLaunches: true },
+      stats: null,
+    };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'exec2-bench-report-'));
+    try {
+      const lines: string[] = [];
+      report(r, dir, 'test', (s) => lines.push(s));
+      const text = lines.join('\n');
+      assert.match(text, /plugin-bound\/s/);
+      assert.match(text, /^ {4}8 \/bin\/true .* 800 +1250 /m);
+      assert.match(text, /native launcher \(baseline 1\), c=8 \/bin\/true, 100 launches: 500 µs CPU per launch/);
+      assert.match(text, /launch\(\) calls run one after another/);
+      assert.match(text, /^ {2}PASS {2}plugin CPU per launch .*800 µs vs 2 x 500 µs = 1\.60x$/m);
+      assert.match(text, /^ {2}PASS {2}plugin-bound launches\/s .*: 1250\/s \(measured 244\/s/m);
+      assert.match(text, /^ {2}n\/a {3}\[warm\] StartTask received .*latency part did not run/m);
+      assert.ok(!/>= 1,000 launches\/s through gRPC/.test(text), 'the old measured-rate target is gone');
+      const svg = readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.svg'))!), 'utf8');
+      assert.ok(svg.includes('target: plugin-bound 1,000/s at c=8'), 'the rate target drawn on the plugin-bound bars');
+      assert.ok(svg.includes('= 1.60x (target &lt;= 2x)'), 'CPU per launch against the native launcher');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
