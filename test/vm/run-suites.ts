@@ -12,7 +12,8 @@
  *
  * Env: EXEC2_VM_KERNELS (default "default,bpo"), EXEC2_VM_TIMEOUT (seconds per
  * kernel, default 300), EXEC2_VM_GREP (mocha --grep), EXEC2_VM_VERBOSE=1
- * (kernel console), EXEC2_VM_ACCEL (auto|kvm|tcg), EXEC2_VM_CACHE.
+ * (kernel console), EXEC2_VM_ACCEL (auto|kvm|tcg), EXEC2_VM_TCG_THREAD (single, the
+ * default, or multi: one host thread per vCPU), EXEC2_VM_CACHE.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
@@ -27,7 +28,9 @@ const RESULT_RE = /^exec2-vm-suite-result passed=(\d+) failed=(\d+) skipped=(\d+
  * emulation (TCG) occasionally wedges a guest CPU (soft lockup, RCU stall)
  * or crashes the guest kernel outright: seen once in a CI rehearsal as an
  * oops on an idle CPU whose RIP pointed into the middle of a live-patched
- * `nopl`, which then panicked. Such a run boots once more and says so; the
+ * `nopl`, which then panicked, and as RCU stalls with a vCPU whose timer
+ * stopped; all with one host thread per vCPU, which is why TCG now runs
+ * single-threaded (vm.ts). Such a run boots once more and says so; the
  * same trouble twice fails the run.
  */
 const GUEST_KERNEL_FAULT = /soft lockup|self-detected stall|rcu_preempt detected stalls|Kernel panic - not syncing/;
