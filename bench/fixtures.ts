@@ -45,6 +45,40 @@ export interface Slot {
   waiters: Array<() => void>;
 }
 
+/**
+ * The NOMAD_* environment Nomad's task runner gives a task (the part the
+ * driver sees in TaskConfig.env), for the bench's slots and the plan
+ * micro-benchmark. Pure: builds the map, touches nothing.
+ */
+export function nomadTaskEnv(t: {
+  allocId: string; name: string; index: number; sharedDir: string; taskDir: string; secretsDir: string;
+  memoryMb: number; cpuMhz: number; parentCgroup: string;
+}): Record<string, string> {
+  return {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    LANG: 'C.UTF-8',
+    NOMAD_ALLOC_DIR: t.sharedDir,
+    NOMAD_TASK_DIR: t.taskDir,
+    NOMAD_SECRETS_DIR: t.secretsDir,
+    NOMAD_MEMORY_LIMIT: String(t.memoryMb),
+    NOMAD_CPU_LIMIT: String(t.cpuMhz),
+    NOMAD_CPU_CORES: ' ',
+    NOMAD_ALLOC_ID: t.allocId,
+    NOMAD_SHORT_ALLOC_ID: t.allocId.slice(0, 8),
+    NOMAD_ALLOC_NAME: `bench.group[${t.index}]`,
+    NOMAD_ALLOC_INDEX: String(t.index),
+    NOMAD_TASK_NAME: t.name,
+    NOMAD_GROUP_NAME: 'group',
+    NOMAD_JOB_ID: 'bench',
+    NOMAD_JOB_NAME: 'bench',
+    NOMAD_JOB_PARENT_ID: '',
+    NOMAD_DC: 'dc1',
+    NOMAD_REGION: 'global',
+    NOMAD_NAMESPACE: 'default',
+    NOMAD_PARENT_CGROUP: t.parentCgroup,
+  };
+}
+
 let nextUid = 81000;
 
 /** Make n slots. FIFOs are made with one mkfifo(1) call for all of them. */
@@ -71,29 +105,7 @@ export function makeSlots(nomad: NomadLikeClient, n: number, tag: string, opts: 
     const memoryMb = opts.memoryMb ?? 300;
     const taskDir = path.join(taskRoot, 'local');
     const secretsDir = path.join(taskRoot, 'secrets');
-    const env: Record<string, string> = {
-      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      LANG: 'C.UTF-8',
-      NOMAD_ALLOC_DIR: sharedDir,
-      NOMAD_TASK_DIR: taskDir,
-      NOMAD_SECRETS_DIR: secretsDir,
-      NOMAD_MEMORY_LIMIT: String(memoryMb),
-      NOMAD_CPU_LIMIT: String(cpuMhz),
-      NOMAD_CPU_CORES: ' ',
-      NOMAD_ALLOC_ID: allocId,
-      NOMAD_SHORT_ALLOC_ID: allocId.slice(0, 8),
-      NOMAD_ALLOC_NAME: `bench.group[${i}]`,
-      NOMAD_ALLOC_INDEX: String(i),
-      NOMAD_TASK_NAME: name,
-      NOMAD_GROUP_NAME: 'group',
-      NOMAD_JOB_ID: 'bench',
-      NOMAD_JOB_NAME: 'bench',
-      NOMAD_JOB_PARENT_ID: '',
-      NOMAD_DC: 'dc1',
-      NOMAD_REGION: 'global',
-      NOMAD_NAMESPACE: 'default',
-      NOMAD_PARENT_CGROUP: nomad.cgroups.parent,
-    };
+    const env = nomadTaskEnv({ allocId, name, index: i, sharedDir, taskDir, secretsDir, memoryMb, cpuMhz, parentCgroup: nomad.cgroups.parent });
     const stdoutPath = path.join(sharedDir, 'logs', `.${name}.stdout.fifo`);
     const stderrPath = path.join(sharedDir, 'logs', `.${name}.stderr.fifo`);
     const base: TaskConfig = {

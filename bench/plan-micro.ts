@@ -14,7 +14,6 @@
  *         work between two StartTasks does.
  * Nothing touches the host: the plan is pure.
  */
-import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { TaskConfig } from '../src/gen/hashicorp/nomad/plugins/drivers/driver';
 import { encodeObject } from '../src/main/config/cty';
@@ -22,12 +21,12 @@ import { PLUGIN_CONFIG_SCHEMA, TASK_CONFIG_SCHEMA, parsePluginConfig, type Plugi
 import { layoutFromMounts } from '../src/shared/cgroups/detect';
 import { launchPlan, pluginDirsOf } from '../src/main/tasks/launch-plan';
 import { DEFAULT_SOCKET_DIR } from '../src/main/rpc/go-plugin';
+import { nomadTaskEnv } from './fixtures';
+import { BENCH_BUILD } from './tools';
 
 const HOT = Number(process.argv[2] ?? 2000);
 const COLD = Number(process.argv[3] ?? 200);
 
-const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
-const BENCH_BUILD = path.join(PROJECT_ROOT, 'build', 'bench');
 /** The plugin's socket dir as root (src/main/rpc/go-plugin.ts DEFAULT_SOCKET_DIR). */
 const SOCKET_DIR = DEFAULT_SOCKET_DIR;
 
@@ -54,28 +53,9 @@ function taskBytes(): Uint8Array {
   const allocDir = `/var/lib/nomad/alloc/${allocId}`;
   const taskRoot = `${allocDir}/${name}`;
   const env: Record<string, string> = {
-    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-    LANG: 'C.UTF-8',
-    NOMAD_ALLOC_DIR: `${allocDir}/alloc`,
-    NOMAD_TASK_DIR: `${taskRoot}/local`,
-    NOMAD_SECRETS_DIR: `${taskRoot}/secrets`,
-    NOMAD_MEMORY_LIMIT: '300',
+    ...nomadTaskEnv({ allocId, name, index: 0, sharedDir: `${allocDir}/alloc`, taskDir: `${taskRoot}/local`, secretsDir: `${taskRoot}/secrets`, memoryMb: 300, cpuMhz: 2500, parentCgroup: 'nomad.slice' }),
+    // what a real agent adds to the bench slots' variables: ~40 in all
     NOMAD_MEMORY_MAX_LIMIT: '300',
-    NOMAD_CPU_LIMIT: '2500',
-    NOMAD_CPU_CORES: ' ',
-    NOMAD_ALLOC_ID: allocId,
-    NOMAD_SHORT_ALLOC_ID: allocId.slice(0, 8),
-    NOMAD_ALLOC_NAME: 'bench.group[0]',
-    NOMAD_ALLOC_INDEX: '0',
-    NOMAD_TASK_NAME: name,
-    NOMAD_GROUP_NAME: 'group',
-    NOMAD_JOB_ID: 'bench',
-    NOMAD_JOB_NAME: 'bench',
-    NOMAD_JOB_PARENT_ID: '',
-    NOMAD_DC: 'dc1',
-    NOMAD_REGION: 'global',
-    NOMAD_NAMESPACE: 'default',
-    NOMAD_PARENT_CGROUP: 'nomad.slice',
     NOMAD_NODE_ID: randomUUID(),
     NOMAD_NODE_NAME: 'client-1',
     NOMAD_NODE_CLASS: '',

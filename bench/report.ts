@@ -13,7 +13,8 @@ export interface SeriesKey {
   mode: 'idle' | 'warm';
 }
 
-export interface ThroughputRow {
+/** A burst of launches: what it ran and how it went (the plugin's throughput rows, baseline 1's CPU burst). */
+export interface BurstRow {
   concurrency: number;
   command: string;
   launches: number;
@@ -21,6 +22,9 @@ export interface ThroughputRow {
   firstError: string;
   seconds: number;
   perSecond: number;
+}
+
+export interface ThroughputRow extends BurstRow {
   pluginCpuPct: number;
   benchCpuPct: number;
   pluginCpuUsPerLaunch: number;
@@ -30,14 +34,7 @@ export interface ThroughputRow {
 }
 
 /** Baseline 1's own CPU per launch over a burst, measured next to the plugin's c=8 row (bench/run.ts nativeCpuBurst). */
-export interface NativeCpuRow {
-  concurrency: number;
-  command: string;
-  launches: number;
-  failures: number;
-  firstError: string;
-  seconds: number;
-  perSecond: number;
+export interface NativeCpuRow extends BurstRow {
   /** the bench process's CPU (all threads) over the burst, % of one core */
   cpuPct: number;
   cpuUsPerLaunch: number;

@@ -13,6 +13,8 @@ export interface RecordedStatus {
 }
 
 export const STATUS_FILE = 'status';
+/** What pid 1 ever writes in a status dir: the record and, mid-write, its temp file. */
+const PID1_FILES = [STATUS_FILE, `${STATUS_FILE}.tmp`] as const;
 
 export function parseStatus(text: string): RecordedStatus | null {
   const m = /^(exited|signaled) (\d+)\s*$/.exec(text);
@@ -36,7 +38,7 @@ export function readStatus(statusDir: string): RecordedStatus | null {
  * on every DestroyTask. Anything unexpected falls back to it.
  */
 export function removeStatusDir(statusDir: string): void {
-  for (const name of [STATUS_FILE, `${STATUS_FILE}.tmp`]) {
+  for (const name of PID1_FILES) {
     try {
       unlinkSync(path.join(statusDir, name));
     } catch (err) {
@@ -58,7 +60,7 @@ export function removeStatusDir(statusDir: string): void {
  * same fallback.
  */
 export async function removeStatusDirAsync(statusDir: string): Promise<void> {
-  for (const name of [STATUS_FILE, `${STATUS_FILE}.tmp`]) {
+  for (const name of PID1_FILES) {
     try {
       await fsp.unlink(path.join(statusDir, name));
     } catch (err) {

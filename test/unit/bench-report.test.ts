@@ -12,6 +12,19 @@ import { percentiles } from '../../bench/tools';
 
 const pct = (xs: number[]) => ({ ...percentiles(xs), raw: xs });
 
+/** The report of `r` as printed, and the SVG it wrote (into a temporary directory, removed). */
+function render(r: Results): { text: string; svg: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'exec2-bench-report-'));
+  try {
+    const lines: string[] = [];
+    report(r, dir, 'test', (s) => lines.push(s));
+    const svg = readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.svg'))!), 'utf8');
+    return { text: lines.join('\n'), svg };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('bench report', () => {
   it('prints where a launch\'s time goes, the first launch of a fresh plugin, and draws the stacked bar', () => {
     const phases = Object.fromEntries(PHASES.map((p, i) => [p, percentiles([10 * (i + 1), 20 * (i + 1)])]));
@@ -28,23 +41,15 @@ describe('bench report', () => {
       throughput: [],
       stats: null,
     };
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'exec2-bench-report-'));
-    try {
-      const lines: string[] = [];
-      report(r, dir, 'test', (s) => lines.push(s));
-      const text = lines.join('\n');
-      assert.match(text, /Where a launch's time goes/);
-      for (const p of PHASES) assert.ok(text.includes(p), `phase ${p} printed`);
-      assert.match(text, /^idle {2}grpc .*$/m);
-      assert.match(text, /^warm {2}grpc .*$/m);
-      assert.match(text, /First launch of a freshly started plugin \(2 plugins/);
-      assert.match(text, /(PASS|MISS) {2}first launch of a fresh plugin <= 2x an idle launch/);
-      const svg = readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.svg'))!), 'utf8');
-      assert.match(svg, /Where a launch's time goes/);
-      assert.ok(svg.includes('grpc first'), 'a bar for the first launch');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { text, svg } = render(r);
+    assert.match(text, /Where a launch's time goes/);
+    for (const p of PHASES) assert.ok(text.includes(p), `phase ${p} printed`);
+    assert.match(text, /^idle {2}grpc .*$/m);
+    assert.match(text, /^warm {2}grpc .*$/m);
+    assert.match(text, /First launch of a freshly started plugin \(2 plugins/);
+    assert.match(text, /(PASS|MISS) {2}first launch of a fresh plugin <= 2x an idle launch/);
+    assert.match(svg, /Where a launch's time goes/);
+    assert.ok(svg.includes('grpc first'), 'a bar for the first launch');
   });
 
   it('prints the derived plugin-bound rate, baseline 1\'s own CPU per launch and the issue 16 target lines, and draws the rate target', () => {
@@ -56,24 +61,16 @@ describe('bench report', () => {
       nativeCpu: { concurrency: 8, command: '/bin/true', launches: 100, failures: 0, firstError: '', seconds: 1, perSecond: 300, cpuPct: 20, cpuUsPerLaunch: 500, sequentialLaunches: true },
       stats: null,
     };
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'exec2-bench-report-'));
-    try {
-      const lines: string[] = [];
-      report(r, dir, 'test', (s) => lines.push(s));
-      const text = lines.join('\n');
-      assert.match(text, /plugin-bound\/s/);
-      assert.match(text, /^ {4}8 \/bin\/true .* 800 +1250 /m);
-      assert.match(text, /native launcher \(baseline 1\), c=8 \/bin\/true, 100 launches: 500 µs CPU per launch/);
-      assert.match(text, /launch\(\) calls run one after another/);
-      assert.match(text, /^ {2}PASS {2}plugin CPU per launch .*800 µs vs 2 x 500 µs = 1\.60x$/m);
-      assert.match(text, /^ {2}PASS {2}plugin-bound launches\/s .*: 1250\/s \(measured 244\/s/m);
-      assert.match(text, /^ {2}n\/a {3}\[warm\] StartTask received .*latency part did not run/m);
-      assert.ok(!/>= 1,000 launches\/s through gRPC/.test(text), 'the old measured-rate target is gone');
-      const svg = readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.svg'))!), 'utf8');
-      assert.ok(svg.includes('target: plugin-bound 1,000/s at c=8'), 'the rate target drawn on the plugin-bound bars');
-      assert.ok(svg.includes('= 1.60x (target &lt;= 2x)'), 'CPU per launch against the native launcher');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { text, svg } = render(r);
+    assert.match(text, /plugin-bound\/s/);
+    assert.match(text, /^ {4}8 \/bin\/true .* 800 +1250 /m);
+    assert.match(text, /native launcher \(baseline 1\), c=8 \/bin\/true, 100 launches: 500 µs CPU per launch/);
+    assert.match(text, /launch\(\) calls run one after another/);
+    assert.match(text, /^ {2}PASS {2}plugin CPU per launch .*800 µs vs 2 x 500 µs = 1\.60x$/m);
+    assert.match(text, /^ {2}PASS {2}plugin-bound launches\/s .*: 1250\/s \(measured 244\/s/m);
+    assert.match(text, /^ {2}n\/a {3}\[warm\] StartTask received .*latency part did not run/m);
+    assert.ok(!/>= 1,000 launches\/s through gRPC/.test(text), 'the old measured-rate target is gone');
+    assert.ok(svg.includes('target: plugin-bound 1,000/s at c=8'), 'the rate target drawn on the plugin-bound bars');
+    assert.ok(svg.includes('= 1.60x (target &lt;= 2x)'), 'CPU per launch against the native launcher');
   });
 });

@@ -10,7 +10,7 @@ import { TaskState } from '../../gen/hashicorp/nomad/plugins/drivers/driver';
 import type { Exec2Native } from '../../native/binding';
 import { killAll, removeOwnCgroupsAsync, withOwnCreated, type TaskCgroup } from '../../shared/cgroups/task-cgroup';
 import { DriverError, messageOf } from '../../shared/errors';
-import { removeStatusDir } from '../../shared/exit-status';
+import { removeStatusDirAsync } from '../../shared/exit-status';
 import { launchedOf, newHandoff } from '../../shared/launch-handoff';
 import type { LaunchReply, LaunchRequest } from '../../shared/messages';
 import type { Launcher } from '../launcher';
@@ -134,7 +134,7 @@ export class TaskStarter {
     }
     await removeOwnCgroupsAsync(cgroup);
     try {
-      removeStatusDir(statusDir);
+      await removeStatusDirAsync(statusDir);
     } catch (err) {
       this.deps.logger.warn('cannot remove the status directory of a killed task', { status_dir: statusDir, error: err });
     }
